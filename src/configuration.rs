@@ -1,0 +1,251 @@
+//! Typed settings, layered: the defaults compiled in from `config/default.toml`, then the files
+//! `config/default.toml` and `config/$AGORA_ENV.toml` found in the config directory, then
+//! environment variables `AGORA__SECTION__KEY`.
+//!
+//! Promises: a loaded [`Settings`] has been validated, so a bad value fails at start with one
+//! [`ConfigError`] line naming the key; secrets (connection URLs) are [`SecretString`]s whose
+//! `Debug` output is redacted, so logging the settings never leaks them.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, compiled in so that the binary starts from any working directory.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Longest Redis key prefix accepted; every key carries it, so it is kept short.
+const MAX_REDIS_PREFIX_LEN: usize = 64;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub health: HealthSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub addr: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+    pub keep_alive_secs: u64,
+    pub client_request_timeout_ms: u64,
+    pub max_connections_per_worker: usize,
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: usize,
+    pub acquire_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub prefix: String,
+    pub connect_timeout_ms: u64,
+    pub response_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthSettings {
+    pub check_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A setting that cannot be used, named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file or environment variable could not be read or did not match the settings' types;
+    /// the `config` crate's message names the key.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("{key} (env {env}): {problem}")]
+    Invalid {
+        key: &'static str,
+        env: String,
+        problem: String,
+    },
+}
+
+fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        env: format!("AGORA__{}", key.replace('.', "__").to_uppercase()),
+        problem: problem.into(),
+    }
+}
+
+impl Settings {
+    /// Loads settings from `$AGORA_CONFIG_DIR` (default `./config`), `$AGORA_ENV` (default
+    /// `local`) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var_os("AGORA_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("AGORA_ENV").unwrap_or_else(|_| "local".to_owned());
+        Self::load_from(&dir, &env)
+    }
+
+    /// Loads settings from an explicit config directory and environment name (tests use this).
+    pub fn load_from(dir: &std::path::Path, env: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(dir.join("default.toml")).required(false))
+            .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false))
+            .add_source(
+                config::Environment::with_prefix("AGORA")
+                    .prefix_separator("__")
+                    .separator("__"),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value that its type alone does not constrain.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http_addr()?;
+        if self.http.max_body_bytes == 0 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1"));
+        }
+        if self.http.max_connections_per_worker == 0 {
+            return Err(invalid("http.max_connections_per_worker", "must be at least 1"));
+        }
+        self.database.pg_config()?;
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        for (key, ms) in [
+            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
+            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
+            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
+            ("redis.response_timeout_ms", self.redis.response_timeout_ms),
+            ("health.check_timeout_ms", self.health.check_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(invalid(key, "must be at least 1 millisecond"));
+            }
+        }
+        self.redis.client()?;
+        let prefix = &self.redis.prefix;
+        if prefix.is_empty() || prefix.len() > MAX_REDIS_PREFIX_LEN {
+            return Err(invalid(
+                "redis.prefix",
+                format!("must be 1 to {MAX_REDIS_PREFIX_LEN} characters"),
+            ));
+        }
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            return Err(invalid(
+                "redis.prefix",
+                "may hold only ASCII letters, digits and - _ . : (braces would break hash tags)",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
+        Ok(())
+    }
+
+    pub fn http_addr(&self) -> Result<SocketAddr, ConfigError> {
+        SocketAddr::from_str(&self.http.addr).map_err(|_| {
+            invalid(
+                "http.addr",
+                format!(
+                    "{:?} is not an IP address with a port, e.g. 127.0.0.1:8080",
+                    self.http.addr
+                ),
+            )
+        })
+    }
+}
+
+impl DatabaseSettings {
+    /// The parsed connection settings, with the configured timeouts applied.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, ConfigError> {
+        // The parser's message never repeats the URL, so it cannot leak the password.
+        let mut config = tokio_postgres::Config::from_str(self.url.expose_secret())
+            .map_err(|e| invalid("database.url", format!("not a Postgres URL: {e}")))?;
+        if config.get_dbname().is_none() {
+            return Err(invalid("database.url", "names no database"));
+        }
+        config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        config.options(format!("-c statement_timeout={}", self.statement_timeout_ms));
+        config.application_name("agora");
+        Ok(config)
+    }
+}
+
+impl RedisSettings {
+    pub fn client(&self) -> Result<redis::Client, ConfigError> {
+        redis::Client::open(self.url.expose_secret())
+            .map_err(|e| invalid("redis.url", format!("not a Redis URL: {:?}", e.kind())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Settings {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        Settings::load_from(&dir, "none-such").expect("defaults load")
+    }
+
+    #[test]
+    fn the_compiled_in_defaults_are_valid() {
+        let settings = defaults();
+        assert_eq!(settings.http.addr, "127.0.0.1:8080");
+        assert_eq!(settings.redis.prefix, "agora");
+    }
+
+    #[test]
+    fn a_bad_address_names_its_key_and_env_var() {
+        let mut settings = defaults();
+        settings.http.addr = "nonsense".into();
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("http.addr (env AGORA__HTTP__ADDR)"), "{message}");
+    }
+
+    #[test]
+    fn a_prefix_with_braces_is_refused() {
+        let mut settings = defaults();
+        settings.redis.prefix = "a{b}".into();
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("redis.prefix"), "{message}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let mut settings = defaults();
+        settings.database.url = SecretString::from("postgres://u:hunter2@localhost/agora");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Postgres, the source of truth: the connection pool and the schema migrations.
+//!
+//! Promises: the pool never holds more than `database.max_connections` connections and a
+//! caller waits at most `database.acquire_timeout_ms` for one; migrations run under a
+//! Postgres advisory lock, so processes starting together apply each migration exactly once.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::configuration::DatabaseSettings;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Key of the advisory lock that serializes migrations across processes ("agora.mg").
+const MIGRATION_LOCK_KEY: i64 = 0x6167_6f72_612e_6d67;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database settings: {0}")]
+    Config(#[from] crate::configuration::ConfigError),
+    #[error("could not build the Postgres pool")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    #[error("could not connect to Postgres")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("Postgres failed while migrating")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("a migration failed")]
+    Migration(#[from] refinery::Error),
+}
+
+/// Builds the pool; connections open lazily, on first use.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
+    let manager = Manager::from_config(
+        settings.pg_config()?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+    let connect = Duration::from_millis(settings.connect_timeout_ms);
+    Ok(Pool::builder(manager)
+        .max_size(settings.max_connections)
+        .wait_timeout(Some(acquire))
+        .create_timeout(Some(connect))
+        .recycle_timeout(Some(connect))
+        .runtime(Runtime::Tokio1)
+        .build()?)
+}
+
+/// Applies every pending migration on a dedicated connection, holding the migration lock.
+pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, DbError> {
+    let (mut client, connection) = settings
+        .pg_config()?
+        .connect(NoTls)
+        .await
+        .map_err(DbError::Connect)?;
+    let driver = tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "migration connection closed with an error");
+        }
+    });
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    let outcome = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await;
+    // Closing the session releases the lock even if the unlock below cannot be sent.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    let report = outcome?;
+    unlocked?;
+    for migration in report.applied_migrations() {
+        tracing::info!(version = migration.version(), name = migration.name(), "applied migration");
+    }
+    Ok(report.applied_migrations().len())
+}

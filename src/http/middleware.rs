@@ -1,0 +1,215 @@
+//! The middleware every request passes through, outermost first: [`observe`].
+//!
+//! It promises, for every request: a request id (the client's `X-Request-Id` when it is sane,
+//! else a fresh UUIDv7) in a `tracing` span around all the request's logs and echoed in the
+//! response; a JSON error body in the shape of [`ErrorBody`] for every 4xx/5xx, including those
+//! actix produces itself; a 500 in that shape instead of a dropped connection when a handler
+//! panics; and the HTTP metrics, labelled by route pattern (never the raw path).
+
+use std::{panic::AssertUnwindSafe, time::Instant};
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        StatusCode,
+    },
+    middleware::Next,
+    Error, HttpMessage, HttpResponse,
+};
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use super::error::{ApiError, ErrorBody};
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest client-supplied request id that is kept; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request's id, in the request extensions for handlers that want to log or return it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn request_id_of(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_REQUEST_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let request_id = request_id_of(&req);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "http_request",
+        request_id = %request_id,
+        method = %method,
+        path = %req.path(),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let in_flight = metrics::gauge!("agora_http_requests_in_flight");
+    in_flight.increment(1.0);
+
+    // The call itself routes synchronously, so it must run inside the guarded future too.
+    let outcome = AssertUnwindSafe(async move { next.call(req).await })
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    in_flight.decrement(1.0);
+
+    // Routing needs the only reference to the request, so an error or a panic arrives
+    // without it: actix renders the returned error (JSON, via `ApiError`), and the
+    // metrics cannot name the route.
+    let response = match outcome {
+        Ok(Ok(response)) => response.map_into_boxed_body(),
+        Ok(Err(error)) => {
+            let status = error.as_response_error().status_code();
+            record(&span, &method, "unknown", status, started);
+            return Err(error);
+        }
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            metrics::counter!("agora_http_panics_total").increment(1);
+            tracing::error!(parent: &span, panic = %message, "handler panicked");
+            record(&span, &method, "unknown", StatusCode::INTERNAL_SERVER_ERROR, started);
+            return Err(ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into());
+        }
+    };
+    let mut response = ensure_json_error(response);
+
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    record(&span, &method, &route, response.status(), started);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// Counts the request, times it and logs its end in its span.
+fn record(span: &tracing::Span, method: &str, route: &str, status: StatusCode, started: Instant) {
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("agora_http_requests_total", &labels).increment(1);
+    metrics::histogram!("agora_http_request_duration_seconds", &labels).record(elapsed);
+    span.record("route", route);
+    span.record("status", status.as_u16());
+    if status.is_server_error() {
+        tracing::warn!(parent: span, latency_ms = elapsed * 1e3, "request failed");
+    } else {
+        tracing::info!(parent: span, latency_ms = elapsed * 1e3, "request served");
+    }
+}
+
+/// Rewrites an error response that is not JSON (actix's own 404, 405, 408, ...) into the
+/// project's error shape, keeping its status.
+fn ensure_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (request, original) = response.into_parts();
+    let mut rewritten = HttpResponse::build(status);
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.append_header((name.clone(), value.clone()));
+        }
+    }
+    let reason = status.canonical_reason().unwrap_or("error");
+    ServiceResponse::new(
+        request,
+        rewritten.json(ErrorBody::new(&code_for(status), reason, None)),
+    )
+}
+
+/// `404 Not Found` → `not_found`: the stable code for a status that no handler named.
+fn code_for(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace(['-', ' '], "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use actix_web::{test as actix_test, web, App};
+
+    #[actix_web::test]
+    async fn a_panicking_handler_answers_500_in_the_error_shape() {
+        async fn explode() -> HttpResponse {
+            panic!("boom")
+        }
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(observe))
+                .route("/explode", web::get().to(explode)),
+        )
+        .await;
+        let error = actix_test::try_call_service(&app, actix_test::TestRequest::get().uri("/explode").to_request())
+            .await
+            .expect_err("a panic becomes an error");
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        let body: ErrorBody = serde_json::from_slice(&body).expect("JSON error shape");
+        assert_eq!(body.error.code, "internal_error");
+        assert!(!body.error.message.contains("boom"), "panic text leaked: {}", body.error.message);
+    }
+
+    #[actix_web::test]
+    async fn actix_own_errors_are_rewritten_into_the_error_shape() {
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(observe))
+                .service(web::resource("/only-get").route(web::get().to(HttpResponse::Ok))),
+        )
+        .await;
+        let response =
+            actix_test::call_service(&app, actix_test::TestRequest::post().uri("/only-get").to_request()).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let body: ErrorBody = actix_test::read_body_json(response).await;
+        assert_eq!(body.error.code, "method_not_allowed");
+    }
+
+    #[test]
+    fn statuses_without_a_handler_code_get_a_snake_case_one() {
+        assert_eq!(code_for(StatusCode::NOT_FOUND), "not_found");
+        assert_eq!(code_for(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
+        assert_eq!(code_for(StatusCode::REQUEST_TIMEOUT), "request_timeout");
+    }
+}

@@ -1,0 +1,15 @@
+//! Agora: an actor-based realtime commerce platform.
+//!
+//! The server's library: configuration, plumbing (Postgres, Redis, metrics, logs), the HTTP
+//! boundary and the domain modules. The actors live in the `agora-actors` crate.
+
+pub mod cli;
+pub mod configuration;
+pub mod db;
+pub mod hot_state;
+pub mod http;
+pub mod observability;
+pub mod seed;
+pub mod sellers;
+pub mod startup;
+pub mod telemetry;

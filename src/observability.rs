@@ -1,0 +1,46 @@
+//! Prometheus metrics: the process-wide recorder and the `/metrics` rendering.
+//!
+//! Promises: every metric is named `agora_*` in base units (`_seconds`, `_bytes`, `_total`);
+//! `_seconds` metrics are histograms with [`LATENCY_BUCKETS`], so they aggregate across
+//! processes; gauges that describe a pool are sampled at scrape time, never stale.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Histogram buckets for every `*_seconds` metric: 0.5 ms to 10 s.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The recorder is global to the process (the `metrics` facade allows one), so every
+/// application built in the process (tests build many) renders the same registry.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder on first call and returns the handle that renders it.
+pub fn recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("LATENCY_BUCKETS is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Samples the pool gauges, then renders the Prometheus text exposition.
+pub fn render(handle: &PrometheusHandle, pool: &deadpool_postgres::Pool) -> String {
+    let status = pool.status();
+    metrics::gauge!("agora_db_pool_max_connections").set(status.max_size as f64);
+    metrics::gauge!("agora_db_pool_connections").set(status.size as f64);
+    metrics::gauge!("agora_db_pool_idle_connections").set(status.available as f64);
+    metrics::gauge!("agora_db_pool_waiting_requests").set(status.waiting as f64);
+    handle.run_upkeep();
+    handle.render()
+}

@@ -1,0 +1,196 @@
+//! Seller accounts: onboarding and API-key authentication.
+//!
+//! Promises: an API key is returned once, at onboarding, and stored only as its SHA-256
+//! digest (keys are 256 random bits, so a fast hash is safe and keeps every authenticated
+//! call cheap); one account per email address, compared without case.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::http::error::ApiError;
+
+/// Prefix of every seller API key, so a leaked key is recognisable in logs and scanners.
+pub const API_KEY_PREFIX: &str = "agora_sk_";
+/// Longest seller name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest email address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// A seller's display name: trimmed, 1 to [`MAX_NAME_CHARS`] characters.
+#[derive(Debug, Clone)]
+pub struct SellerName(String);
+
+impl SellerName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let name = raw.trim();
+        let length = name.chars().count();
+        if length == 0 || length > MAX_NAME_CHARS {
+            return Err(ApiError::invalid_field(
+                "invalid_length",
+                field,
+                format!("must be 1 to {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ApiError::invalid_field(
+                "invalid_characters",
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+}
+
+/// An email address in the form `local@domain.tld`, trimmed.
+#[derive(Debug, Clone)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+        let email = raw.trim();
+        let well_formed = email.chars().count() <= MAX_EMAIL_CHARS
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.split('.').count() >= 2
+                    && domain.split('.').all(|label| !label.is_empty())
+            });
+        if !well_formed {
+            return Err(ApiError::invalid_field(
+                "invalid_email",
+                field,
+                "must be an email address such as seller@example.com",
+            ));
+        }
+        Ok(Self(email.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A seller as the seller itself may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seller {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Seller {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            id: row.get("id"),
+            name: row.get("name"),
+            email: row.get("email"),
+            status: row.get("status"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// A newly onboarded seller with the only copy of its API key.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnboardedSeller {
+    #[serde(flatten)]
+    pub seller: Seller,
+    pub api_key: String,
+}
+
+fn new_api_key() -> String {
+    let mut secret = [0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret))
+}
+
+fn digest(api_key: &str) -> Vec<u8> {
+    Sha256::digest(api_key.as_bytes()).to_vec()
+}
+
+/// Creates a seller account; 409 `email_taken` when the address already has one.
+pub async fn onboard(
+    client: &impl tokio_postgres::GenericClient,
+    name: &SellerName,
+    email: &Email,
+) -> Result<OnboardedSeller, ApiError> {
+    let api_key = new_api_key();
+    let row = client
+        .query_one(
+            "INSERT INTO sellers (id, name, email, api_key_hash) VALUES ($1, $2, $3, $4)
+             RETURNING id, name, email, status, created_at",
+            &[&Uuid::now_v7(), &name.0, &email.0, &digest(&api_key)],
+        )
+        .await
+        .map_err(|error| {
+            if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                ApiError::Conflict {
+                    code: "email_taken",
+                    message: "a seller with this email address already exists".into(),
+                    field: Some("email".into()),
+                }
+            } else {
+                error.into()
+            }
+        })?;
+    Ok(OnboardedSeller {
+        seller: Seller::from_row(&row),
+        api_key,
+    })
+}
+
+/// The active seller owning `api_key`; suspended sellers and unknown keys are both refused.
+pub async fn authenticate(
+    client: &impl tokio_postgres::GenericClient,
+    api_key: &str,
+) -> Result<Seller, ApiError> {
+    if !api_key.starts_with(API_KEY_PREFIX) {
+        return Err(ApiError::Unauthorized("not a seller API key"));
+    }
+    let row = client
+        .query_opt(
+            "SELECT id, name, email, status, created_at FROM sellers
+             WHERE api_key_hash = $1 AND status = 'active'",
+            &[&digest(api_key)],
+        )
+        .await?;
+    row.map(|row| Seller::from_row(&row))
+        .ok_or(ApiError::Unauthorized("unknown or revoked API key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_keys_are_prefixed_random_and_distinct() {
+        let (a, b) = (new_api_key(), new_api_key());
+        assert!(a.starts_with(API_KEY_PREFIX));
+        assert_eq!(a.len(), API_KEY_PREFIX.len() + 43);
+        assert_ne!(a, b);
+        assert_ne!(digest(&a), digest(&b));
+    }
+
+    #[test]
+    fn emails_without_a_dotted_domain_are_refused() {
+        for bad in ["", "a", "a@b", "@b.c", "a@@b.c", "a b@c.d", "a@b..c"] {
+            assert!(Email::parse("email", bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse("email", " Shop@Example.com ").is_ok());
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert!(SellerName::parse("name", "   ").is_err());
+        assert!(SellerName::parse("name", &"x".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(SellerName::parse("name", "Müller & Söhne").is_ok());
+    }
+}

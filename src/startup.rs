@@ -1,0 +1,127 @@
+//! Building and running one Agora server process.
+//!
+//! `Application::build` migrates the database, connects the pools, binds its own listener
+//! (port 0 picks a free one, as the tests do) and starts the HTTP workers;
+//! `run_until_stopped` serves until SIGTERM/SIGINT (or a [`ServerHandle`] stop), lets in-flight
+//! requests finish, asks the actors to flush their pending writes, then closes the pools.
+
+use std::time::Duration;
+
+use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
+use agora_actors::lifecycle::{ActorRegistry, FlushOutcome};
+
+use crate::{
+    configuration::{ConfigError, Settings},
+    db::{self, DbError},
+    hot_state::HotState,
+    http::{self, AppState},
+    observability,
+};
+
+/// Longest time actors get to flush their pending writes at shutdown.
+pub const ACTOR_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    actors: ActorRegistry,
+    pool: deadpool_postgres::Pool,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = settings.http_addr()?;
+        let applied = db::migrate(&settings.database).await?;
+        tracing::info!(applied, "database schema is current");
+        let pool = db::build_pool(&settings.database)?;
+        let hot = HotState::new(&settings.redis)?;
+        let actors = ActorRegistry::new();
+        let http_settings = settings.http.clone();
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            hot,
+            metrics: observability::recorder(),
+            settings,
+        });
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::middleware::observe))
+                .app_data(state.clone())
+                .configure(http::extract::configure(http_settings.max_body_bytes))
+                .configure(http::configure)
+                .default_service(web::to(not_found))
+        })
+        .backlog(http_settings.backlog)
+        .max_connections(http_settings.max_connections_per_worker)
+        .keep_alive(Duration::from_secs(http_settings.keep_alive_secs))
+        .client_request_timeout(Duration::from_millis(http_settings.client_request_timeout_ms))
+        .shutdown_timeout(http_settings.shutdown_timeout_secs);
+        if http_settings.workers > 0 {
+            server = server.workers(http_settings.workers);
+        }
+        let server = server.bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = server.addrs().first().map_or(addr.port(), |bound| bound.port());
+        tracing::info!(%addr, port, "listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+            actors,
+            pool,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests; signals are handled by the server itself).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The actors to flush at shutdown; actors register here when they start.
+    pub fn actors(&self) -> &ActorRegistry {
+        &self.actors
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        tracing::info!("HTTP stopped; flushing actors");
+        let outcomes = self.actors.flush_all(ACTOR_FLUSH_DEADLINE).await;
+        let failed = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, FlushOutcome::Failed { .. }))
+            .count();
+        self.pool.close();
+        if failed > 0 {
+            return Err(std::io::Error::other(format!(
+                "{failed} actor(s) could not flush their pending writes"
+            )));
+        }
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, http::error::ApiError> {
+    Err(http::error::ApiError::NotFound("route"))
+}

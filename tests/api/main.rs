@@ -1,0 +1,9 @@
+//! The one integration-test binary: every test starts real servers against real Postgres and
+//! Redis, each with a fresh database and its own Redis key prefix.
+
+mod cli;
+mod errors;
+mod health;
+mod helpers;
+mod migrations;
+mod sellers;
