@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{configuration::Settings, db, http::error::error_chain, seed, startup::Application, telemetry};
+use crate::{
+    configuration::Settings, db, http::error::error_chain, seed, startup::Application, telemetry,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "agora", version, about = "Agora: realtime commerce platform")]
@@ -58,7 +60,9 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
             let applied = db::migrate(&settings.database).await?;
             println!("applied {applied} migration(s); the schema is current");
         }
-        Command::Seed => seed::run(&settings).await.map_err(Box::<dyn std::error::Error>::from)?,
+        Command::Seed => seed::run(&settings)
+            .await
+            .map_err(Box::<dyn std::error::Error>::from)?,
     }
     Ok(())
 }

@@ -134,15 +134,24 @@ impl Settings {
             return Err(invalid("http.max_body_bytes", "must be at least 1"));
         }
         if self.http.max_connections_per_worker == 0 {
-            return Err(invalid("http.max_connections_per_worker", "must be at least 1"));
+            return Err(invalid(
+                "http.max_connections_per_worker",
+                "must be at least 1",
+            ));
         }
         self.database.pg_config()?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
         for (key, ms) in [
-            ("database.acquire_timeout_ms", self.database.acquire_timeout_ms),
-            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            (
+                "database.connect_timeout_ms",
+                self.database.connect_timeout_ms,
+            ),
             ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
             ("redis.response_timeout_ms", self.redis.response_timeout_ms),
             ("health.check_timeout_ms", self.health.check_timeout_ms),
@@ -196,7 +205,10 @@ impl DatabaseSettings {
             return Err(invalid("database.url", "names no database"));
         }
         config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
-        config.options(format!("-c statement_timeout={}", self.statement_timeout_ms));
+        config.options(format!(
+            "-c statement_timeout={}",
+            self.statement_timeout_ms
+        ));
         config.application_name("agora");
         Ok(config)
     }
@@ -230,7 +242,10 @@ mod tests {
         let mut settings = defaults();
         settings.http.addr = "nonsense".into();
         let message = settings.validate().expect_err("must fail").to_string();
-        assert!(message.starts_with("http.addr (env AGORA__HTTP__ADDR)"), "{message}");
+        assert!(
+            message.starts_with("http.addr (env AGORA__HTTP__ADDR)"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -80,7 +80,11 @@ pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, DbError> {
     let report = outcome?;
     unlocked?;
     for migration in report.applied_migrations() {
-        tracing::info!(version = migration.version(), name = migration.name(), "applied migration");
+        tracing::info!(
+            version = migration.version(),
+            name = migration.name(),
+            "applied migration"
+        );
     }
     Ok(report.applied_migrations().len())
 }

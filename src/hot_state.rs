@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn tagged_keys_carry_the_prefix_and_a_hash_tag() {
         let keys = Keys::new("shop-a");
-        assert_eq!(keys.tagged("sku:TSHIRT-M", "stock"), "shop-a:{sku:TSHIRT-M}:stock");
+        assert_eq!(
+            keys.tagged("sku:TSHIRT-M", "stock"),
+            "shop-a:{sku:TSHIRT-M}:stock"
+        );
         assert_eq!(keys.plain("sellers:count"), "shop-a:sellers:count");
     }
 }

@@ -69,7 +69,9 @@ impl Application {
         .backlog(http_settings.backlog)
         .max_connections(http_settings.max_connections_per_worker)
         .keep_alive(Duration::from_secs(http_settings.keep_alive_secs))
-        .client_request_timeout(Duration::from_millis(http_settings.client_request_timeout_ms))
+        .client_request_timeout(Duration::from_millis(
+            http_settings.client_request_timeout_ms,
+        ))
         .shutdown_timeout(http_settings.shutdown_timeout_secs);
         if http_settings.workers > 0 {
             server = server.workers(http_settings.workers);
@@ -78,7 +80,10 @@ impl Application {
             addr: addr.to_string(),
             source,
         })?;
-        let port = server.addrs().first().map_or(addr.port(), |bound| bound.port());
+        let port = server
+            .addrs()
+            .first()
+            .map_or(addr.port(), |bound| bound.port());
         tracing::info!(%addr, port, "listening");
         Ok(Self {
             port,

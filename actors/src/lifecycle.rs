@@ -32,11 +32,14 @@ pub enum FlushOutcome {
     Failed { actor: String, reason: String },
 }
 
+/// A registered actor: its name (for logs) and where to send [`FlushPendingWrites`].
+type Member = (String, Recipient<FlushPendingWrites>);
+
 /// The actors to flush at shutdown, by name. Cheap to clone; clones share one list.
 #[derive(Clone, Default)]
 pub struct ActorRegistry {
     /// Written when an actor starts (any arbiter thread), read once at shutdown.
-    members: Arc<Mutex<Vec<(String, Recipient<FlushPendingWrites>)>>>,
+    members: Arc<Mutex<Vec<Member>>>,
 }
 
 impl ActorRegistry {
@@ -65,17 +68,16 @@ impl ActorRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let flushes = members.into_iter().map(|(actor, recipient)| async move {
-            let reason = match tokio::time::timeout(deadline, recipient.send(FlushPendingWrites))
-                .await
-            {
-                Ok(Ok(Ok(writes))) => {
-                    tracing::info!(%actor, writes, "actor flushed");
-                    return FlushOutcome::Flushed { actor, writes };
-                }
-                Ok(Ok(Err(error))) => error.to_string(),
-                Ok(Err(mailbox)) => format!("actor unreachable: {mailbox}"),
-                Err(_) => format!("no answer within {deadline:?}"),
-            };
+            let reason =
+                match tokio::time::timeout(deadline, recipient.send(FlushPendingWrites)).await {
+                    Ok(Ok(Ok(writes))) => {
+                        tracing::info!(%actor, writes, "actor flushed");
+                        return FlushOutcome::Flushed { actor, writes };
+                    }
+                    Ok(Ok(Err(error))) => error.to_string(),
+                    Ok(Err(mailbox)) => format!("actor unreachable: {mailbox}"),
+                    Err(_) => format!("no answer within {deadline:?}"),
+                };
             tracing::error!(%actor, %reason, "actor did not flush");
             FlushOutcome::Failed { actor, reason }
         });
@@ -112,8 +114,16 @@ mod tests {
     #[actix_web::test]
     async fn every_registered_actor_is_flushed_and_failures_are_named() {
         let registry = ActorRegistry::new();
-        let healthy = Buffering { pending: 3, fail: false }.start();
-        let broken = Buffering { pending: 1, fail: true }.start();
+        let healthy = Buffering {
+            pending: 3,
+            fail: false,
+        }
+        .start();
+        let broken = Buffering {
+            pending: 1,
+            fail: true,
+        }
+        .start();
         registry.register("shard-0", healthy.clone().recipient());
         registry.register("shard-1", broken.recipient());
 
@@ -122,7 +132,10 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
-                FlushOutcome::Flushed { actor: "shard-0".into(), writes: 3 },
+                FlushOutcome::Flushed {
+                    actor: "shard-0".into(),
+                    writes: 3
+                },
                 FlushOutcome::Failed {
                     actor: "shard-1".into(),
                     reason: "persisting pending writes failed: database gone".into()
@@ -130,7 +143,13 @@ mod tests {
             ]
         );
         let again = registry.flush_all(Duration::from_secs(1)).await;
-        assert_eq!(again[0], FlushOutcome::Flushed { actor: "shard-0".into(), writes: 0 });
+        assert_eq!(
+            again[0],
+            FlushOutcome::Flushed {
+                actor: "shard-0".into(),
+                writes: 0
+            }
+        );
     }
 
     /// Answers only after a second, like a shard stuck on a dead database.

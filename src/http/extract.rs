@@ -34,14 +34,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
         let limit = req
             .app_data::<BodyLimit>()
             .map_or(DEFAULT_MAX_BODY_BYTES, |limit| limit.0);
-        let is_json = req
-            .mime_type()
-            .ok()
-            .flatten()
-            .is_some_and(|mime| {
-                mime.type_() == "application"
-                    && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-            });
+        let is_json = req.mime_type().ok().flatten().is_some_and(|mime| {
+            mime.type_() == "application"
+                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+        });
         let declared_length = req
             .headers()
             .get(actix_web::http::header::CONTENT_LENGTH)
@@ -134,12 +130,12 @@ fn strip_position(message: &str) -> String {
 }
 
 /// Turns query-string errors into 400s naming the parameter when serde says which.
-pub fn query_error(error: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
     let message = error.to_string();
-    let field = message
-        .split('`')
-        .nth(1)
-        .map(str::to_owned);
+    let field = message.split('`').nth(1).map(str::to_owned);
     ApiError::BadRequest {
         code: "invalid_query",
         message,
@@ -207,8 +203,7 @@ mod tests {
 
     #[test]
     fn trailing_garbage_is_malformed_json() {
-        let error =
-            parse_json::<Body>(br#"{"name":"a","items":[]} x"#).expect_err("must fail");
+        let error = parse_json::<Body>(br#"{"name":"a","items":[]} x"#).expect_err("must fail");
         assert_eq!(error.code(), "malformed_json");
     }
 

@@ -90,7 +90,13 @@ pub async fn observe(
                 .unwrap_or_else(|| "unknown panic".to_owned());
             metrics::counter!("agora_http_panics_total").increment(1);
             tracing::error!(parent: &span, panic = %message, "handler panicked");
-            record(&span, &method, "unknown", StatusCode::INTERNAL_SERVER_ERROR, started);
+            record(
+                &span,
+                &method,
+                "unknown",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                started,
+            );
             return Err(ApiError::internal(anyhow::anyhow!("handler panicked: {message}")).into());
         }
     };
@@ -178,9 +184,12 @@ mod tests {
                 .route("/explode", web::get().to(explode)),
         )
         .await;
-        let error = actix_test::try_call_service(&app, actix_test::TestRequest::get().uri("/explode").to_request())
-            .await
-            .expect_err("a panic becomes an error");
+        let error = actix_test::try_call_service(
+            &app,
+            actix_test::TestRequest::get().uri("/explode").to_request(),
+        )
+        .await
+        .expect_err("a panic becomes an error");
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = actix_web::body::to_bytes(response.into_body())
@@ -188,7 +197,11 @@ mod tests {
             .expect("body");
         let body: ErrorBody = serde_json::from_slice(&body).expect("JSON error shape");
         assert_eq!(body.error.code, "internal_error");
-        assert!(!body.error.message.contains("boom"), "panic text leaked: {}", body.error.message);
+        assert!(
+            !body.error.message.contains("boom"),
+            "panic text leaked: {}",
+            body.error.message
+        );
     }
 
     #[actix_web::test]
@@ -199,8 +212,13 @@ mod tests {
                 .service(web::resource("/only-get").route(web::get().to(HttpResponse::Ok))),
         )
         .await;
-        let response =
-            actix_test::call_service(&app, actix_test::TestRequest::post().uri("/only-get").to_request()).await;
+        let response = actix_test::call_service(
+            &app,
+            actix_test::TestRequest::post()
+                .uri("/only-get")
+                .to_request(),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         let body: ErrorBody = actix_test::read_body_json(response).await;
         assert_eq!(body.error.code, "method_not_allowed");
@@ -209,7 +227,10 @@ mod tests {
     #[test]
     fn statuses_without_a_handler_code_get_a_snake_case_one() {
         assert_eq!(code_for(StatusCode::NOT_FOUND), "not_found");
-        assert_eq!(code_for(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
+        assert_eq!(
+            code_for(StatusCode::METHOD_NOT_ALLOWED),
+            "method_not_allowed"
+        );
         assert_eq!(code_for(StatusCode::REQUEST_TIMEOUT), "request_timeout");
     }
 }

@@ -26,8 +26,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/health").route(web::get().to(routes::health::health)))
         .service(web::resource("/ready").route(web::get().to(routes::health::ready)))
-        .service(
-            web::resource("/metrics").route(web::get().to(routes::health::prometheus_metrics)),
-        )
+        .service(web::resource("/metrics").route(web::get().to(routes::health::prometheus_metrics)))
         .service(web::scope("/api/v1").configure(routes::sellers::configure));
 }

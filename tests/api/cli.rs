@@ -10,7 +10,10 @@ use crate::helpers::{drop_database, free_port, fresh_database, test_settings};
 fn agora() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_agora"));
     command
-        .env("AGORA_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .env(
+            "AGORA_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
         .env("AGORA_ENV", "test")
         .env_remove("RUST_LOG");
     command
@@ -20,11 +23,19 @@ fn agora() -> Command {
 fn a_bad_setting_stops_the_start_with_one_line_naming_its_key() {
     for (variable, value, key) in [
         ("AGORA__HTTP__ADDR", "nonsense", "http.addr"),
-        ("AGORA__DATABASE__MAX_CONNECTIONS", "lots", "database.max_connections"),
+        (
+            "AGORA__DATABASE__MAX_CONNECTIONS",
+            "lots",
+            "database.max_connections",
+        ),
         ("AGORA__REDIS__PREFIX", "a{b}", "redis.prefix"),
         ("AGORA__LOG__FORMAT", "xml", "log.format"),
     ] {
-        let output = agora().arg("serve").env(variable, value).output().expect("runs");
+        let output = agora()
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .expect("runs");
         assert_eq!(output.status.code(), Some(2), "{variable}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.trim_end().lines().count(), 1, "{variable}: {stderr}");
@@ -37,7 +48,10 @@ fn a_database_password_never_appears_in_the_output() {
     let port = free_port();
     let output = agora()
         .arg("migrate")
-        .env("AGORA__DATABASE__URL", format!("postgres://postgres:hunter2@127.0.0.1:{port}/agora"))
+        .env(
+            "AGORA__DATABASE__URL",
+            format!("postgres://postgres:hunter2@127.0.0.1:{port}/agora"),
+        )
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));
@@ -138,8 +152,16 @@ async fn serve_migrates_an_empty_database_logs_json_with_request_ids_and_exits_0
 async fn seed_writes_the_demo_store_once_however_often_it_runs() {
     let settings = test_settings();
     let (name, url) = fresh_database(&settings).await;
-    let first = agora().arg("seed").env("AGORA__DATABASE__URL", &url).output().expect("runs");
-    let second = agora().arg("seed").env("AGORA__DATABASE__URL", &url).output().expect("runs");
+    let first = agora()
+        .arg("seed")
+        .env("AGORA__DATABASE__URL", &url)
+        .output()
+        .expect("runs");
+    let second = agora()
+        .arg("seed")
+        .env("AGORA__DATABASE__URL", &url)
+        .output()
+        .expect("runs");
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -152,9 +174,27 @@ async fn seed_writes_the_demo_store_once_however_often_it_runs() {
     drop(client);
     drop_database(&settings, &name).await;
 
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
-    assert_eq!(String::from_utf8_lossy(&first.stdout).matches("agora_sk_").count(), 3);
-    assert_eq!(String::from_utf8_lossy(&second.stdout).matches("exists already").count(), 3);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout)
+            .matches("agora_sk_")
+            .count(),
+        3
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout)
+            .matches("exists already")
+            .count(),
+        3
+    );
     assert_eq!(sellers, 3);
 }

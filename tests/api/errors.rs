@@ -12,7 +12,10 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(content_type.starts_with("application/json"), "content type {content_type}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type}"
+    );
     let body: Value = response.json().await.expect("a JSON body");
     let error = body["error"].clone();
     assert!(error["code"].is_string(), "no code in {body}");
@@ -77,12 +80,15 @@ async fn a_body_over_the_limit_gets_413_and_writes_nothing() {
 #[actix_web::test]
 async fn a_chunked_body_over_the_limit_gets_413_too() {
     let app = spawn_app_with(|settings| settings.http.max_body_bytes = 1024).await;
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b' '; 512])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..8).map(|_| Ok(vec![b' '; 512])).collect();
     let response = app
         .client
         .post(app.url("/api/v1/sellers"))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .expect("sent");
@@ -93,14 +99,21 @@ async fn a_chunked_body_over_the_limit_gets_413_too() {
 #[actix_web::test]
 async fn a_missing_or_mistyped_field_gets_422_naming_it() {
     let app = spawn_app().await;
-    let (status, error) = error_of(app.post_json("/api/v1/sellers", &json!({ "name": "Shop" })).await).await;
+    let (status, error) = error_of(
+        app.post_json("/api/v1/sellers", &json!({ "name": "Shop" }))
+            .await,
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(error["code"], "missing_field");
     assert_eq!(error["field"], "email");
 
     let (status, error) = error_of(
-        app.post_json("/api/v1/sellers", &json!({ "name": ["Shop"], "email": "a@b.co" }))
-            .await,
+        app.post_json(
+            "/api/v1/sellers",
+            &json!({ "name": ["Shop"], "email": "a@b.co" }),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 422);
@@ -114,7 +127,12 @@ async fn an_unknown_route_gets_404_and_a_wrong_method_gets_405_in_the_error_shap
     assert_eq!(status, 404);
     assert_eq!(error["code"], "not_found");
 
-    let response = app.client.delete(app.url("/health")).send().await.expect("sent");
+    let response = app
+        .client
+        .delete(app.url("/health"))
+        .send()
+        .await
+        .expect("sent");
     let (status, error) = error_of(response).await;
     assert_eq!(status, 405);
     assert_eq!(error["code"], "method_not_allowed");

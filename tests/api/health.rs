@@ -37,7 +37,10 @@ async fn ready_answers_503_naming_redis_when_redis_is_unreachable() {
     assert_eq!(body["error"]["code"], "not_ready");
     assert_eq!(body["checks"]["redis"], "unavailable");
     assert_eq!(body["checks"]["postgres"], "ok");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("redis"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("redis"));
 }
 
 #[actix_web::test]
@@ -45,17 +48,22 @@ async fn ready_turns_200_by_itself_once_redis_is_back() {
     let mut redis = OwnRedis::start_on(free_port()).await;
     let url = redis.url();
     let app = spawn_app_with(|settings| settings.redis.url = SecretString::from(url)).await;
-    assert!(app.wait_for_status("/ready", 200, Duration::from_secs(5)).await);
+    assert!(
+        app.wait_for_status("/ready", 200, Duration::from_secs(5))
+            .await
+    );
 
     redis.stop();
     assert!(
-        app.wait_for_status("/ready", 503, Duration::from_secs(5)).await,
+        app.wait_for_status("/ready", 503, Duration::from_secs(5))
+            .await,
         "/ready never noticed that Redis stopped"
     );
 
     let _redis = OwnRedis::start_on(redis.port).await;
     assert!(
-        app.wait_for_status("/ready", 200, Duration::from_secs(15)).await,
+        app.wait_for_status("/ready", 200, Duration::from_secs(15))
+            .await,
         "/ready did not recover after Redis came back"
     );
 }
@@ -102,8 +110,14 @@ async fn metrics_count_requests_by_route_pattern_method_and_status() {
         .unwrap_or_default()
         .starts_with("text/plain"));
     let text = response.text().await.expect("text");
-    assert!(text.contains(r#"agora_http_requests_total{method="GET",route="/health",status="200"}"#), "{text}");
-    assert!(text.contains(r#"route="/api/v1/sellers/me",status="401""#), "{text}");
+    assert!(
+        text.contains(r#"agora_http_requests_total{method="GET",route="/health",status="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/sellers/me",status="401""#),
+        "{text}"
+    );
     assert!(text.contains(r#"agora_http_request_duration_seconds_bucket{method="GET",route="/health",status="200",le="0.005"}"#), "{text}");
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
     assert!(!text.contains("12345"), "a raw path leaked into the labels");
@@ -115,8 +129,14 @@ async fn metrics_count_requests_by_route_pattern_method_and_status() {
     ] {
         assert!(text.contains(gauge), "{gauge} missing");
     }
-    for line in text.lines().filter(|line| !line.is_empty() && !line.starts_with('#')) {
-        assert!(line.starts_with("agora_"), "metric outside the agora_ namespace: {line}");
+    for line in text
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    {
+        assert!(
+            line.starts_with("agora_"),
+            "metric outside the agora_ namespace: {line}"
+        );
     }
 }
 

@@ -6,7 +6,10 @@ use crate::helpers::spawn_app;
 async fn an_onboarded_seller_gets_a_key_once_and_it_authenticates() {
     let app = spawn_app().await;
     let response = app
-        .post_json("/api/v1/sellers", &json!({ "name": "Nordlicht", "email": "shop@nordlicht.example" }))
+        .post_json(
+            "/api/v1/sellers",
+            &json!({ "name": "Nordlicht", "email": "shop@nordlicht.example" }),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("json");
@@ -25,7 +28,10 @@ async fn an_onboarded_seller_gets_a_key_once_and_it_authenticates() {
         .expect("json");
     assert_eq!(me["id"], created["id"]);
     assert_eq!(me["name"], "Nordlicht");
-    assert!(me.get("api_key").is_none(), "the key is shown only at onboarding");
+    assert!(
+        me.get("api_key").is_none(),
+        "the key is shown only at onboarding"
+    );
 
     let stored: Vec<u8> = app
         .db()
@@ -42,11 +48,17 @@ async fn an_onboarded_seller_gets_a_key_once_and_it_authenticates() {
 async fn a_second_seller_with_the_same_email_in_other_case_gets_409() {
     let app = spawn_app().await;
     let first = app
-        .post_json("/api/v1/sellers", &json!({ "name": "A", "email": "Shop@Example.com" }))
+        .post_json(
+            "/api/v1/sellers",
+            &json!({ "name": "A", "email": "Shop@Example.com" }),
+        )
         .await;
     assert_eq!(first.status(), 201);
     let second = app
-        .post_json("/api/v1/sellers", &json!({ "name": "B", "email": "shop@example.COM" }))
+        .post_json(
+            "/api/v1/sellers",
+            &json!({ "name": "B", "email": "shop@example.COM" }),
+        )
         .await;
     assert_eq!(second.status(), 409);
     let body: Value = second.json().await.expect("json");
@@ -58,10 +70,26 @@ async fn a_second_seller_with_the_same_email_in_other_case_gets_409() {
 async fn invalid_seller_fields_get_422_naming_the_field() {
     let app = spawn_app().await;
     for (body, field, code) in [
-        (json!({ "name": "A", "email": "not-an-email" }), "email", "invalid_email"),
-        (json!({ "name": "  ", "email": "a@b.co" }), "name", "invalid_length"),
-        (json!({ "name": "x".repeat(201), "email": "a@b.co" }), "name", "invalid_length"),
-        (json!({ "name": "A", "email": "a@b.co", "role": "admin" }), "role", "unknown_field"),
+        (
+            json!({ "name": "A", "email": "not-an-email" }),
+            "email",
+            "invalid_email",
+        ),
+        (
+            json!({ "name": "  ", "email": "a@b.co" }),
+            "name",
+            "invalid_length",
+        ),
+        (
+            json!({ "name": "x".repeat(201), "email": "a@b.co" }),
+            "name",
+            "invalid_length",
+        ),
+        (
+            json!({ "name": "A", "email": "a@b.co", "role": "admin" }),
+            "role",
+            "unknown_field",
+        ),
     ] {
         let response = app.post_json("/api/v1/sellers", &body).await;
         assert_eq!(response.status(), 422, "{body}");

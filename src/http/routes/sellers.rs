@@ -58,5 +58,7 @@ pub fn bearer_token(request: &HttpRequest) -> Result<&str, ApiError> {
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or(ApiError::Unauthorized("send Authorization: Bearer <api_key>"))
+        .ok_or(ApiError::Unauthorized(
+            "send Authorization: Bearer <api_key>",
+        ))
 }
