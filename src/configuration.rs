@@ -6,9 +6,12 @@
 //! [`ConfigError`] line naming the key; secrets (connection URLs) are [`SecretString`]s whose
 //! `Debug` output is redacted, so logging the settings never leaks them.
 
-use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
+use rust_decimal::Decimal;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::money::{Currency, FxRates};
 use serde::Deserialize;
 
 /// The defaults, compiled in so that the binary starts from any working directory.
@@ -23,6 +26,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub health: HealthSettings,
+    pub auth: AuthSettings,
+    pub operator: OperatorSettings,
+    pub catalog: CatalogSettings,
+    pub fx: FxSettings,
     pub log: LogSettings,
 }
 
@@ -58,6 +65,34 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct HealthSettings {
     pub check_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub session_ttl_hours: u64,
+    pub max_concurrent_password_hashes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OperatorSettings {
+    pub token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogSettings {
+    pub default_locale: String,
+    pub default_currency: String,
+    pub product_cache_ttl_secs: u64,
+    pub listing_max_age_secs: u64,
+    pub listing_stale_while_revalidate_secs: u64,
+    pub product_max_age_secs: u64,
+    pub product_stale_while_revalidate_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FxSettings {
+    pub base: String,
+    pub rates: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +212,18 @@ impl Settings {
                 "may hold only ASCII letters, digits and - _ . : (braces would break hash tags)",
             ));
         }
+        if self.auth.session_ttl_hours == 0 {
+            return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
+        }
+        if self.auth.max_concurrent_password_hashes == 0 {
+            return Err(invalid(
+                "auth.max_concurrent_password_hashes",
+                "must be at least 1",
+            ));
+        }
+        self.pricing()?;
+        crate::locale::Locale::parse(&self.catalog.default_locale)
+            .map_err(|e| invalid("catalog.default_locale", e.to_string()))?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
         Ok(())
@@ -193,6 +240,60 @@ impl Settings {
             )
         })
     }
+}
+
+impl Settings {
+    /// The store's exchange rates; environment keys arrive lower-cased, so codes are
+    /// upper-cased first.
+    pub fn fx_rates(&self) -> Result<FxRates, ConfigError> {
+        let base = Currency::from_code(&self.fx.base.to_ascii_uppercase())
+            .ok_or_else(|| invalid("fx.base", "not an ISO 4217 currency with minor units"))?;
+        let mut rates = Vec::with_capacity(self.fx.rates.len());
+        for (code, rate) in &self.fx.rates {
+            let currency = Currency::from_code(&code.to_ascii_uppercase()).ok_or_else(|| {
+                invalid(
+                    "fx.rates",
+                    format!("{code:?} is not an ISO 4217 currency with minor units"),
+                )
+            })?;
+            let rate = Decimal::from_str_exact(rate.trim())
+                .ok()
+                .filter(|rate| rate.is_sign_positive() && !rate.is_zero())
+                .ok_or_else(|| {
+                    invalid(
+                        "fx.rates",
+                        format!("the rate of {code} must be a positive decimal string"),
+                    )
+                })?;
+            rates.push((currency, rate));
+        }
+        Ok(FxRates::new(base, rates))
+    }
+
+    /// The exchange rates and the default currency, parsed together (done once at start).
+    pub fn pricing(&self) -> Result<Pricing, ConfigError> {
+        let fx = self.fx_rates()?;
+        let default_currency =
+            Currency::from_code(&self.catalog.default_currency.to_ascii_uppercase())
+                .filter(|currency| fx.supports(*currency))
+                .ok_or_else(|| {
+                    invalid(
+                        "catalog.default_currency",
+                        "must be fx.base or one of the currencies in fx.rates",
+                    )
+                })?;
+        Ok(Pricing {
+            fx,
+            default_currency,
+        })
+    }
+}
+
+/// How the store prices: its exchange rates and the currency used when a request names none.
+#[derive(Debug, Clone)]
+pub struct Pricing {
+    pub fx: FxRates,
+    pub default_currency: Currency,
 }
 
 impl DatabaseSettings {
@@ -254,6 +355,25 @@ mod tests {
         settings.redis.prefix = "a{b}".into();
         let message = settings.validate().expect_err("must fail").to_string();
         assert!(message.starts_with("redis.prefix"), "{message}");
+    }
+
+    #[test]
+    fn exchange_rates_must_be_positive_and_name_real_currencies() {
+        let mut settings = defaults();
+        settings.fx.rates.insert("usd".into(), "0".into());
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("fx.rates"), "{message}");
+        settings.fx.rates.insert("usd".into(), "1.1".into());
+        settings.fx.rates.insert("ABC".into(), "1.1".into());
+        assert!(settings.validate().is_err());
+    }
+
+    #[test]
+    fn the_default_currency_must_be_one_the_store_sells_in() {
+        let mut settings = defaults();
+        settings.catalog.default_currency = "BRL".into();
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("catalog.default_currency"), "{message}");
     }
 
     #[test]

@@ -3,13 +3,19 @@
 //! The server's library: configuration, plumbing (Postgres, Redis, metrics, logs), the HTTP
 //! boundary and the domain modules. The actors live in the `agora-actors` crate.
 
+pub mod catalog;
 pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod hot_state;
 pub mod http;
+pub mod inventory;
+pub mod locale;
+pub mod money;
 pub mod observability;
+pub mod regions;
 pub mod seed;
 pub mod sellers;
+pub mod shoppers;
 pub mod startup;
 pub mod telemetry;

@@ -77,7 +77,7 @@ impl Email {
 }
 
 /// A seller as the seller itself may see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Seller {
     pub id: Uuid,
     pub name: String,
@@ -99,10 +99,11 @@ impl Seller {
 }
 
 /// A newly onboarded seller with the only copy of its API key.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OnboardedSeller {
     #[serde(flatten)]
     pub seller: Seller,
+    #[schema(example = "agora_sk_…")]
     pub api_key: String,
 }
 
@@ -164,6 +165,23 @@ pub async fn authenticate(
         .await?;
     row.map(|row| Seller::from_row(&row))
         .ok_or(ApiError::Unauthorized("unknown or revoked API key"))
+}
+
+/// Sets a seller's status (`active` or `suspended`), for the operator.
+pub async fn set_status(
+    client: &impl tokio_postgres::GenericClient,
+    id: Uuid,
+    status: &str,
+) -> Result<Seller, ApiError> {
+    let row = client
+        .query_opt(
+            "UPDATE sellers SET status = $2 WHERE id = $1
+             RETURNING id, name, email, status, created_at",
+            &[&id, &status],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("seller"))?;
+    Ok(Seller::from_row(&row))
 }
 
 #[cfg(test)]

@@ -11,11 +11,13 @@ use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
 use agora_actors::lifecycle::{ActorRegistry, FlushOutcome};
 
 use crate::{
+    catalog,
     configuration::{ConfigError, Settings},
     db::{self, DbError},
     hot_state::HotState,
-    http::{self, AppState},
+    http::{self, error::ApiError, AppState},
     observability,
+    shoppers::PasswordHashing,
 };
 
 /// Longest time actors get to flush their pending writes at shutdown.
@@ -27,6 +29,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error("could not prepare the catalog")]
+    Prepare(#[source] ApiError),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
@@ -48,6 +52,15 @@ impl Application {
         let applied = db::migrate(&settings.database).await?;
         tracing::info!(applied, "database schema is current");
         let pool = db::build_pool(&settings.database)?;
+        let pricing = settings.pricing()?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StartupError::Prepare(e.into()))?;
+        catalog::sync_exchange_rates(&mut client, &pricing.fx)
+            .await
+            .map_err(StartupError::Prepare)?;
+        drop(client);
         let hot = HotState::new(&settings.redis)?;
         let actors = ActorRegistry::new();
         let http_settings = settings.http.clone();
@@ -55,6 +68,8 @@ impl Application {
             pool: pool.clone(),
             hot,
             metrics: observability::recorder(),
+            passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
+            pricing,
             settings,
         });
 

@@ -87,13 +87,15 @@ impl ApiError {
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
+    /// Stable, machine-readable, snake_case.
+    #[schema(example = "invalid_field")]
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,13 +1,21 @@
 //! The HTTP boundary: routes, the error shape, extractors and middleware.
 
+pub mod auth;
+pub mod caching;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod negotiation;
+pub mod openapi;
 pub mod routes;
 
 use actix_web::web;
 
-use crate::{configuration::Settings, hot_state::HotState};
+use crate::{
+    configuration::{Pricing, Settings},
+    hot_state::HotState,
+    shoppers::PasswordHashing,
+};
 
 /// What every handler may reach, shared by all workers.
 pub struct AppState {
@@ -17,6 +25,10 @@ pub struct AppState {
     pub hot: HotState,
     /// Renders `/metrics`.
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Exchange rates and default currency, parsed once at start.
+    pub pricing: Pricing,
+    /// Bounds concurrent password hashing (memory- and CPU-hard by design).
+    pub passwords: PasswordHashing,
     pub settings: Settings,
 }
 
@@ -27,5 +39,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/health").route(web::get().to(routes::health::health)))
         .service(web::resource("/ready").route(web::get().to(routes::health::ready)))
         .service(web::resource("/metrics").route(web::get().to(routes::health::prometheus_metrics)))
-        .service(web::scope("/api/v1").configure(routes::sellers::configure));
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
+        .service(
+            web::scope("/api/v1")
+                .configure(routes::sellers::configure)
+                .configure(routes::shoppers::configure)
+                .configure(routes::products::configure)
+                .configure(routes::inventory::configure)
+                .configure(routes::regions::configure)
+                .configure(routes::operator::configure),
+        );
 }

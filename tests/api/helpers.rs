@@ -94,6 +94,56 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Onboards a seller and returns its id and API key.
+    pub async fn seller(&self, name: &str) -> (String, String) {
+        let email = format!(
+            "{}@{}.example",
+            Uuid::new_v4().simple(),
+            name.to_lowercase().replace(' ', "-")
+        );
+        let response = self
+            .post_json(
+                "/api/v1/sellers",
+                &serde_json::json!({ "name": name, "email": email }),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "onboarding {name}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        (
+            body["id"].as_str().expect("id").to_owned(),
+            body["api_key"].as_str().expect("api_key").to_owned(),
+        )
+    }
+
+    /// Sends `method path` with a bearer token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Creates a product as the seller owning `key`; panics unless it answers 201.
+    pub async fn product(&self, key: &str, body: &serde_json::Value) -> serde_json::Value {
+        let response = self
+            .call(reqwest::Method::POST, "/api/v1/products", key, Some(body))
+            .await;
+        let status = response.status();
+        let json: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "{json}");
+        json
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

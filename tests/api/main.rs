@@ -1,9 +1,13 @@
 //! The one integration-test binary: every test starts real servers against real Postgres and
 //! Redis, each with a fresh database and its own Redis key prefix.
 
+mod catalog;
 mod cli;
 mod errors;
 mod health;
 mod helpers;
 mod migrations;
+mod operator;
 mod sellers;
+mod shoppers;
+mod storefront;

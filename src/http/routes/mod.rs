@@ -1,4 +1,9 @@
 //! Route handlers, one module per resource.
 
 pub mod health;
+pub mod inventory;
+pub mod operator;
+pub mod products;
+pub mod regions;
 pub mod sellers;
+pub mod shoppers;

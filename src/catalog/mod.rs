@@ -1,0 +1,651 @@
+//! The marketplace catalog: products, their variants, content per locale and prices per
+//! currency, as sellers write them and shoppers browse them.
+//!
+//! Promises: every write is one Postgres transaction (nothing is half-written); a seller only
+//! ever reads or changes its own products (others' are "not found"); the storefront shows only
+//! active products of active sellers; each product's listing prices (lowest variant price in
+//! every store currency, explicit or converted) are rewritten in the same transaction as the
+//! product, so price filters and sorts never disagree with the product page.
+
+pub mod cache;
+pub mod input;
+pub mod storefront;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{error::SqlState, GenericClient, Transaction};
+use uuid::Uuid;
+
+use self::input::{ContentInput, ProductDraft, ProductPatch, VariantDraft};
+use crate::{
+    configuration::Pricing,
+    http::error::ApiError,
+    locale::Locale,
+    money::{Currency, FxRates},
+};
+
+/// A product as stored: all it takes to render it in any locale and currency.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProductRecord {
+    pub id: Uuid,
+    pub seller_id: Uuid,
+    pub default_locale: String,
+    pub base_currency: String,
+    /// `active` or `archived`.
+    pub status: String,
+    /// Whether the seller may sell (`active`) or was suspended by the operator.
+    pub seller_status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    #[schema(value_type = BTreeMap<String, ContentSchema>)]
+    pub content: BTreeMap<String, Content>,
+    pub variants: Vec<VariantRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Content {
+    pub title: String,
+    pub description: String,
+}
+
+/// OpenAPI shape of [`Content`].
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ContentSchema {
+    title: String,
+    description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VariantRecord {
+    pub sku: String,
+    pub attributes: BTreeMap<String, String>,
+    pub weight_grams: i32,
+    pub image_urls: Vec<String>,
+    /// Explicit prices by currency, as decimal strings.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub prices: BTreeMap<String, Decimal>,
+    /// Units on hand; only the seller sees it (never cached, never on the storefront).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_on_hand: Option<i32>,
+}
+
+impl ProductRecord {
+    pub fn is_on_storefront(&self) -> bool {
+        self.status == "active" && self.seller_status == "active"
+    }
+
+    /// The same record without seller-only data, for caches and the storefront.
+    pub fn without_stock(mut self) -> Self {
+        for variant in &mut self.variants {
+            variant.stock_on_hand = None;
+        }
+        self
+    }
+}
+
+/// Loads one product with its content, variants, prices and stock.
+pub async fn load(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<ProductRecord>, ApiError> {
+    Ok(load_many(client, &[id]).await?.pop())
+}
+
+/// Loads products in one round trip, in the order of `ids` (missing ones are skipped).
+pub async fn load_many(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<Vec<ProductRecord>, ApiError> {
+    let rows = client
+        .query(
+            "SELECT jsonb_build_object(
+                 'id', p.id, 'seller_id', p.seller_id, 'default_locale', p.default_locale,
+                 'base_currency', p.base_currency, 'status', p.status, 'seller_status', s.status,
+                 'created_at', p.created_at, 'updated_at', p.updated_at, 'version', p.version,
+                 'content', (SELECT coalesce(jsonb_object_agg(c.locale, jsonb_build_object(
+                                 'title', c.title, 'description', c.description)), '{}')
+                             FROM product_content c WHERE c.product_id = p.id),
+                 'variants', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                 'sku', v.sku, 'attributes', v.attributes,
+                                 'weight_grams', v.weight_grams, 'image_urls', v.image_urls,
+                                 'stock_on_hand', v.stock_on_hand,
+                                 'prices', (SELECT coalesce(jsonb_object_agg(vp.currency, vp.amount::text), '{}')
+                                            FROM variant_prices vp WHERE vp.variant_id = v.id)
+                              ) ORDER BY v.position), '[]')
+                              FROM variants v WHERE v.product_id = p.id))
+             FROM products p JOIN sellers s ON s.id = p.seller_id
+             WHERE p.id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    let mut products = rows
+        .into_iter()
+        .map(|row| {
+            serde_json::from_value::<ProductRecord>(row.get(0)).map_err(|e| {
+                ApiError::internal(anyhow::Error::new(e).context("decoding a product"))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    products.sort_by_key(|product| ids.iter().position(|id| *id == product.id));
+    // Stored with four decimals; shown with the currency's own.
+    for variant in products.iter_mut().flat_map(|p| p.variants.iter_mut()) {
+        for (code, amount) in &mut variant.prices {
+            if let Some(currency) = Currency::from_code(code.trim()) {
+                *amount = currency.round(*amount);
+            }
+        }
+    }
+    Ok(products)
+}
+
+/// Loads a product only if `seller_id` owns it; anything else is "not found".
+pub async fn load_own(
+    client: &impl GenericClient,
+    seller_id: Uuid,
+    id: Uuid,
+) -> Result<ProductRecord, ApiError> {
+    load(client, id)
+        .await?
+        .filter(|product| product.seller_id == seller_id)
+        .ok_or(ApiError::NotFound("product"))
+}
+
+/// Creates a product with its variants, content, prices, stock ledger and listing prices.
+pub async fn create(
+    tx: &Transaction<'_>,
+    pricing: &Pricing,
+    seller_id: Uuid,
+    draft: &ProductDraft,
+) -> Result<Uuid, ApiError> {
+    let id = Uuid::now_v7();
+    tx.execute(
+        "INSERT INTO products (id, seller_id, default_locale, base_currency) VALUES ($1, $2, $3, $4)",
+        &[&id, &seller_id, &draft.default_locale.as_str(), &draft.base_currency.code()],
+    )
+    .await?;
+    write_content(tx, id, &draft.content).await?;
+    insert_variants(tx, id, 0, &draft.variants).await?;
+    refresh_listing_prices(tx, &pricing.fx, Some(id)).await?;
+    Ok(id)
+}
+
+async fn write_content(
+    tx: &Transaction<'_>,
+    product_id: Uuid,
+    content: &BTreeMap<Locale, ContentInput>,
+) -> Result<(), ApiError> {
+    let locales: Vec<&str> = content.keys().map(Locale::as_str).collect();
+    let configs: Vec<&str> = content.keys().map(Locale::search_config).collect();
+    let titles: Vec<&str> = content.values().map(|c| c.title.as_str()).collect();
+    let descriptions: Vec<&str> = content.values().map(|c| c.description.as_str()).collect();
+    tx.execute(
+        "INSERT INTO product_content (product_id, locale, search_config, title, description)
+         SELECT $1, l, c::regconfig, t, d FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS x(l, c, t, d)
+         ON CONFLICT (product_id, locale) DO UPDATE
+            SET title = EXCLUDED.title, description = EXCLUDED.description,
+                search_config = EXCLUDED.search_config",
+        &[&product_id, &locales, &configs, &titles, &descriptions],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts variants from `first_position` on, with their prices and initial ledger entries.
+async fn insert_variants(
+    tx: &Transaction<'_>,
+    product_id: Uuid,
+    first_position: i16,
+    variants: &[VariantDraft],
+) -> Result<(), ApiError> {
+    if variants.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = variants.iter().map(|_| Uuid::now_v7()).collect();
+    let positions: Vec<i16> = (0..variants.len())
+        .map(|i| first_position.saturating_add(i16::try_from(i).unwrap_or(i16::MAX)))
+        .collect();
+    let skus: Vec<&str> = variants.iter().map(|v| v.sku.as_str()).collect();
+    let attributes: Vec<serde_json::Value> = variants
+        .iter()
+        .map(|v| serde_json::to_value(&v.attributes).unwrap_or_default())
+        .collect();
+    let weights: Vec<i32> = variants.iter().map(|v| clamp_i32(v.weight_grams)).collect();
+    // Lists of different lengths cannot form one Postgres array, so each travels as JSON.
+    let images: Vec<serde_json::Value> = variants
+        .iter()
+        .map(|v| serde_json::Value::from(v.image_urls.clone()))
+        .collect();
+    let stocks: Vec<i32> = variants.iter().map(|v| clamp_i32(v.stock)).collect();
+    tx.execute(
+        "INSERT INTO variants (id, product_id, position, sku, attributes, weight_grams, image_urls, stock_on_hand)
+         SELECT i, $2, p, s, a, w, ARRAY(SELECT jsonb_array_elements_text(im)), st
+         FROM unnest($1::uuid[], $3::int2[], $4::text[], $5::jsonb[], $6::int4[], $7::jsonb[], $8::int4[])
+              AS x(i, p, s, a, w, im, st)",
+        &[&ids, &product_id, &positions, &skus, &attributes, &weights, &images, &stocks],
+    )
+    .await
+    .map_err(|error| sku_conflict(error, variants))?;
+    replace_prices(
+        tx,
+        variants.iter().zip(&ids).map(|(v, id)| (*id, &v.prices)),
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO stock_ledger (variant_id, kind, delta, stock_after, reason)
+         SELECT i, 'initial', st, st, 'product created' FROM unnest($1::uuid[], $2::int4[]) AS x(i, st)",
+        &[&ids, &stocks],
+    )
+    .await?;
+    Ok(())
+}
+
+fn clamp_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Turns a unique violation on a SKU into 409 `sku_taken` naming the variant.
+fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> ApiError {
+    let Some(db) = error.as_db_error() else {
+        return error.into();
+    };
+    if db.code() != &SqlState::UNIQUE_VIOLATION || db.constraint() != Some("variants_sku_key") {
+        return error.into();
+    }
+    let taken = db
+        .detail()
+        .and_then(|detail| detail.split("=(").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_owned();
+    let index = variants
+        .iter()
+        .position(|v| v.sku.eq_ignore_ascii_case(&taken))
+        .unwrap_or(0);
+    ApiError::Conflict {
+        code: "sku_taken",
+        message: format!("SKU {taken} is already used in the marketplace"),
+        field: Some(format!("variants[{index}].sku")),
+    }
+}
+
+/// Replaces the whole explicit price set of each given variant.
+async fn replace_prices<'a>(
+    tx: &Transaction<'_>,
+    prices: impl Iterator<Item = (Uuid, &'a BTreeMap<Currency, Decimal>)>,
+) -> Result<(), ApiError> {
+    let mut variant_ids = Vec::new();
+    let mut currencies = Vec::new();
+    let mut amounts = Vec::new();
+    let mut touched = Vec::new();
+    for (variant_id, set) in prices {
+        touched.push(variant_id);
+        for (currency, amount) in set {
+            variant_ids.push(variant_id);
+            currencies.push(currency.code());
+            amounts.push(*amount);
+        }
+    }
+    tx.execute(
+        "DELETE FROM variant_prices WHERE variant_id = ANY($1)",
+        &[&touched],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO variant_prices (variant_id, currency, amount)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[])",
+        &[&variant_ids, &currencies, &amounts],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Rewrites the listing prices of one product (or of all, after the exchange rates changed):
+/// per store currency, the lowest variant price, explicit or converted from the base price and
+/// rounded half away from zero to the currency's minor units (as `FxRates::convert` does).
+pub async fn refresh_listing_prices(
+    client: &impl GenericClient,
+    fx: &FxRates,
+    product: Option<Uuid>,
+) -> Result<u64, ApiError> {
+    let currencies: Vec<&str> = fx.currencies().map(|c| c.code()).collect();
+    let rates: Vec<Decimal> = fx.currencies().filter_map(|c| fx.rate(c)).collect();
+    let exponents: Vec<i32> = fx
+        .currencies()
+        .map(|c| i32::try_from(c.exponent()).unwrap_or(0))
+        .collect();
+    if let Some(id) = product {
+        client
+            .execute(
+                "DELETE FROM product_listing_prices WHERE product_id = $1",
+                &[&id],
+            )
+            .await?;
+    } else {
+        client
+            .execute("TRUNCATE product_listing_prices", &[])
+            .await?;
+    }
+    let written = client
+        .execute(
+            "INSERT INTO product_listing_prices (product_id, currency, amount, converted)
+             SELECT product_id, currency, min(amount),
+                    (array_agg(converted ORDER BY amount, converted))[1]
+             FROM (
+                 SELECT v.product_id, fx.currency,
+                        coalesce(own.amount, round(base.amount * fx.rate / bfx.rate, fx.exponent)) AS amount,
+                        own.amount IS NULL AS converted
+                 FROM variants v
+                 JOIN products p ON p.id = v.product_id
+                 CROSS JOIN unnest($1::text[], $2::numeric[], $3::int4[]) AS fx(currency, rate, exponent)
+                 JOIN unnest($1::text[], $2::numeric[]) AS bfx(currency, rate)
+                      ON bfx.currency = p.base_currency
+                 LEFT JOIN variant_prices own ON own.variant_id = v.id AND own.currency = fx.currency
+                 LEFT JOIN variant_prices base ON base.variant_id = v.id AND base.currency = p.base_currency
+                 WHERE ($4::uuid IS NULL OR v.product_id = $4)
+             ) AS priced
+             WHERE amount IS NOT NULL
+             GROUP BY product_id, currency",
+            &[&currencies, &rates, &exponents, &product],
+        )
+        .await?;
+    Ok(written)
+}
+
+/// Rebuilds every listing price when the configured exchange rates differ from those the
+/// stored ones were computed with; run at start. Processes starting together serialize on the
+/// table lock and compute the same rows.
+pub async fn sync_exchange_rates(
+    client: &mut deadpool_postgres::Object,
+    fx: &FxRates,
+) -> Result<bool, ApiError> {
+    let fingerprint = fx
+        .currencies()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c.code(),
+                fx.rate(c).unwrap_or_default().normalize()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let stored: Option<String> = client
+        .query_opt(
+            "SELECT value FROM catalog_state WHERE key = 'fx_rates'",
+            &[],
+        )
+        .await?
+        .map(|row| row.get(0));
+    if stored.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(false);
+    }
+    let tx = client.transaction().await?;
+    let rows = refresh_listing_prices(&*tx, fx, None).await?;
+    tx.execute(
+        "INSERT INTO catalog_state (key, value) VALUES ('fx_rates', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        &[&fingerprint],
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(rows, "exchange rates changed: listing prices rebuilt");
+    Ok(true)
+}
+
+/// Applies a seller's patch to its own product, in one transaction.
+pub async fn update(
+    tx: &Transaction<'_>,
+    pricing: &Pricing,
+    seller_id: Uuid,
+    id: Uuid,
+    patch: &ProductPatch,
+) -> Result<(), ApiError> {
+    let input::PatchFields {
+        default_locale,
+        base_currency,
+        variants: changes,
+    } = patch.validate_fields(pricing)?;
+    let locked = tx
+        .query_opt(
+            "SELECT default_locale, base_currency FROM products
+             WHERE id = $1 AND seller_id = $2 FOR UPDATE",
+            &[&id, &seller_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("product"))?;
+    let current = load(tx, id).await?.ok_or(ApiError::NotFound("product"))?;
+
+    let default_locale = match default_locale {
+        Some(locale) => locale,
+        None => input::parse_locale("default_locale", locked.get::<_, &str>(0))?,
+    };
+    let base_currency = match base_currency {
+        Some(currency) => currency,
+        None => pricing
+            .fx
+            .parse_supported("base_currency", locked.get::<_, &str>(1).trim())?,
+    };
+
+    // Content: validate the given locales, then check the merged result.
+    let mut removed = Vec::new();
+    let written = match &patch.content {
+        Some(entries) => {
+            let written = input::validate_content(entries.iter().map(|(k, v)| (k, v.as_ref())))?;
+            for (raw, value) in entries {
+                if value.is_none() {
+                    removed.push(input::parse_locale(&format!("content.{raw}"), raw)?);
+                }
+            }
+            written
+        }
+        None => BTreeMap::new(),
+    };
+    let mut merged_locales: Vec<String> = current.content.keys().cloned().collect();
+    merged_locales.retain(|l| !removed.iter().any(|r| r.as_str() == l));
+    merged_locales.extend(written.keys().map(|l| l.as_str().to_owned()));
+    if !merged_locales.iter().any(|l| l == default_locale.as_str()) {
+        return Err(ApiError::invalid_field(
+            "missing_default_content",
+            format!("content.{default_locale}"),
+            "the default locale needs a title",
+        ));
+    }
+
+    // Variants: split into changes of existing ones and new ones.
+    let existing: BTreeMap<String, &VariantRecord> = current
+        .variants
+        .iter()
+        .map(|v| (v.sku.to_ascii_uppercase(), v))
+        .collect();
+    let mut new_variants = Vec::new();
+    let mut price_changes = Vec::new();
+    for (index, change) in changes.iter().enumerate() {
+        let field = format!("variants[{index}]");
+        match existing.get(&change.sku.to_ascii_uppercase()) {
+            Some(record) => {
+                if change.stock.is_some() {
+                    return Err(ApiError::invalid_field(
+                        "stock_not_patchable",
+                        format!("{field}.stock"),
+                        "change stock of an existing SKU through /api/v1/inventory/{sku}",
+                    ));
+                }
+                tx.execute(
+                    "UPDATE variants SET
+                         attributes = coalesce($3, attributes),
+                         weight_grams = coalesce($4, weight_grams),
+                         image_urls = coalesce($5, image_urls)
+                     WHERE product_id = $1 AND upper(sku) = upper($2)",
+                    &[
+                        &id,
+                        &record.sku,
+                        &change
+                            .attributes
+                            .as_ref()
+                            .map(|a| serde_json::to_value(a).unwrap_or_default()),
+                        &change.weight_grams.map(clamp_i32),
+                        &change.image_urls,
+                    ],
+                )
+                .await?;
+                if let Some(prices) = &change.prices {
+                    price_changes.push((record.sku.clone(), prices.clone()));
+                }
+            }
+            None => {
+                let (Some(prices), Some(stock)) = (change.prices.clone(), change.stock) else {
+                    return Err(ApiError::invalid_field(
+                        "missing_field",
+                        format!("{field}.prices"),
+                        "a new variant needs prices and stock",
+                    ));
+                };
+                new_variants.push(VariantDraft {
+                    sku: change.sku.clone(),
+                    prices,
+                    stock,
+                    attributes: change.attributes.clone().unwrap_or_default(),
+                    weight_grams: change.weight_grams.unwrap_or(0),
+                    image_urls: change.image_urls.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    if current.variants.len() + new_variants.len() > input::MAX_VARIANTS {
+        return Err(ApiError::invalid_field(
+            "too_many_variants",
+            "variants",
+            format!("a product has at most {} variants", input::MAX_VARIANTS),
+        ));
+    }
+
+    // Every variant, old or new, must keep a price in the base currency.
+    for (index, change) in changes.iter().enumerate() {
+        if let Some(prices) = &change.prices {
+            if !prices.contains_key(&base_currency) {
+                return Err(ApiError::invalid_field(
+                    "missing_base_price",
+                    format!("variants[{index}].prices.{base_currency}"),
+                    format!("every variant needs a price in the base currency {base_currency}"),
+                ));
+            }
+        }
+    }
+    let repriced: Vec<String> = price_changes
+        .iter()
+        .map(|(sku, _)| sku.to_ascii_uppercase())
+        .collect();
+    if let Some(unpriced) = current.variants.iter().find(|v| {
+        !repriced.contains(&v.sku.to_ascii_uppercase())
+            && !v.prices.contains_key(base_currency.code())
+    }) {
+        return Err(ApiError::invalid_field(
+            "missing_base_price",
+            "base_currency",
+            format!("variant {} has no price in {base_currency}", unpriced.sku),
+        ));
+    }
+
+    tx.execute(
+        "UPDATE products SET default_locale = $2, base_currency = $3,
+                updated_at = now(), version = version + 1
+         WHERE id = $1",
+        &[&id, &default_locale.as_str(), &base_currency.code()],
+    )
+    .await?;
+    if !removed.is_empty() {
+        let removed: Vec<&str> = removed.iter().map(Locale::as_str).collect();
+        tx.execute(
+            "DELETE FROM product_content WHERE product_id = $1 AND locale = ANY($2)",
+            &[&id, &removed],
+        )
+        .await?;
+    }
+    if !written.is_empty() {
+        write_content(tx, id, &written).await?;
+    }
+    if !price_changes.is_empty() {
+        let skus: Vec<String> = price_changes.iter().map(|(sku, _)| sku.clone()).collect();
+        let ids: BTreeMap<String, Uuid> = tx
+            .query(
+                "SELECT sku, id FROM variants WHERE product_id = $1 AND sku = ANY($2)",
+                &[&id, &skus],
+            )
+            .await?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        replace_prices(
+            tx,
+            price_changes
+                .iter()
+                .filter_map(|(sku, prices)| ids.get(sku).map(|variant_id| (*variant_id, prices))),
+        )
+        .await?;
+    }
+    let next_position = i16::try_from(current.variants.len()).unwrap_or(i16::MAX);
+    insert_variants(tx, id, next_position, &new_variants).await?;
+    refresh_listing_prices(tx, &pricing.fx, Some(id)).await?;
+    Ok(())
+}
+
+/// Takes a seller's product off the storefront (or puts it back); its SKUs stay reserved.
+pub async fn set_status(
+    client: &impl GenericClient,
+    seller_id: Uuid,
+    id: Uuid,
+    status: &str,
+) -> Result<(), ApiError> {
+    let updated = client
+        .execute(
+            "UPDATE products SET status = $3, updated_at = now(), version = version + 1
+             WHERE id = $1 AND seller_id = $2",
+            &[&id, &seller_id, &status],
+        )
+        .await?;
+    if updated == 0 {
+        return Err(ApiError::NotFound("product"));
+    }
+    Ok(())
+}
+
+/// A page of a seller's own products (archived ones too), newest first.
+pub async fn list_own(
+    client: &impl GenericClient,
+    seller_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ProductRecord>, ApiError> {
+    let ids: Vec<Uuid> = client
+        .query(
+            "SELECT id FROM products WHERE seller_id = $1 AND ($2::uuid IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3",
+            &[&seller_id, &before, &limit],
+        )
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    load_many(client, &ids).await
+}
+
+/// The ids of a seller's products, for evicting their cache entries.
+pub async fn product_ids_of(
+    client: &impl GenericClient,
+    seller_id: Uuid,
+) -> Result<Vec<Uuid>, ApiError> {
+    Ok(client
+        .query(
+            "SELECT id FROM products WHERE seller_id = $1",
+            &[&seller_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect())
+}

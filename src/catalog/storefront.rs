@@ -1,0 +1,343 @@
+//! What shoppers see: product pages and listings in their locale and currency.
+//!
+//! Promises: listings use keyset cursors (a page never repeats or skips a product that
+//! existed when the first page was read, however many products are inserted meanwhile);
+//! prices are the seller's explicit ones where set, else converted and marked `converted`;
+//! each product says which locale it was served in; no stock count is ever rendered here
+//! (stock comes live from `/api/v1/inventory/{sku}`).
+
+use std::collections::BTreeMap;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{types::ToSql, GenericClient};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ProductRecord;
+use crate::{
+    http::error::ApiError,
+    locale::LocalePreference,
+    money::{Currency, FxRates, Price},
+};
+
+/// Products per page when the request names no `limit`, and the most it may name.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
+/// Longest search query, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// One product page, rendered for a locale and currency.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorefrontProduct {
+    pub id: Uuid,
+    pub seller_id: Uuid,
+    /// The locale the content below is in (the best available match of the request).
+    #[schema(example = "de")]
+    pub locale: String,
+    pub available_locales: Vec<String>,
+    pub title: String,
+    pub description: String,
+    #[schema(example = "USD")]
+    pub currency: &'static str,
+    /// The lowest variant price.
+    pub price_from: Price,
+    pub variants: Vec<StorefrontVariant>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StorefrontVariant {
+    pub sku: String,
+    pub attributes: BTreeMap<String, String>,
+    pub weight_grams: i32,
+    pub image_urls: Vec<String>,
+    pub price: Price,
+    /// Where live stock for this SKU is read.
+    #[schema(example = "/api/v1/inventory/JACKET-M-RED")]
+    pub inventory_url: String,
+}
+
+/// Renders a stored product for a shopper's locale preference and currency.
+pub fn render(
+    product: &ProductRecord,
+    preference: &LocalePreference,
+    currency: Currency,
+    fx: &FxRates,
+) -> Result<StorefrontProduct, ApiError> {
+    let locale = preference.choose(|l| product.content.contains_key(l), &product.default_locale);
+    let content = product
+        .content
+        .get(locale.as_ref())
+        .or_else(|| product.content.values().next())
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("product {} has no content", product.id))
+        })?;
+    let base = Currency::from_code(product.base_currency.trim()).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "product {} has an unknown base currency",
+            product.id
+        ))
+    })?;
+    let mut variants = Vec::with_capacity(product.variants.len());
+    for variant in &product.variants {
+        let explicit: BTreeMap<Currency, Decimal> = variant
+            .prices
+            .iter()
+            .filter_map(|(code, amount)| Currency::from_code(code.trim()).map(|c| (c, *amount)))
+            .collect();
+        let price = fx.price_in(&explicit, base, currency).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("variant {} has no base price", variant.sku))
+        })?;
+        variants.push(StorefrontVariant {
+            sku: variant.sku.clone(),
+            attributes: variant.attributes.clone(),
+            weight_grams: variant.weight_grams,
+            image_urls: variant.image_urls.clone(),
+            price,
+            inventory_url: format!("/api/v1/inventory/{}", variant.sku),
+        });
+    }
+    let price_from = variants
+        .iter()
+        .map(|v| v.price.clone())
+        .min_by(|a, b| a.amount.cmp(&b.amount).then(a.converted.cmp(&b.converted)))
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("product {} has no variants", product.id))
+        })?;
+    Ok(StorefrontProduct {
+        id: product.id,
+        seller_id: product.seller_id,
+        locale: locale.into_owned(),
+        available_locales: product.content.keys().cloned().collect(),
+        title: content.title.clone(),
+        description: content.description.clone(),
+        currency: currency.code(),
+        price_from,
+        variants,
+        created_at: product.created_at,
+        updated_at: product.updated_at,
+    })
+}
+
+/// Listing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Newest first (the default).
+    Newest,
+    /// Lowest `price_from` first.
+    Price,
+    /// Highest `price_from` first.
+    PriceDesc,
+}
+
+/// A validated listing request.
+#[derive(Debug, Clone)]
+pub struct ListingQuery {
+    pub preference: LocalePreference,
+    pub currency: Currency,
+    pub seller: Option<Uuid>,
+    pub min_price: Option<Decimal>,
+    pub max_price: Option<Decimal>,
+    pub in_stock: bool,
+    pub q: Option<String>,
+    pub sort: Sort,
+    pub limit: i64,
+    pub cursor: Option<Cursor>,
+}
+
+/// Where the previous page ended; opaque to clients (base64url of this JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    sort: Sort,
+    currency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    price: Option<Decimal>,
+    id: Uuid,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, ApiError> {
+        URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_cursor",
+                message: "the cursor is not one this API returned".into(),
+                field: Some("cursor".into()),
+            })
+    }
+}
+
+/// One product in a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListingItem {
+    pub id: Uuid,
+    pub seller_id: Uuid,
+    pub locale: String,
+    pub title: String,
+    pub price_from: Price,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListingPage {
+    pub items: Vec<ListingItem>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    pub currency: &'static str,
+}
+
+/// Runs a storefront listing: filters, search, sort and keyset pagination in one query.
+pub async fn list(
+    client: &impl GenericClient,
+    query: &ListingQuery,
+) -> Result<ListingPage, ApiError> {
+    let currency = query.currency.code();
+    let chain: Vec<&str> = query.preference.tags().iter().map(|l| l.as_str()).collect();
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+        vec![Box::new(currency), Box::new(chain.clone())];
+    let mut conditions = vec!["p.status = 'active'".to_owned()];
+    let mut push = |value: Box<dyn ToSql + Sync + Send>| {
+        params.push(value);
+        params.len()
+    };
+    if let Some(seller) = query.seller {
+        let n = push(Box::new(seller));
+        conditions.push(format!("p.seller_id = ${n}"));
+    }
+    if let Some(min) = query.min_price {
+        let n = push(Box::new(min));
+        conditions.push(format!("lp.amount >= ${n}"));
+    }
+    if let Some(max) = query.max_price {
+        let n = push(Box::new(max));
+        conditions.push(format!("lp.amount <= ${n}"));
+    }
+    if query.in_stock {
+        conditions.push(
+            "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id AND v.stock_on_hand > 0)"
+                .into(),
+        );
+    }
+    if let Some(q) = &query.q {
+        let config = query
+            .preference
+            .primary()
+            .map_or("simple", |l| l.search_config());
+        let text = push(Box::new(q.clone()));
+        let config = push(Box::new(config.to_owned()));
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM product_content sc WHERE sc.product_id = p.id
+                     AND sc.locale = ANY($2::text[]) AND sc.search @@ websearch_to_tsquery(${config}::text::regconfig, ${text}))"
+        ));
+    }
+    if let Some(cursor) = &query.cursor {
+        if cursor.sort != query.sort || cursor.currency != currency {
+            return Err(ApiError::BadRequest {
+                code: "invalid_cursor",
+                message: "the cursor belongs to another sort or currency".into(),
+                field: Some("cursor".into()),
+            });
+        }
+        let id = push(Box::new(cursor.id));
+        match query.sort {
+            Sort::Newest => conditions.push(format!("p.id < ${id}")),
+            Sort::Price | Sort::PriceDesc => {
+                let price = push(Box::new(cursor.price.unwrap_or_default()));
+                let op = if query.sort == Sort::Price { ">" } else { "<" };
+                conditions.push(format!("(lp.amount, p.id) {op} (${price}, ${id})"));
+            }
+        }
+    }
+    let order = match query.sort {
+        Sort::Newest => "p.id DESC",
+        Sort::Price => "lp.amount ASC, p.id ASC",
+        Sort::PriceDesc => "lp.amount DESC, p.id DESC",
+    };
+    let limit = push(Box::new(query.limit + 1));
+    let sql = format!(
+        "SELECT p.id, p.seller_id, p.created_at, lp.amount, lp.converted, c.locale, c.title
+         FROM products p
+         JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+         JOIN product_listing_prices lp ON lp.product_id = p.id AND lp.currency = $1
+         CROSS JOIN LATERAL (
+             SELECT c.locale, c.title FROM product_content c
+             WHERE c.product_id = p.id AND (c.locale = ANY($2::text[]) OR c.locale = p.default_locale)
+             ORDER BY coalesce(array_position($2::text[], c.locale), 1000) LIMIT 1
+         ) c
+         WHERE {}
+         ORDER BY {order}
+         LIMIT ${limit}",
+        conditions.join(" AND ")
+    );
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = client.query(&sql, &refs).await?;
+
+    let has_more = rows.len() as i64 > query.limit;
+    let items: Vec<ListingItem> = rows
+        .iter()
+        .take(usize::try_from(query.limit).unwrap_or(0))
+        .map(|row| ListingItem {
+            id: row.get(0),
+            seller_id: row.get(1),
+            created_at: row.get(2),
+            price_from: Price {
+                amount: query.currency.round(row.get(3)),
+                currency,
+                converted: row.get(4),
+            },
+            locale: row.get(5),
+            title: row.get(6),
+        })
+        .collect();
+    let next_cursor = match items.last() {
+        Some(last) if has_more => Some(
+            Cursor {
+                sort: query.sort,
+                currency: currency.to_owned(),
+                price: (query.sort != Sort::Newest).then_some(last.price_from.amount),
+                id: last.id,
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    Ok(ListingPage {
+        items,
+        next_cursor,
+        currency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let cursor = Cursor {
+            sort: Sort::Price,
+            currency: "EUR".into(),
+            price: Some(Decimal::new(1250, 2)),
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()).expect("decodes"), cursor);
+        assert_eq!(
+            Cursor::decode("not-a-cursor").expect_err("refused").code(),
+            "invalid_cursor"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Who is calling: extractors for sellers (API key), shoppers (session token) and the operator.
+//!
+//! Each answers 401 `unauthorized` (with `WWW-Authenticate: Bearer`) when the credential is
+//! missing, unknown, expired, revoked or belongs to a suspended seller.
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+
+use super::{error::ApiError, AppState};
+use crate::{
+    sellers::{self, Seller},
+    shoppers::{self, Shopper},
+};
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(request: &HttpRequest) -> Result<&str, ApiError> {
+    request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or(ApiError::Unauthorized("send Authorization: Bearer <token>"))
+}
+
+fn state(request: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state is not registered")))
+}
+
+/// An active seller, identified by its API key.
+pub struct SellerAuth(pub Seller);
+
+impl FromRequest for SellerAuth {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
+        Box::pin(async move {
+            let (state, key) = found?;
+            let client = state.pool.get().await?;
+            let seller = sellers::authenticate(&**client, &key).await?;
+            tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
+            Ok(Self(seller))
+        })
+    }
+}
+
+/// A shopper with a live session, and the token it came with (to revoke it).
+pub struct ShopperAuth {
+    pub shopper: Shopper,
+    pub token: String,
+}
+
+impl FromRequest for ShopperAuth {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
+        Box::pin(async move {
+            let (state, token) = found?;
+            let client = state.pool.get().await?;
+            let shopper = shoppers::authenticate(&**client, &token).await?;
+            Ok(Self { shopper, token })
+        })
+    }
+}
+
+/// The store's operator, identified by `operator.token`; with no token configured, nobody is.
+pub struct OperatorAuth;
+
+impl FromRequest for OperatorAuth {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let verdict = state(request).and_then(|state| {
+            let presented = bearer_token(request)?;
+            let configured = state.settings.operator.token.expose_secret();
+            // Comparing digests keeps the comparison's timing independent of the token.
+            let matches = !configured.is_empty()
+                && Sha256::digest(presented.as_bytes()) == Sha256::digest(configured.as_bytes());
+            if matches {
+                Ok(Self)
+            } else {
+                Err(ApiError::Unauthorized("operator token required"))
+            }
+        });
+        Box::pin(async move { verdict })
+    }
+}

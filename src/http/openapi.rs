@@ -1,0 +1,56 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations, served at `/openapi.json`.
+
+use actix_web::HttpResponse;
+use utoipa::{
+    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    Modify, OpenApi,
+};
+
+use super::routes::{inventory, operator, products, regions, sellers, shoppers};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Agora", description = "Realtime commerce platform: marketplace catalog, sellers and shoppers."),
+    paths(
+        sellers::onboard, sellers::me, sellers::own_products, sellers::own_product,
+        shoppers::register, shoppers::sign_in, shoppers::sign_out, shoppers::me,
+        products::create, products::update, products::archive, products::restore,
+        products::show, products::list,
+        inventory::availability, inventory::set_stock, inventory::adjust_stock, inventory::ledger,
+        regions::list, regions::show, regions::put,
+        operator::suspend, operator::reinstate,
+    ),
+    modifiers(&BearerSchemes),
+    tags(
+        (name = "storefront", description = "What shoppers browse: cacheable, localized, priced in their currency"),
+        (name = "products", description = "Sellers' own products"),
+        (name = "inventory", description = "Stock on hand, live"),
+        (name = "sellers"), (name = "shoppers"), (name = "regions"), (name = "operator"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            (
+                "seller_api_key",
+                "A seller's API key (agora_sk_…), from onboarding",
+            ),
+            ("shopper_token", "A shopper's session token (agora_st_…)"),
+            ("operator_token", "The operator token from configuration"),
+        ] {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(description.to_owned());
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

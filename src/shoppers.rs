@@ -1,0 +1,256 @@
+//! Shopper accounts and sessions.
+//!
+//! Promises: passwords are stored only as argon2id hashes, computed off the HTTP workers and
+//! at most `auth.max_concurrent_password_hashes` at once per process (more wait up to
+//! [`HASH_QUEUE_WAIT`], then get 503); session tokens are 256 random bits, shown once and stored
+//! as SHA-256 digests, and they expire and can be revoked. A sign-in with an unknown email
+//! costs the same hash as one with a wrong password, so timing does not reveal accounts.
+
+use std::{sync::Arc, time::Duration};
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio_postgres::{error::SqlState, GenericClient};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{http::error::ApiError, locale::Locale, sellers::Email};
+
+/// Prefix of every shopper session token.
+pub const TOKEN_PREFIX: &str = "agora_st_";
+/// Password length bounds, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_CHARS: usize = 128;
+/// Longest a sign-in waits for a free password-hashing slot before it gets 503.
+pub const HASH_QUEUE_WAIT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Shopper {
+    pub id: Uuid,
+    /// Absent for guests.
+    pub email: Option<String>,
+    pub locale: Option<String>,
+    pub guest: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Shopper {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        let email: Option<String> = row.get("email");
+        Self {
+            id: row.get("id"),
+            guest: email.is_none(),
+            email,
+            locale: row.get("locale"),
+            created_at: row.get("created_at"),
+        }
+    }
+}
+
+/// A new session: the only copy of its token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Session {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Hashes and verifies passwords on the blocking pool, a bounded number at once.
+#[derive(Clone)]
+pub struct PasswordHashing {
+    /// One permit per hash allowed to run; argon2id takes ~19 MiB and a core for tens of ms.
+    slots: Arc<Semaphore>,
+}
+
+impl PasswordHashing {
+    pub fn new(max_concurrent: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::Unavailable("too many sign-ins at once; retry shortly".into()))?
+            .map_err(ApiError::internal)?;
+        let result = actix_web::web::block(work)
+            .await
+            .map_err(ApiError::internal)?;
+        drop(permit);
+        Ok(result)
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+        })
+        .await?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
+    }
+
+    /// Verifies `password` against `stored`, or against a dummy hash when there is none.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+        let has_account = stored.is_some();
+        self.run(move || {
+            let dummy;
+            let stored = match &stored {
+                Some(hash) => hash.as_str(),
+                None => {
+                    let salt = SaltString::generate(&mut OsRng);
+                    dummy = Argon2::default()
+                        .hash_password(b"no such account", &salt)
+                        .map(|h| h.to_string())
+                        .unwrap_or_default();
+                    dummy.as_str()
+                }
+            };
+            PasswordHash::new(stored)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map(|valid| valid && has_account)
+    }
+}
+
+pub fn parse_password(raw: &str) -> Result<String, ApiError> {
+    let length = raw.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
+        return Err(ApiError::invalid_field(
+            "invalid_password",
+            "password",
+            format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Registers a shopper with email and password; 409 `email_taken` when the address has one.
+pub async fn register(
+    client: &impl GenericClient,
+    email: &Email,
+    password_hash: &str,
+    locale: Option<&Locale>,
+) -> Result<Shopper, ApiError> {
+    let row = client
+        .query_one(
+            "INSERT INTO shoppers (id, email, password_hash, locale) VALUES ($1, $2, $3, $4)
+             RETURNING id, email, locale, created_at",
+            &[
+                &Uuid::now_v7(),
+                &email.as_str(),
+                &password_hash,
+                &locale.map(Locale::as_str),
+            ],
+        )
+        .await
+        .map_err(|error| {
+            if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                ApiError::Conflict {
+                    code: "email_taken",
+                    message: "a shopper with this email address already exists".into(),
+                    field: Some("email".into()),
+                }
+            } else {
+                error.into()
+            }
+        })?;
+    Ok(Shopper::from_row(&row))
+}
+
+/// A guest: no email, no password; only its session token identifies it.
+pub async fn register_guest(
+    client: &impl GenericClient,
+    locale: Option<&Locale>,
+) -> Result<Shopper, ApiError> {
+    let row = client
+        .query_one(
+            "INSERT INTO shoppers (id, locale) VALUES ($1, $2) RETURNING id, email, locale, created_at",
+            &[&Uuid::now_v7(), &locale.map(Locale::as_str)],
+        )
+        .await?;
+    Ok(Shopper::from_row(&row))
+}
+
+/// The id and password hash of the shopper with this email, if any.
+pub async fn credentials(
+    client: &impl GenericClient,
+    email: &Email,
+) -> Result<Option<(Uuid, String)>, ApiError> {
+    Ok(client
+        .query_opt(
+            "SELECT id, password_hash FROM shoppers WHERE lower(email) = lower($1)",
+            &[&email.as_str()],
+        )
+        .await?
+        .map(|row| (row.get(0), row.get(1))))
+}
+
+pub async fn open_session(
+    client: &impl GenericClient,
+    shopper_id: Uuid,
+    ttl: Duration,
+) -> Result<Session, ApiError> {
+    let mut secret = [0_u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
+    client
+        .execute(
+            "INSERT INTO shopper_sessions (token_hash, shopper_id, expires_at) VALUES ($1, $2, $3)",
+            &[&digest(&token), &shopper_id, &expires_at],
+        )
+        .await?;
+    Ok(Session { token, expires_at })
+}
+
+/// The shopper owning a live session token.
+pub async fn authenticate(client: &impl GenericClient, token: &str) -> Result<Shopper, ApiError> {
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(ApiError::Unauthorized("not a shopper session token"));
+    }
+    client
+        .query_opt(
+            "SELECT s.id, s.email, s.locale, s.created_at FROM shopper_sessions t
+             JOIN shoppers s ON s.id = t.shopper_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()",
+            &[&digest(token)],
+        )
+        .await?
+        .map(|row| Shopper::from_row(&row))
+        .ok_or(ApiError::Unauthorized(
+            "unknown, expired or revoked session token",
+        ))
+}
+
+pub async fn revoke(client: &impl GenericClient, token: &str) -> Result<(), ApiError> {
+    client
+        .execute(
+            "UPDATE shopper_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+            &[&digest(token)],
+        )
+        .await?;
+    Ok(())
+}
