@@ -41,8 +41,7 @@ CREATE TABLE products (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     version         bigint      NOT NULL DEFAULT 1
 );
--- The storefront's newest-first listing and a seller's own listing (ids are UUIDv7: time-ordered).
-CREATE INDEX products_active_newest ON products (id DESC) WHERE status = 'active';
+-- A seller's own listing, newest first (ids are UUIDv7: time-ordered).
 CREATE INDEX products_seller ON products (seller_id, id DESC);
 
 -- Content per locale, with a search vector stemmed in that locale's language.
@@ -59,6 +58,8 @@ CREATE TABLE product_content (
     PRIMARY KEY (product_id, locale)
 );
 CREATE INDEX product_content_search ON product_content USING gin (search);
+-- Lets a search that walks products in price or date order test each one from the index alone.
+CREATE INDEX product_content_match ON product_content (product_id, locale) INCLUDE (search);
 
 CREATE TABLE variants (
     id             uuid     PRIMARY KEY,
@@ -85,17 +86,29 @@ CREATE TABLE variant_prices (
     PRIMARY KEY (variant_id, currency)
 );
 
--- Each product's lowest variant price in every currency the store sells in, explicit or
--- converted; rewritten with every product change and whenever the exchange rates change, so
--- price filters and sorts are index scans.
+-- The storefront's listing: per product and store currency, the lowest variant price
+-- (explicit or converted) and whether the product is listed (active, of an active seller).
+-- Rewritten with every product change, archive, seller suspension and exchange-rate change, so
+-- listings, filters and sorts are walks of one table's indexes; products are joined only for
+-- the rows of the page.
 CREATE TABLE product_listing_prices (
     product_id  uuid          NOT NULL REFERENCES products (id) ON DELETE CASCADE,
+    seller_id   uuid          NOT NULL,
     currency    char(3)       NOT NULL,
     amount      numeric(20,4) NOT NULL,
     converted   boolean       NOT NULL,
+    listed      boolean       NOT NULL,
     PRIMARY KEY (product_id, currency)
 );
-CREATE INDEX product_listing_prices_sort ON product_listing_prices (currency, amount, product_id);
+-- Each covers what a page needs, so choosing a page reads only the index.
+CREATE INDEX product_listing_newest
+    ON product_listing_prices (currency, product_id DESC) INCLUDE (amount, converted) WHERE listed;
+CREATE INDEX product_listing_price
+    ON product_listing_prices (currency, amount, product_id) INCLUDE (converted) WHERE listed;
+CREATE INDEX product_listing_seller_newest
+    ON product_listing_prices (seller_id, currency, product_id DESC) INCLUDE (amount, converted) WHERE listed;
+CREATE INDEX product_listing_seller_price
+    ON product_listing_prices (seller_id, currency, amount, product_id) INCLUDE (converted) WHERE listed;
 
 -- Append-only record of every change to stock on hand.
 CREATE TABLE stock_ledger (

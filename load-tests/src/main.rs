@@ -1,27 +1,115 @@
-//! `agora-load-tests`: load and flash-sale simulations against running Agora servers.
+//! `agora-load-tests`: load tests and benchmarks against running Agora servers.
 //!
-//! The scenarios arrive with the load-test issue; until then the CLI states its usage and
-//! refuses to pretend it ran anything.
+//! Scenarios: `seed-catalog` writes a large synthetic catalog into Postgres; `browse` times
+//! storefront listings and searches against one or more servers and prints a JSON report.
+//! The flash-sale and cart scenarios arrive with the load-test issue.
+
+mod browse;
+mod seed;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "agora-load-tests", version, about = "Load tests for Agora")]
+#[command(
+    name = "agora-load-tests",
+    version,
+    about = "Load tests and benchmarks for Agora"
+)]
 struct Cli {
-    /// Scenario to run: flash-sale, browse or cart.
-    scenario: String,
-    /// Comma-separated base URLs of the Agora processes under test.
-    #[arg(long, value_delimiter = ',')]
-    target: Vec<String>,
+    #[command(subcommand)]
+    scenario: Scenario,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    eprintln!(
-        "agora-load-tests: scenario {:?} is not implemented yet (targets: {:?})",
-        cli.scenario, cli.target
-    );
-    ExitCode::from(2)
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Write a synthetic catalog straight into a migrated Agora database.
+    SeedCatalog {
+        /// Postgres URL of the (migrated) Agora database to fill.
+        #[arg(long)]
+        database_url: String,
+        /// Variants to write (four per product).
+        #[arg(long, default_value_t = 1_000_000)]
+        variants: u64,
+        /// Add to a database that already holds products.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Time storefront listings and searches (pages of 50) against running servers.
+    Browse {
+        /// Comma-separated base URLs of the Agora processes under test.
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// The servers' database, to pick sellers to filter by.
+        #[arg(long)]
+        database_url: String,
+        /// Requests to send in all.
+        #[arg(long, default_value_t = 4000)]
+        requests: usize,
+        /// Concurrent client connections.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Share of requests that also fetch the next page through the cursor.
+        #[arg(long, default_value_t = 0.2)]
+        deeper_pages: f64,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse().scenario).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("agora-load-tests: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(scenario: Scenario) -> anyhow::Result<()> {
+    match scenario {
+        Scenario::SeedCatalog {
+            database_url,
+            variants,
+            force,
+        } => seed::run(&database_url, variants, force).await,
+        Scenario::Browse {
+            target,
+            database_url,
+            requests,
+            connections,
+            deeper_pages,
+            report,
+        } => {
+            let sellers = browse::seller_ids(&database_url).await?;
+            let result = browse::run(target, sellers, requests, connections, deeper_pages).await?;
+            let json = serde_json::to_string_pretty(&result)?;
+            if let Some(path) = report {
+                std::fs::write(&path, &json)?;
+            }
+            eprintln!(
+                "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "request (ms)", "count", "p50", "p90", "p99", "max"
+            );
+            for (kind, p) in &result.latency_ms {
+                eprintln!(
+                    "{kind:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    p.requests, p.p50, p.p90, p.p99, p.max
+                );
+            }
+            eprintln!(
+                "{} requests in {:.1} s ({:.0}/s), errors: {:?}",
+                result.requests, result.duration_s, result.requests_per_sec, result.errors
+            );
+            println!("{json}");
+            if !result.errors.is_empty() {
+                anyhow::bail!("{} kinds of errors", result.errors.len());
+            }
+            Ok(())
+        }
+    }
 }

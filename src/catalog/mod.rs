@@ -304,9 +304,11 @@ async fn replace_prices<'a>(
     Ok(())
 }
 
-/// Rewrites the listing prices of one product (or of all, after the exchange rates changed):
+/// Rewrites the listing rows of one product (or of all, after the exchange rates changed):
 /// per store currency, the lowest variant price, explicit or converted from the base price and
-/// rounded half away from zero to the currency's minor units (as `FxRates::convert` does).
+/// rounded half away from zero to the currency's minor units (as `FxRates::convert` does), and
+/// whether the product is listed. For one product it first share-locks the seller, so a
+/// concurrent suspension waits for this transaction and then sees its rows.
 pub async fn refresh_listing_prices(
     client: &impl GenericClient,
     fx: &FxRates,
@@ -321,6 +323,13 @@ pub async fn refresh_listing_prices(
     if let Some(id) = product {
         client
             .execute(
+                "SELECT 1 FROM sellers s JOIN products p ON p.seller_id = s.id
+                 WHERE p.id = $1 FOR SHARE OF s",
+                &[&id],
+            )
+            .await?;
+        client
+            .execute(
                 "DELETE FROM product_listing_prices WHERE product_id = $1",
                 &[&id],
             )
@@ -332,15 +341,17 @@ pub async fn refresh_listing_prices(
     }
     let written = client
         .execute(
-            "INSERT INTO product_listing_prices (product_id, currency, amount, converted)
-             SELECT product_id, currency, min(amount),
-                    (array_agg(converted ORDER BY amount, converted))[1]
+            "INSERT INTO product_listing_prices (product_id, seller_id, currency, amount, converted, listed)
+             SELECT product_id, seller_id, currency, min(amount),
+                    (array_agg(converted ORDER BY amount, converted))[1], bool_and(listed)
              FROM (
-                 SELECT v.product_id, fx.currency,
+                 SELECT v.product_id, p.seller_id, fx.currency,
                         coalesce(own.amount, round(base.amount * fx.rate / bfx.rate, fx.exponent)) AS amount,
-                        own.amount IS NULL AS converted
+                        own.amount IS NULL AS converted,
+                        p.status = 'active' AND s.status = 'active' AS listed
                  FROM variants v
                  JOIN products p ON p.id = v.product_id
+                 JOIN sellers s ON s.id = p.seller_id
                  CROSS JOIN unnest($1::text[], $2::numeric[], $3::int4[]) AS fx(currency, rate, exponent)
                  JOIN unnest($1::text[], $2::numeric[]) AS bfx(currency, rate)
                       ON bfx.currency = p.base_currency
@@ -349,11 +360,25 @@ pub async fn refresh_listing_prices(
                  WHERE ($4::uuid IS NULL OR v.product_id = $4)
              ) AS priced
              WHERE amount IS NOT NULL
-             GROUP BY product_id, currency",
+             GROUP BY product_id, seller_id, currency",
             &[&currencies, &rates, &exponents, &product],
         )
         .await?;
     Ok(written)
+}
+
+/// After a seller's suspension or reinstatement: lists or unlists all its products, in the
+/// transaction that changed its status.
+pub async fn relist_seller(client: &impl GenericClient, seller_id: Uuid) -> Result<u64, ApiError> {
+    Ok(client
+        .execute(
+            "UPDATE product_listing_prices lp
+             SET listed = (p.status = 'active' AND s.status = 'active')
+             FROM products p JOIN sellers s ON s.id = p.seller_id
+             WHERE lp.product_id = p.id AND lp.seller_id = $1 AND p.seller_id = $1",
+            &[&seller_id],
+        )
+        .await?)
 }
 
 /// Rebuilds every listing price when the configured exchange rates differ from those the
@@ -385,6 +410,9 @@ pub async fn sync_exchange_rates(
         return Ok(false);
     }
     let tx = client.transaction().await?;
+    // A large catalog takes longer than the per-request statement timeout allows.
+    tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
+    let started = std::time::Instant::now();
     let rows = refresh_listing_prices(&*tx, fx, None).await?;
     tx.execute(
         "INSERT INTO catalog_state (key, value) VALUES ('fx_rates', $1)
@@ -393,7 +421,16 @@ pub async fn sync_exchange_rates(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(rows, "exchange rates changed: listing prices rebuilt");
+    // Fresh statistics for the planner and a set visibility map, so pages are chosen from the
+    // index alone from the first request (autovacuum would get there later).
+    client
+        .batch_execute("VACUUM ANALYZE product_listing_prices")
+        .await?;
+    tracing::info!(
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "exchange rates changed: listing prices rebuilt"
+    );
     Ok(true)
 }
 
@@ -596,12 +633,13 @@ pub async fn update(
 
 /// Takes a seller's product off the storefront (or puts it back); its SKUs stay reserved.
 pub async fn set_status(
-    client: &impl GenericClient,
+    tx: &Transaction<'_>,
+    fx: &FxRates,
     seller_id: Uuid,
     id: Uuid,
     status: &str,
 ) -> Result<(), ApiError> {
-    let updated = client
+    let updated = tx
         .execute(
             "UPDATE products SET status = $3, updated_at = now(), version = version + 1
              WHERE id = $1 AND seller_id = $2",
@@ -611,6 +649,7 @@ pub async fn set_status(
     if updated == 0 {
         return Err(ApiError::NotFound("product"));
     }
+    refresh_listing_prices(tx, fx, Some(id)).await?;
     Ok(())
 }
 

@@ -197,6 +197,30 @@ pub struct ListingPage {
     pub currency: &'static str,
 }
 
+/// Searches the planner expects to match at most this many content rows are answered from
+/// their matches (fetch all, then sort the few); broader ones walk the requested order and test
+/// each product, which stops as soon as the page is full.
+const NARROW_SEARCH_ROWS: f64 = 3000.0;
+
+/// The planner's estimate of the content rows a search matches (one planning round trip).
+async fn estimated_matches(
+    client: &impl GenericClient,
+    chain: &[&str],
+    config: &str,
+    q: &str,
+) -> Result<f64, ApiError> {
+    let row = client
+        .query_one(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM product_content sc
+             WHERE sc.locale = ANY($1::text[])
+               AND sc.search @@ websearch_to_tsquery($2::text::regconfig, $3)",
+            &[&chain, &config, &q],
+        )
+        .await?;
+    let plan: serde_json::Value = row.get(0);
+    Ok(plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(f64::MAX))
+}
+
 /// Runs a storefront listing: filters, search, sort and keyset pagination in one query.
 pub async fn list(
     client: &impl GenericClient,
@@ -206,14 +230,14 @@ pub async fn list(
     let chain: Vec<&str> = query.preference.tags().iter().map(|l| l.as_str()).collect();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
         vec![Box::new(currency), Box::new(chain.clone())];
-    let mut conditions = vec!["p.status = 'active'".to_owned()];
+    let mut conditions = vec!["lp.currency = $1".to_owned(), "lp.listed".to_owned()];
     let mut push = |value: Box<dyn ToSql + Sync + Send>| {
         params.push(value);
         params.len()
     };
     if let Some(seller) = query.seller {
         let n = push(Box::new(seller));
-        conditions.push(format!("p.seller_id = ${n}"));
+        conditions.push(format!("lp.seller_id = ${n}"));
     }
     if let Some(min) = query.min_price {
         let n = push(Box::new(min));
@@ -225,21 +249,43 @@ pub async fn list(
     }
     if query.in_stock {
         conditions.push(
-            "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = p.id AND v.stock_on_hand > 0)"
+            "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = lp.product_id AND v.stock_on_hand > 0)"
                 .into(),
         );
     }
+    let mut from = "product_listing_prices lp".to_owned();
     if let Some(q) = &query.q {
         let config = query
             .preference
             .primary()
             .map_or("simple", |l| l.search_config());
+        let matches = estimated_matches(client, &chain, config, q).await?;
         let text = push(Box::new(q.clone()));
         let config = push(Box::new(config.to_owned()));
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM product_content sc WHERE sc.product_id = p.id
-                     AND sc.locale = ANY($2::text[]) AND sc.search @@ websearch_to_tsquery(${config}::text::regconfig, ${text}))"
-        ));
+        let matching = format!(
+            "SELECT sc.product_id FROM product_content sc
+             WHERE sc.locale = ANY($2::text[])
+               AND sc.search @@ websearch_to_tsquery(${config}::text::regconfig, ${text})"
+        );
+        if matches <= NARROW_SEARCH_ROWS {
+            // Few matches: fetch them all, then filter and sort just those; newest-first comes
+            // straight from the sorted ids, so only the page's rows are joined.
+            let newest_first = if query.sort == Sort::Newest {
+                "ORDER BY product_id DESC"
+            } else {
+                ""
+            };
+            from = format!(
+                "(SELECT DISTINCT product_id FROM ({matching}) m0 {newest_first}) m
+                 JOIN product_listing_prices lp ON lp.product_id = m.product_id"
+            );
+        } else {
+            // Many matches: walk the requested order and test each product (from the index
+            // alone) until the page is full.
+            conditions.push(format!(
+                "EXISTS ({matching} AND sc.product_id = lp.product_id)"
+            ));
+        }
     }
     if let Some(cursor) = &query.cursor {
         if cursor.sort != query.sort || cursor.currency != currency {
@@ -251,33 +297,44 @@ pub async fn list(
         }
         let id = push(Box::new(cursor.id));
         match query.sort {
-            Sort::Newest => conditions.push(format!("p.id < ${id}")),
+            Sort::Newest => conditions.push(format!("lp.product_id < ${id}")),
             Sort::Price | Sort::PriceDesc => {
                 let price = push(Box::new(cursor.price.unwrap_or_default()));
                 let op = if query.sort == Sort::Price { ">" } else { "<" };
-                conditions.push(format!("(lp.amount, p.id) {op} (${price}, ${id})"));
+                conditions.push(format!("(lp.amount, lp.product_id) {op} (${price}, ${id})"));
             }
         }
     }
-    let order = match query.sort {
-        Sort::Newest => "p.id DESC",
-        Sort::Price => "lp.amount ASC, p.id ASC",
-        Sort::PriceDesc => "lp.amount DESC, p.id DESC",
+    let (order, page_order) = match query.sort {
+        Sort::Newest => ("lp.product_id DESC", "page.product_id DESC"),
+        Sort::Price => (
+            "lp.amount ASC, lp.product_id ASC",
+            "page.amount ASC, page.product_id ASC",
+        ),
+        Sort::PriceDesc => (
+            "lp.amount DESC, lp.product_id DESC",
+            "page.amount DESC, page.product_id DESC",
+        ),
     };
     let limit = push(Box::new(query.limit + 1));
+    // The page is chosen from the listing table alone; only its rows join their product and
+    // content.
     let sql = format!(
-        "SELECT p.id, p.seller_id, p.created_at, lp.amount, lp.converted, c.locale, c.title
-         FROM products p
-         JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
-         JOIN product_listing_prices lp ON lp.product_id = p.id AND lp.currency = $1
+        "SELECT page.product_id, p.seller_id, p.created_at, page.amount, page.converted, c.locale, c.title
+         FROM (
+             SELECT lp.product_id, lp.amount, lp.converted
+             FROM {from}
+             WHERE {}
+             ORDER BY {order}
+             LIMIT ${limit}
+         ) page
+         JOIN products p ON p.id = page.product_id
          CROSS JOIN LATERAL (
              SELECT c.locale, c.title FROM product_content c
              WHERE c.product_id = p.id AND (c.locale = ANY($2::text[]) OR c.locale = p.default_locale)
              ORDER BY coalesce(array_position($2::text[], c.locale), 1000) LIMIT 1
          ) c
-         WHERE {}
-         ORDER BY {order}
-         LIMIT ${limit}",
+         ORDER BY {page_order}",
         conditions.join(" AND ")
     );
     let refs: Vec<&(dyn ToSql + Sync)> = params

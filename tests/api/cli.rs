@@ -149,7 +149,7 @@ async fn serve_migrates_an_empty_database_logs_json_with_request_ids_and_exits_0
 }
 
 #[actix_web::test]
-async fn seed_writes_the_demo_store_once_however_often_it_runs() {
+async fn seed_writes_a_multilingual_multicurrency_demo_store_once_however_often_it_runs() {
     let settings = test_settings();
     let (name, url) = fresh_database(&settings).await;
     let first = agora()
@@ -166,11 +166,18 @@ async fn seed_writes_the_demo_store_once_however_often_it_runs() {
         .await
         .expect("connect");
     actix_web::rt::spawn(connection);
-    let sellers: i64 = client
-        .query_one("SELECT count(*) FROM sellers", &[])
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM sellers), (SELECT count(*) FROM products),
+                    (SELECT count(*) FROM regions),
+                    (SELECT count(DISTINCT locale) FROM product_content),
+                    (SELECT count(DISTINCT currency) FROM variant_prices)",
+            &[],
+        )
         .await
-        .expect("count")
-        .get(0);
+        .expect("counts");
+    let counts: (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     drop(client);
     drop_database(&settings, &name).await;
 
@@ -184,17 +191,13 @@ async fn seed_writes_the_demo_store_once_however_often_it_runs() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&first.stdout)
-            .matches("agora_sk_")
-            .count(),
-        3
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&second.stdout)
-            .matches("exists already")
-            .count(),
-        3
-    );
-    assert_eq!(sellers, 3);
+    let first = String::from_utf8_lossy(&first.stdout);
+    let second = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(first.matches("agora_sk_").count(), 3, "{first}");
+    assert_eq!(second.matches("agora_sk_").count(), 0, "{second}");
+    assert_eq!(second.matches("exists already").count(), 3 + 6, "{second}");
+    let (sellers, products, regions, locales, currencies) = counts;
+    assert_eq!((sellers, products, regions), (3, 6, 3));
+    assert!(locales >= 3, "{locales} locales");
+    assert!(currencies >= 3, "{currencies} currencies");
 }

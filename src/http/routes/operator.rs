@@ -22,8 +22,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 async fn set_status(state: &AppState, id: Uuid, status: &str) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
-    let seller = sellers::set_status(&**client, id, status).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let seller = sellers::set_status(&*tx, id, status).await?;
+    catalog::relist_seller(&*tx, id).await?;
+    tx.commit().await?;
     let products = catalog::product_ids_of(&**client, id).await?;
     cache::evict(&state.hot, &products).await;
     tracing::info!(seller_id = %id, status, products = products.len(), "seller status changed");

@@ -122,8 +122,10 @@ async fn set_status(
     id: Uuid,
     status: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
-    catalog::set_status(&**client, seller.0.id, id, status).await?;
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    catalog::set_status(&tx, &state.pricing.fx, seller.0.id, id, status).await?;
+    tx.commit().await?;
     cache::evict(&state.hot, &[id]).await;
     tracing::info!(product_id = %id, status, "product status changed");
     Ok(HttpResponse::Ok().json(catalog::load_own(&**client, seller.0.id, id).await?))
