@@ -306,8 +306,10 @@ impl DatabaseSettings {
             return Err(invalid("database.url", "names no database"));
         }
         config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        // The API's queries touch a few rows each: parallel workers would only add start-up
+        // latency and compete with the other requests for the cores.
         config.options(format!(
-            "-c statement_timeout={}",
+            "-c statement_timeout={} -c max_parallel_workers_per_gather=0",
             self.statement_timeout_ms
         ));
         config.application_name("agora");
