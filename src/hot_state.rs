@@ -29,19 +29,10 @@ impl Keys {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     /// `prefix:{tag}:name`: keys with the same `tag` land in the same cluster slot, so one
     /// script may touch them together.
     pub fn tagged(&self, tag: &str, name: &str) -> String {
         format!("{}:{{{tag}}}:{name}", self.prefix)
-    }
-
-    /// `prefix:name`, for keys no script combines with others.
-    pub fn plain(&self, name: &str) -> String {
-        format!("{}:{name}", self.prefix)
     }
 }
 
@@ -106,6 +97,5 @@ mod tests {
             keys.tagged("sku:TSHIRT-M", "stock"),
             "shop-a:{sku:TSHIRT-M}:stock"
         );
-        assert_eq!(keys.plain("sellers:count"), "shop-a:sellers:count");
     }
 }

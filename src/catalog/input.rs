@@ -175,6 +175,33 @@ pub fn parse_sku(field: &str, raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
+/// Parses the SKUs of a request's variants, refusing more than [`MAX_VARIANTS`] and repeats
+/// (SKUs compare without case, as the marketplace-wide uniqueness does).
+fn parse_skus<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<String>, ApiError> {
+    if raw.len() > MAX_VARIANTS {
+        return Err(ApiError::invalid_field(
+            "too_many_variants",
+            "variants",
+            format!("at most {MAX_VARIANTS} variants"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    raw.enumerate()
+        .map(|(index, raw)| {
+            let field = format!("variants[{index}].sku");
+            let sku = parse_sku(&field, raw)?;
+            if !seen.insert(sku.to_ascii_uppercase()) {
+                return Err(ApiError::invalid_field(
+                    "duplicate_sku",
+                    field,
+                    format!("SKU {sku} appears twice in this request"),
+                ));
+            }
+            Ok(sku)
+        })
+        .collect()
+}
+
 fn parse_content(field: &str, input: &ContentInput) -> Result<ContentInput, ApiError> {
     Ok(ContentInput {
         title: bounded_text(&format!("{field}.title"), &input.title, 1, MAX_TITLE_CHARS)?,
@@ -295,25 +322,10 @@ impl NewProduct {
                 "a product needs at least one variant",
             ));
         }
-        if self.variants.len() > MAX_VARIANTS {
-            return Err(ApiError::invalid_field(
-                "too_many_variants",
-                "variants",
-                format!("at most {MAX_VARIANTS} variants"),
-            ));
-        }
-        let mut skus = BTreeSet::new();
+        let skus = parse_skus(self.variants.iter().map(|v| v.sku.as_str()))?;
         let mut variants = Vec::with_capacity(self.variants.len());
-        for (index, variant) in self.variants.iter().enumerate() {
+        for (index, (variant, sku)) in self.variants.iter().zip(skus).enumerate() {
             let field = format!("variants[{index}]");
-            let sku = parse_sku(&format!("{field}.sku"), &variant.sku)?;
-            if !skus.insert(sku.to_ascii_uppercase()) {
-                return Err(ApiError::invalid_field(
-                    "duplicate_sku",
-                    format!("{field}.sku"),
-                    format!("SKU {sku} appears twice in this product"),
-                ));
-            }
             variants.push(VariantDraft {
                 sku,
                 prices: parse_prices(&format!("{field}.prices"), &variant.prices, pricing)?,
@@ -448,25 +460,10 @@ impl ProductPatch {
             .map(|raw| pricing.fx.parse_supported("base_currency", raw))
             .transpose()?;
         let variants = self.variants.as_deref().unwrap_or_default();
-        if variants.len() > MAX_VARIANTS {
-            return Err(ApiError::invalid_field(
-                "too_many_variants",
-                "variants",
-                format!("at most {MAX_VARIANTS} variants"),
-            ));
-        }
-        let mut skus = BTreeSet::new();
+        let skus = parse_skus(variants.iter().map(|v| v.sku.as_str()))?;
         let mut changes = Vec::with_capacity(variants.len());
-        for (index, variant) in variants.iter().enumerate() {
+        for (index, (variant, sku)) in variants.iter().zip(skus).enumerate() {
             let field = format!("variants[{index}]");
-            let sku = parse_sku(&format!("{field}.sku"), &variant.sku)?;
-            if !skus.insert(sku.to_ascii_uppercase()) {
-                return Err(ApiError::invalid_field(
-                    "duplicate_sku",
-                    format!("{field}.sku"),
-                    format!("SKU {sku} appears twice in this patch"),
-                ));
-            }
             changes.push(VariantChange {
                 sku,
                 prices: variant
