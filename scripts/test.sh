@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and integration tests against real Postgres and Redis (started
-# project-local where none answer, as scripts/run.sh does), then the quick start's own test.
+# The whole test suite: the alert rules (promtool), the quick start's own test, then the unit
+# and integration tests against real Postgres and Redis (started project-local where none
+# answer, as scripts/run.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/local-services.sh
@@ -8,13 +9,22 @@ log=$(mktemp)
 trap 'rm -f "$log"; stop_local_services' EXIT
 
 start_local_services
-# One integration test restarts a private redis-server to prove reconnection.
+# One integration test restarts a private redis-server to prove reconnection; another runs a
+# real Prometheus against Agora; the alert rules are checked and unit-tested with promtool.
 command -v redis-server >/dev/null || install_debian_package redis-server redis-server
+command -v prometheus >/dev/null || install_debian_package prometheus prometheus
 
-scripts/test-quickstart.sh 2>&1 | tee "$log"
+(
+    cd grafana/prometheus
+    promtool check rules alerts.yml
+    promtool check config prometheus.yml
+    promtool test rules alerts_test.yml
+    echo "promtool: 1 passed, 0 failed"
+) 2>&1 | tee "$log"
+scripts/test-quickstart.sh 2>&1 | tee -a "$log"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite, summed over every runner above.
 awk '/^test result:/ { passed += $4; failed += $6 }
-     /^quickstart: [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^(quickstart|promtool): [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "%d passed, %d failed\n", passed, failed }' "$log"

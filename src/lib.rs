@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod configuration;
 pub mod db;
+pub mod dependencies;
 pub mod hot_state;
 pub mod http;
 pub mod inventory;

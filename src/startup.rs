@@ -14,6 +14,7 @@ use crate::{
     catalog,
     configuration::{ConfigError, Settings},
     db::{self, DbError},
+    dependencies,
     hot_state::HotState,
     http::{self, error::ApiError, AppState},
     observability,
@@ -62,6 +63,11 @@ impl Application {
             .map_err(StartupError::Prepare)?;
         drop(client);
         let hot = HotState::new(&settings.redis)?;
+        dependencies::spawn_sampler(
+            pool.clone(),
+            hot.clone(),
+            Duration::from_millis(settings.health.check_timeout_ms),
+        );
         let actors = ActorRegistry::new();
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {

@@ -7,6 +7,7 @@ mod errors;
 mod health;
 mod helpers;
 mod migrations;
+mod observability;
 mod operator;
 mod sellers;
 mod shoppers;

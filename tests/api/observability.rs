@@ -1,0 +1,143 @@
+//! A real Prometheus scrapes a running Agora under load; every dashboard panel's query must
+//! return data. Needs the `prometheus` binary (Debian package `prometheus`; scripts/test.sh
+//! installs it).
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{free_port, spawn_app, TestApp};
+
+/// Kills the Prometheus server when the test ends, pass or fail.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dashboard_queries() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("grafana/dashboards");
+    let mut queries = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("grafana/dashboards") {
+        let path = entry.expect("entry").path();
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                queries.push((
+                    format!(
+                        "{} / {}",
+                        dashboard["title"].as_str().unwrap_or("?"),
+                        panel["title"].as_str().unwrap_or("?")
+                    ),
+                    target["expr"].as_str().expect("expr").to_owned(),
+                ));
+            }
+        }
+    }
+    queries
+}
+
+async fn instant_query(client: &reqwest::Client, port: u16, expr: &str) -> Option<Value> {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+async fn traffic(app: &TestApp, key: &str, product_path: &str) {
+    for _ in 0..5 {
+        app.get(product_path).await;
+        app.get("/api/v1/products?currency=USD").await;
+        app.get("/api/v1/no-such-route").await;
+        app.get("/ready").await;
+    }
+    app.call(Method::POST, "/api/v1/products", key, Some(&json!({})))
+        .await;
+}
+
+#[actix_web::test]
+async fn a_real_prometheus_scraping_agora_under_load_has_data_for_every_dashboard_panel() {
+    let app = spawn_app().await;
+    let (_, key) = app.seller("Observed").await;
+    let product = app
+        .product(
+            &key,
+            &json!({
+                "default_locale": "en", "content": { "en": { "title": "Gauge" } },
+                "variants": [{ "sku": "OBS-1", "prices": { "EUR": "3.00" }, "stock": 2 }]
+            }),
+        )
+        .await;
+    let product_path = format!("/api/v1/products/{}", product["id"].as_str().expect("id"));
+
+    let dir = std::env::temp_dir().join(format!(
+        "agora-prometheus-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let agora_port = app.address.rsplit(':').next().expect("port");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: agora\n    static_configs:\n      - targets: ['127.0.0.1:{agora_port}']\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let _prometheus = Prometheus(
+        std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts (Debian package `prometheus`; scripts/test.sh installs it)"),
+    );
+
+    let queries = dashboard_queries();
+    assert!(
+        queries.len() >= 10,
+        "only {} panel queries found",
+        queries.len()
+    );
+    let mut missing = queries.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !missing.is_empty() && tokio::time::Instant::now() < deadline {
+        traffic(&app, &key, &product_path).await;
+        let mut still_missing = Vec::new();
+        for (panel, expr) in missing {
+            let answer = instant_query(&app.client, port, &expr).await;
+            let has_data = answer.is_some_and(|a| {
+                a["status"] == "success"
+                    && a["data"]["result"].as_array().is_some_and(|results| {
+                        results
+                            .iter()
+                            .any(|r| r["value"][1].as_str().is_some_and(|v| v != "NaN"))
+                    })
+            });
+            if !has_data {
+                still_missing.push((panel, expr));
+            }
+        }
+        missing = still_missing;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(missing.is_empty(), "panels without data: {missing:#?}");
+}
