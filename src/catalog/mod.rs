@@ -336,7 +336,9 @@ pub async fn refresh_listing_prices(
             .await?;
     } else {
         client
-            .execute("TRUNCATE product_listing_prices", &[])
+            // DELETE, not TRUNCATE: other processes keep listing from the old rows until the
+            // rebuild commits.
+            .execute("DELETE FROM product_listing_prices", &[])
             .await?;
     }
     let written = client
@@ -381,9 +383,11 @@ pub async fn relist_seller(client: &impl GenericClient, seller_id: Uuid) -> Resu
         .await?)
 }
 
+/// Key of the advisory lock that serializes listing rebuilds across processes ("agora.lp").
+const LISTING_REBUILD_LOCK_KEY: i64 = 0x6167_6f72_612e_6c70;
+
 /// Rebuilds every listing price when the configured exchange rates differ from those the
-/// stored ones were computed with; run at start. Processes starting together serialize on the
-/// table lock and compute the same rows.
+/// stored ones were computed with; run at start, one process at a time.
 pub async fn sync_exchange_rates(
     client: &mut deadpool_postgres::Object,
     fx: &FxRates,
@@ -399,7 +403,15 @@ pub async fn sync_exchange_rates(
         })
         .collect::<Vec<_>>()
         .join(",");
-    let stored: Option<String> = client
+    let tx = client.transaction().await?;
+    // Processes starting together rebuild one at a time; the later ones find the new
+    // fingerprint and skip.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&LISTING_REBUILD_LOCK_KEY],
+    )
+    .await?;
+    let stored: Option<String> = tx
         .query_opt(
             "SELECT value FROM catalog_state WHERE key = 'fx_rates'",
             &[],
@@ -407,9 +419,9 @@ pub async fn sync_exchange_rates(
         .await?
         .map(|row| row.get(0));
     if stored.as_deref() == Some(fingerprint.as_str()) {
+        tx.commit().await?;
         return Ok(false);
     }
-    let tx = client.transaction().await?;
     // A large catalog takes longer than the per-request statement timeout allows.
     tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let started = std::time::Instant::now();

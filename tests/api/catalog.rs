@@ -480,3 +480,48 @@ async fn a_seller_never_reads_or_changes_another_sellers_products_or_stock() {
     );
     assert_eq!(mine["items"][0]["variants"][0]["stock_on_hand"], 5);
 }
+
+#[actix_web::test]
+async fn new_exchange_rates_rebuild_listing_prices_once_even_when_processes_start_together() {
+    let app = spawn_app().await;
+    let (_, key) = app.seller("Rates").await;
+    app.product(
+        &key,
+        &json!({
+            "default_locale": "en", "content": { "en": { "title": "Kettle" } },
+            "variants": [{ "sku": "RATE-1", "prices": { "EUR": "10.00" }, "stock": 1 }]
+        }),
+    )
+    .await;
+
+    let mut settings = app.settings.clone();
+    settings.fx.rates.insert("USD".into(), "2.0".into());
+    let pricing = settings.pricing().expect("pricing");
+    let pool = agora::db::build_pool(&settings.database).expect("pool");
+    let (mut first, mut second) = (
+        pool.get().await.expect("conn"),
+        pool.get().await.expect("conn"),
+    );
+    let (a, b) = futures_util::join!(
+        agora::catalog::sync_exchange_rates(&mut first, &pricing.fx),
+        agora::catalog::sync_exchange_rates(&mut second, &pricing.fx)
+    );
+    let rebuilt = [a.expect("first process"), b.expect("second process")];
+    assert_eq!(
+        rebuilt.iter().filter(|r| **r).count(),
+        1,
+        "exactly one process rebuilt: {rebuilt:?}"
+    );
+
+    let usd: String = app
+        .db()
+        .await
+        .query_one(
+            "SELECT amount::text FROM product_listing_prices WHERE currency = 'USD'",
+            &[],
+        )
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(usd, "20.0000");
+}
