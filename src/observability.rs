@@ -2,7 +2,8 @@
 //!
 //! Promises: every metric is named `agora_*` in base units (`_seconds`, `_bytes`, `_total`);
 //! `_seconds` metrics are histograms with [`LATENCY_BUCKETS`], so they aggregate across
-//! processes; gauges that describe a pool are sampled at scrape time, never stale.
+//! processes; gauges that describe a pool or the process are sampled at scrape time, never
+//! stale.
 
 use std::sync::OnceLock;
 
@@ -34,8 +35,20 @@ pub fn recorder() -> PrometheusHandle {
         .clone()
 }
 
-/// Samples the pool gauges, then renders the Prometheus text exposition.
+/// Process CPU, memory, threads and file descriptors (`agora_process_*`), sampled per scrape.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
+fn process_collector() -> &'static metrics_process::Collector {
+    PROCESS.get_or_init(|| {
+        let collector = metrics_process::Collector::new("agora_");
+        collector.describe();
+        collector
+    })
+}
+
+/// Samples the process and pool gauges, then renders the Prometheus text exposition.
 pub fn render(handle: &PrometheusHandle, pool: &deadpool_postgres::Pool) -> String {
+    process_collector().collect();
     let status = pool.status();
     metrics::gauge!("agora_db_pool_max_connections").set(status.max_size as f64);
     metrics::gauge!("agora_db_pool_connections").set(status.size as f64);
