@@ -41,23 +41,14 @@ pub struct ProductRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
-    #[schema(value_type = BTreeMap<String, ContentSchema>)]
     pub content: BTreeMap<String, Content>,
     pub variants: Vec<VariantRecord>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Content {
     pub title: String,
     pub description: String,
-}
-
-/// OpenAPI shape of [`Content`].
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ContentSchema {
-    title: String,
-    description: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
