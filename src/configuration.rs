@@ -28,6 +28,7 @@ pub struct Settings {
     pub health: HealthSettings,
     pub auth: AuthSettings,
     pub operator: OperatorSettings,
+    pub inventory: InventorySettings,
     pub catalog: CatalogSettings,
     pub fx: FxSettings,
     pub log: LogSettings,
@@ -76,6 +77,16 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct OperatorSettings {
     pub token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventorySettings {
+    pub shards: usize,
+    pub batch_max: usize,
+    pub batch_max_wait_ms: u64,
+    pub max_queued_per_shard: usize,
+    pub hold_ttl_secs: u64,
+    pub expiry_sweep_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +222,23 @@ impl Settings {
                 "redis.prefix",
                 "may hold only ASCII letters, digits and - _ . : (braces would break hash tags)",
             ));
+        }
+        for (key, value) in [
+            ("inventory.shards", self.inventory.shards as u64),
+            ("inventory.batch_max", self.inventory.batch_max as u64),
+            (
+                "inventory.max_queued_per_shard",
+                self.inventory.max_queued_per_shard as u64,
+            ),
+            ("inventory.hold_ttl_secs", self.inventory.hold_ttl_secs),
+            (
+                "inventory.expiry_sweep_interval_ms",
+                self.inventory.expiry_sweep_interval_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));

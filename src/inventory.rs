@@ -1,11 +1,18 @@
-//! Stock on hand per SKU, as sellers set it, and the append-only ledger of every change.
+//! Stock per SKU: on hand as sellers set it (with the append-only ledger of every change), held
+//! for carts through the inventory shards ([`PgStockStore`]), and sold.
 //!
-//! Promises: stock never goes below zero; every change to it writes a ledger entry in the
-//! same transaction (kind, delta, resulting stock, reason); a seller only ever touches SKUs of
-//! its own products (others' are "not found"). What shoppers see is live from Postgres, never
-//! cached. Later issues subtract held and sold units from `available`.
+//! Promises: stock never goes below zero and never below what is held or sold (the
+//! `variants_stock_guard` constraint is the final word, whatever process writes); every change
+//! to stock on hand writes a ledger entry in the same transaction; a seller only ever touches
+//! SKUs of its own products (others' are "not found"); a reservation batch is one transaction
+//! that locks each SKU's row once, in id order, as the expiry sweep does, so they never deadlock.
+//! What shoppers see (`available = on hand − held − sold`) is live from Postgres, never cached.
 
+use std::collections::BTreeMap;
+
+use agora_actors::inventory::{Hold, ReserveError, ReserveStock, StockStore};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
@@ -61,7 +68,7 @@ pub async fn availability(
 ) -> Result<Availability, ApiError> {
     let row = client
         .query_opt(
-            "SELECT v.sku, v.stock_on_hand FROM variants v
+            "SELECT v.sku, v.stock_on_hand - v.held - v.sold FROM variants v
              JOIN products p ON p.id = v.product_id AND p.status = 'active'
              JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
              WHERE upper(v.sku) = upper($1)",
@@ -76,14 +83,22 @@ pub async fn availability(
 }
 
 /// The seller's variant for `sku`, locked for the change.
+struct LockedVariant {
+    id: Uuid,
+    sku: String,
+    on_hand: i32,
+    /// Units held for carts plus units sold: stock on hand may not go below it.
+    committed: i32,
+}
+
 async fn lock_own_variant(
     client: &impl GenericClient,
     seller_id: Uuid,
     sku: &str,
-) -> Result<(Uuid, String, i32), ApiError> {
+) -> Result<LockedVariant, ApiError> {
     let row = client
         .query_opt(
-            "SELECT v.id, v.sku, v.stock_on_hand FROM variants v
+            "SELECT v.id, v.sku, v.stock_on_hand, v.held + v.sold FROM variants v
              JOIN products p ON p.id = v.product_id
              WHERE upper(v.sku) = upper($1) AND p.seller_id = $2
              FOR UPDATE OF v",
@@ -91,7 +106,22 @@ async fn lock_own_variant(
         )
         .await?
         .ok_or(ApiError::NotFound("sku"))?;
-    Ok((row.get(0), row.get(1), row.get(2)))
+    Ok(LockedVariant {
+        id: row.get(0),
+        sku: row.get(1),
+        on_hand: row.get(2),
+        committed: row.get(3),
+    })
+}
+
+fn below_committed(field: &str, committed: i32) -> ApiError {
+    ApiError::Conflict {
+        code: "stock_committed",
+        message: format!(
+            "{committed} units are held for carts or sold; stock cannot go below that"
+        ),
+        field: Some(field.to_owned()),
+    }
 }
 
 async fn record(
@@ -140,8 +170,12 @@ pub async fn set(
         ));
     }
     let stock = i32::try_from(stock).unwrap_or(i32::MAX);
-    let (variant, sku, before) = lock_own_variant(client, seller_id, sku).await?;
-    record(client, variant, sku, "set", stock - before, stock, reason).await
+    let variant = lock_own_variant(client, seller_id, sku).await?;
+    if stock < variant.committed {
+        return Err(below_committed("stock_on_hand", variant.committed));
+    }
+    let delta = stock - variant.on_hand;
+    record(client, variant.id, variant.sku, "set", delta, stock, reason).await
 }
 
 /// Adds `delta` (negative to remove) to stock on hand; 409 when the result would be negative.
@@ -159,8 +193,12 @@ pub async fn adjust(
             "must not be zero",
         ));
     }
-    let (variant, sku, before) = lock_own_variant(client, seller_id, sku).await?;
+    let variant = lock_own_variant(client, seller_id, sku).await?;
+    let before = variant.on_hand;
     let after = i64::from(before) + i64::from(delta);
+    if after < i64::from(variant.committed) && after >= 0 {
+        return Err(below_committed("delta", variant.committed));
+    }
     if after < 0 {
         return Err(ApiError::Conflict {
             code: "insufficient_stock",
@@ -176,7 +214,16 @@ pub async fn adjust(
         ));
     }
     let after = i32::try_from(after).unwrap_or(i32::MAX);
-    record(client, variant, sku, "adjust", delta, after, reason).await
+    record(
+        client,
+        variant.id,
+        variant.sku,
+        "adjust",
+        delta,
+        after,
+        reason,
+    )
+    .await
 }
 
 /// The newest ledger entries of one of the seller's SKUs, newest first.
@@ -212,4 +259,168 @@ pub async fn ledger(
             created_at: row.get(5),
         })
         .collect())
+}
+
+/// Most expired holds one sweep releases; the next sweep takes the rest.
+pub const MAX_HOLDS_PER_SWEEP: i64 = 1000;
+
+/// Commits inventory shards' reservation batches to Postgres.
+#[derive(Clone)]
+pub struct PgStockStore {
+    pool: deadpool_postgres::Pool,
+}
+
+impl PgStockStore {
+    pub fn new(pool: deadpool_postgres::Pool) -> Self {
+        Self { pool }
+    }
+}
+
+impl StockStore for PgStockStore {
+    fn reserve_batch(
+        &self,
+        batch: Vec<ReserveStock>,
+    ) -> BoxFuture<'static, Result<Vec<Result<Hold, ReserveError>>, String>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            reserve_batch(&pool, batch)
+                .await
+                .map_err(|e| crate::http::error::error_chain(&e))
+        })
+    }
+}
+
+/// One transaction for a whole batch: lock each SKU's row once, grant in arrival order while
+/// stock lasts, write the holds and the held counts.
+async fn reserve_batch(
+    pool: &deadpool_postgres::Pool,
+    batch: Vec<ReserveStock>,
+) -> Result<Vec<Result<Hold, ReserveError>>, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let skus: Vec<String> = batch.iter().map(|r| r.sku.to_ascii_uppercase()).collect();
+    // Only listed products' SKUs can be held; rows are locked in id order, as the sweep does.
+    let rows = tx
+        .query(
+            "SELECT v.id, upper(v.sku), v.sku, v.stock_on_hand - v.held - v.sold FROM variants v
+             JOIN products p ON p.id = v.product_id AND p.status = 'active'
+             JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+             WHERE upper(v.sku) = ANY($1)
+             ORDER BY v.id
+             FOR UPDATE OF v",
+            &[&skus],
+        )
+        .await?;
+    // Upper-cased SKU → (variant id, SKU as written, units still available).
+    let mut stock: BTreeMap<String, (Uuid, String, i64)> = rows
+        .iter()
+        .map(|row| {
+            let available: i32 = row.get(3);
+            (row.get(1), (row.get(0), row.get(2), i64::from(available)))
+        })
+        .collect();
+    let now = Utc::now();
+    let mut answers = Vec::with_capacity(batch.len());
+    let (mut hold_ids, mut variant_ids, mut quantities, mut owners, mut expiries) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (request, sku) in batch.iter().zip(&skus) {
+        let Some((variant, written_sku, available)) = stock.get_mut(sku) else {
+            answers.push(Err(ReserveError::UnknownSku));
+            continue;
+        };
+        let wanted = i64::from(request.quantity);
+        if wanted == 0 || wanted > *available {
+            answers.push(Err(ReserveError::InsufficientStock {
+                available: (*available).max(0),
+            }));
+            continue;
+        }
+        *available -= wanted;
+        let hold = Hold {
+            id: Uuid::now_v7(),
+            sku: written_sku.clone(),
+            quantity: request.quantity,
+            expires_at: now
+                + chrono::Duration::from_std(request.hold_for)
+                    .unwrap_or_else(|_| chrono::Duration::minutes(10)),
+        };
+        hold_ids.push(hold.id);
+        variant_ids.push(*variant);
+        quantities.push(i32::try_from(request.quantity).unwrap_or(i32::MAX));
+        owners.push(request.owner.clone());
+        expiries.push(hold.expires_at);
+        answers.push(Ok(hold));
+    }
+    if !hold_ids.is_empty() {
+        tx.execute(
+            "INSERT INTO stock_holds (id, variant_id, quantity, owner, expires_at)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[])",
+            &[&hold_ids, &variant_ids, &quantities, &owners, &expiries],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE variants v SET held = v.held + d.quantity
+             FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
+                   FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
+                   GROUP BY variant_id) d
+             WHERE v.id = d.variant_id",
+            &[&variant_ids, &quantities],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// Returns the stock of up to [`MAX_HOLDS_PER_SWEEP`] expired holds; any process may run it,
+/// concurrently (holds another sweep has locked are skipped). Answers how many were released.
+pub async fn release_expired_holds(pool: &deadpool_postgres::Pool) -> Result<u64, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let released = tx
+        .query(
+            "UPDATE stock_holds SET released_at = now()
+             WHERE id IN (SELECT id FROM stock_holds
+                          WHERE released_at IS NULL AND expires_at <= now()
+                          ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING variant_id, quantity",
+            &[&MAX_HOLDS_PER_SWEEP],
+        )
+        .await?;
+    let count = released.len() as u64;
+    if count > 0 {
+        let mut totals: BTreeMap<Uuid, i32> = BTreeMap::new();
+        for row in &released {
+            *totals.entry(row.get(0)).or_default() += row.get::<_, i32>(1);
+        }
+        let (ids, quantities): (Vec<Uuid>, Vec<i32>) = totals.into_iter().unzip();
+        // In id order, like reservation batches, so the two never deadlock.
+        tx.execute(
+            "SELECT 1 FROM variants WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&ids],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE variants v SET held = v.held - d.quantity
+             FROM unnest($1::uuid[], $2::int4[]) AS d(id, quantity) WHERE v.id = d.id",
+            &[&ids, &quantities],
+        )
+        .await?;
+        metrics::counter!("agora_inventory_holds_expired_total").increment(count);
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Releases expired holds every `interval` until the process stops.
+pub fn spawn_expiry_sweeper(pool: deadpool_postgres::Pool, interval: std::time::Duration) {
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = release_expired_holds(&pool).await {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "releasing expired holds failed");
+            }
+        }
+    });
 }

@@ -7,16 +7,23 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use actix::{Arbiter, ArbiterHandle};
 use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
-use agora_actors::lifecycle::{ActorRegistry, FlushOutcome};
+use agora_actors::{
+    inventory::{BatchLimits, InventoryShards},
+    lifecycle::{ActorRegistry, FlushOutcome},
+};
 
 use crate::{
     catalog,
-    configuration::{ConfigError, Settings},
+    configuration::{ConfigError, InventorySettings, Settings},
     db::{self, DbError},
     dependencies,
     hot_state::HotState,
     http::{self, error::ApiError, AppState},
+    inventory::{self, PgStockStore},
     observability,
     shoppers::PasswordHashing,
 };
@@ -44,6 +51,9 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     actors: ActorRegistry,
+    /// The threads the inventory shards run on; owned here so they live until the shards
+    /// have flushed, and are stopped then.
+    arbiters: Vec<Arbiter>,
     pool: deadpool_postgres::Pool,
 }
 
@@ -69,12 +79,16 @@ impl Application {
             Duration::from_millis(settings.health.check_timeout_ms),
         );
         let actors = ActorRegistry::new();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
+        let inventory = start_inventory(&settings.inventory, &pool, &actors, &arbiters);
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
             metrics: observability::recorder(),
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
+            inventory,
             pricing,
             settings,
         });
@@ -93,7 +107,11 @@ impl Application {
         .client_request_timeout(Duration::from_millis(
             http_settings.client_request_timeout_ms,
         ))
-        .shutdown_timeout(http_settings.shutdown_timeout_secs);
+        .shutdown_timeout(http_settings.shutdown_timeout_secs)
+        // actix-server stops the whole actor system on a signal (and SIGINT without grace);
+        // `run_until_stopped` handles both signals itself, gracefully, and keeps the actors
+        // running until they have flushed.
+        .disable_signals();
         if http_settings.workers > 0 {
             server = server.workers(http_settings.workers);
         }
@@ -110,6 +128,7 @@ impl Application {
             port,
             server: server.run(),
             actors,
+            arbiters,
             pool,
         })
     }
@@ -130,6 +149,16 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        actix_web::rt::spawn(async move {
+            match stop_signal().await {
+                Ok(signal) => tracing::info!(signal, "stopping gracefully"),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for stop signals; stopping");
+                }
+            }
+            handle.stop(true).await;
+        });
         self.server.await?;
         tracing::info!("HTTP stopped; flushing actors");
         let outcomes = self.actors.flush_all(ACTOR_FLUSH_DEADLINE).await;
@@ -137,6 +166,10 @@ impl Application {
             .iter()
             .filter(|outcome| matches!(outcome, FlushOutcome::Failed { .. }))
             .count();
+        for arbiter in self.arbiters {
+            arbiter.stop();
+            let _ = actix_web::rt::task::spawn_blocking(move || arbiter.join()).await;
+        }
         self.pool.close();
         if failed > 0 {
             return Err(std::io::Error::other(format!(
@@ -146,6 +179,46 @@ impl Application {
         tracing::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT the process receives.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
+}
+
+/// Starts the inventory shards on the given arbiters (one per core), registers them for the graceful stop,
+/// and starts the sweep that returns expired holds.
+fn start_inventory(
+    settings: &InventorySettings,
+    pool: &deadpool_postgres::Pool,
+    actors: &ActorRegistry,
+    arbiters: &[Arbiter],
+) -> InventoryShards {
+    let arbiters: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
+    let shards = InventoryShards::start(
+        Arc::new(PgStockStore::new(pool.clone())),
+        settings.shards,
+        &arbiters,
+        BatchLimits {
+            max_batch: settings.batch_max,
+            max_wait: Duration::from_millis(settings.batch_max_wait_ms),
+            max_pending: settings.max_queued_per_shard,
+        },
+    );
+    for (index, shard) in shards.shards().iter().enumerate() {
+        actors.register(format!("inventory-{index}"), shard.clone().recipient());
+    }
+    inventory::spawn_expiry_sweeper(
+        pool.clone(),
+        Duration::from_millis(settings.expiry_sweep_interval_ms),
+    );
+    shards
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, http::error::ApiError> {

@@ -4,4 +4,5 @@
 //! Every actor that buffers writes registers with the [`lifecycle::ActorRegistry`], so a
 //! graceful shutdown can ask it to persist what it holds before the process exits.
 
+pub mod inventory;
 pub mod lifecycle;

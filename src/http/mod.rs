@@ -29,6 +29,8 @@ pub struct AppState {
     pub pricing: Pricing,
     /// Bounds concurrent password hashing (memory- and CPU-hard by design).
     pub passwords: PasswordHashing,
+    /// The inventory shard actors that serialize and batch stock reservations.
+    pub inventory: agora_actors::inventory::InventoryShards,
     pub settings: Settings,
 }
 

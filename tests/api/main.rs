@@ -6,6 +6,7 @@ mod cli;
 mod errors;
 mod health;
 mod helpers;
+mod inventory;
 mod migrations;
 mod observability;
 mod operator;
