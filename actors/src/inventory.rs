@@ -7,12 +7,14 @@
 //!
 //! Promises: requests are answered in arrival order within a batch; a shard never queues more
 //! than [`BatchLimits::max_pending`] requests (beyond it, [`ReserveError::Overloaded`] at once);
-//! if a shard panics it is restarted and its queued requests are answered
-//! [`ReserveError::Unavailable`] (nothing was committed for them, so retrying is safe); the
-//! store, not the actor, is the authority on stock, so a restarted shard needs no state back.
+//! if a batch panics, the shard is restarted by its supervisor and the requests of that batch
+//! and its queue are answered [`ReserveError::Unavailable`] (a panicking store commits nothing,
+//! so retrying is safe); the store, not the actor, is the authority on stock, so a restarted
+//! shard needs no state back.
 
 use std::{
     hash::{Hash, Hasher},
+    panic::AssertUnwindSafe,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -21,7 +23,7 @@ use actix::{
     prelude::*, ActorFutureExt, ArbiterHandle, ResponseFuture, Supervised, Supervisor, WrapFuture,
 };
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
+use futures_util::{future::BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -144,10 +146,24 @@ impl InventoryShard {
         let started = Instant::now();
         metrics::histogram!("agora_inventory_batch_size").record(take as f64);
         let store = Arc::clone(&self.store);
-        let commit = async move { store.reserve_batch(requests).await };
+        // A panic inside the store must not take the arbiter thread down with the actor:
+        // it is caught, the batch is answered `Unavailable`, and the shard stops so that its
+        // supervisor restarts it.
+        let commit =
+            AssertUnwindSafe(async move { store.reserve_batch(requests).await }).catch_unwind();
         ctx.spawn(commit.into_actor(self).map(move |outcome, shard, ctx| {
             metrics::histogram!("agora_inventory_commit_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
+            let Ok(outcome) = outcome else {
+                tracing::error!(shard = %shard.name, "reservation batch panicked; restarting the shard");
+                for reply in replies {
+                    let _ = reply.send(Err(ReserveError::Unavailable(
+                        "the inventory shard restarted".into(),
+                    )));
+                }
+                ctx.stop();
+                return;
+            };
             match outcome {
                 Ok(results) => {
                     for (reply, result) in replies.into_iter().zip(results) {

@@ -274,3 +274,62 @@ async fn a_graceful_stop_waits_for_queued_reservations_to_commit() {
     }
     assert_eq!(available(&app, "FLUSH-1").await, 40);
 }
+
+/// The real store, except that its first batch panics.
+struct PanicsOnce {
+    store: PgStockStore,
+    panicked: Arc<AtomicUsize>,
+}
+
+impl StockStore for PanicsOnce {
+    fn reserve_batch(
+        &self,
+        batch: Vec<ReserveStock>,
+    ) -> BoxFuture<'static, Result<Vec<Result<Hold, ReserveError>>, String>> {
+        if self.panicked.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Box::pin(async { panic!("store bug") });
+        }
+        self.store.reserve_batch(batch)
+    }
+}
+
+#[actix_web::test]
+async fn a_shard_whose_batch_panics_is_restarted_and_loses_or_doubles_nothing() {
+    let app = spawn_app().await;
+    product_with_stock(&app, "BOOM-1", 10).await;
+    let pool = agora::db::build_pool(&app.settings.database).expect("pool");
+    let store = PanicsOnce {
+        store: PgStockStore::new(pool),
+        panicked: Arc::new(AtomicUsize::new(0)),
+    };
+    let shards = InventoryShards::start(Arc::new(store), 1, &[], LIMITS);
+
+    let failed = shards
+        .reserve(reserve("BOOM-1", 0, Duration::from_secs(600)))
+        .await;
+    assert!(
+        matches!(failed, Err(ReserveError::Unavailable(_))),
+        "{failed:?}"
+    );
+    assert_eq!(
+        available(&app, "BOOM-1").await,
+        10,
+        "the panicked batch committed nothing"
+    );
+
+    let racers = (1..=12).map(|n| {
+        let shards = shards.clone();
+        async move {
+            shards
+                .reserve(reserve("BOOM-1", n, Duration::from_secs(600)))
+                .await
+        }
+    });
+    let outcomes = join_all(racers).await;
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        10,
+        "the restarted shard serves: {outcomes:?}"
+    );
+    assert_eq!(available(&app, "BOOM-1").await, 0);
+}
