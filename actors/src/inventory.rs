@@ -142,6 +142,7 @@ impl InventoryShard {
         let take = self.pending.len().min(self.limits.max_batch);
         let (requests, replies): (Vec<ReserveStock>, Vec<Reply>) =
             self.pending.drain(..take).unzip();
+        self.record_queue();
         self.committing = true;
         let started = Instant::now();
         metrics::histogram!("agora_inventory_batch_size").record(take as f64);
@@ -194,6 +195,11 @@ impl InventoryShard {
         }));
     }
 
+    fn record_queue(&self) {
+        metrics::gauge!("agora_inventory_queued_requests", "shard" => self.name.clone())
+            .set(self.pending.len() as f64);
+    }
+
     fn notify_if_drained(&mut self) {
         if !self.committing && self.pending.is_empty() {
             let committed = std::mem::take(&mut self.committed);
@@ -220,6 +226,9 @@ impl Supervised for InventoryShard {
         self.pending.clear();
         self.committing = false;
         self.timer_set = false;
+        self.record_queue();
+        // A graceful stop waiting on this shard has nothing left to wait for.
+        self.notify_if_drained();
     }
 }
 
@@ -234,8 +243,7 @@ impl Handler<ReserveStock> for InventoryShard {
         }
         let (reply, answer) = oneshot::channel();
         self.pending.push((request, reply));
-        metrics::gauge!("agora_inventory_queued_requests", "shard" => self.name.clone())
-            .set(self.pending.len() as f64);
+        self.record_queue();
         self.schedule(ctx);
         Box::pin(async move {
             answer.await.unwrap_or_else(|_| {
