@@ -1,10 +1,13 @@
 //! `agora-load-tests`: load tests and benchmarks against running Agora servers.
 //!
 //! Scenarios: `seed-catalog` writes a large synthetic catalog into Postgres; `browse` times
-//! storefront listings and searches against one or more servers and prints a JSON report.
+//! storefront listings and searches against one or more servers; `reserve-bench` compares
+//! reservations through the inventory shards with the common row-lock way. Each prints a JSON
+//! report.
 //! The flash-sale and cart scenarios arrive with the load-test issue.
 
 mod browse;
+mod reserve;
 mod seed;
 
 use std::process::ExitCode;
@@ -57,11 +60,28 @@ enum Scenario {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// Reserve one hot SKU at a fixed rate through the inventory shards, then the common way.
+    ReserveBench {
+        /// Postgres URL of an Agora database (migrated if needed; a benchmark SKU is added).
+        #[arg(long)]
+        database_url: String,
+        /// Reservations started per second.
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+        /// Seconds each way runs.
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run(Cli::parse().scenario).await {
+fn main() -> ExitCode {
+    let scenario = Cli::parse().scenario;
+    // An actix system: the inventory shards are actors; the other scenarios only need its
+    // Tokio runtime.
+    match actix::System::new().block_on(run(scenario)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("agora-load-tests: {error:#}");
@@ -77,6 +97,55 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             variants,
             force,
         } => seed::run(&database_url, variants, force).await,
+        Scenario::ReserveBench {
+            database_url,
+            rate,
+            duration_secs,
+            report,
+        } => {
+            let result = reserve::run(
+                &database_url,
+                rate,
+                std::time::Duration::from_secs(duration_secs),
+            )
+            .await?;
+            let json = serde_json::to_string_pretty(&result)?;
+            if let Some(path) = report {
+                std::fs::write(&path, &json)?;
+            }
+            eprintln!(
+                "{:<20} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8}",
+                "way",
+                "offered/s",
+                "held",
+                "shed",
+                "failed",
+                "held/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms"
+            );
+            for run in &result.runs {
+                eprintln!(
+                    "{:<20} {:>9} {:>9} {:>7} {:>7} {:>10.0} {:>8.2} {:>8.2} {:>8.2}",
+                    run.way,
+                    run.offered_per_sec,
+                    run.held,
+                    run.shed,
+                    run.failed,
+                    run.held_per_sec,
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.max_ms
+                );
+            }
+            eprintln!(
+                "throughput ratio (shards / row lock): {:.1}×",
+                result.throughput_ratio
+            );
+            println!("{json}");
+            Ok(())
+        }
         Scenario::Browse {
             target,
             database_url,
