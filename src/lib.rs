@@ -20,3 +20,4 @@ pub mod sellers;
 pub mod shoppers;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;

@@ -1,17 +1,13 @@
 //! Seller accounts: onboarding and API-key authentication.
 //!
-//! Promises: an API key is returned once, at onboarding, and stored only as its SHA-256
-//! digest (keys are 256 random bits, so a fast hash is safe and keeps every authenticated
-//! call cheap); one account per email address, compared without case.
+//! Promises: an API key ([`tokens`]) is returned once, at onboarding, and stored only as its
+//! digest; one account per email address, compared without case.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::http::error::ApiError;
+use crate::{http::error::ApiError, tokens};
 
 /// Prefix of every seller API key, so a leaked key is recognisable in logs and scanners.
 pub const API_KEY_PREFIX: &str = "agora_sk_";
@@ -107,28 +103,23 @@ pub struct OnboardedSeller {
     pub api_key: String,
 }
 
-fn new_api_key() -> String {
-    let mut secret = [0_u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret))
-}
-
-fn digest(api_key: &str) -> Vec<u8> {
-    Sha256::digest(api_key.as_bytes()).to_vec()
-}
-
 /// Creates a seller account; 409 `email_taken` when the address already has one.
 pub async fn onboard(
     client: &impl tokio_postgres::GenericClient,
     name: &SellerName,
     email: &Email,
 ) -> Result<OnboardedSeller, ApiError> {
-    let api_key = new_api_key();
+    let api_key = tokens::new_token(API_KEY_PREFIX);
     let row = client
         .query_one(
             "INSERT INTO sellers (id, name, email, api_key_hash) VALUES ($1, $2, $3, $4)
              RETURNING id, name, email, status, created_at",
-            &[&Uuid::now_v7(), &name.0, &email.0, &digest(&api_key)],
+            &[
+                &Uuid::now_v7(),
+                &name.0,
+                &email.0,
+                &tokens::digest(&api_key),
+            ],
         )
         .await
         .map_err(|error| {
@@ -160,7 +151,7 @@ pub async fn authenticate(
         .query_opt(
             "SELECT id, name, email, status, created_at FROM sellers
              WHERE api_key_hash = $1 AND status = 'active'",
-            &[&digest(api_key)],
+            &[&tokens::digest(api_key)],
         )
         .await?;
     row.map(|row| Seller::from_row(&row))
@@ -187,15 +178,6 @@ pub async fn set_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn api_keys_are_prefixed_random_and_distinct() {
-        let (a, b) = (new_api_key(), new_api_key());
-        assert!(a.starts_with(API_KEY_PREFIX));
-        assert_eq!(a.len(), API_KEY_PREFIX.len() + 43);
-        assert_ne!(a, b);
-        assert_ne!(digest(&a), digest(&b));
-    }
 
     #[test]
     fn emails_without_a_dotted_domain_are_refused() {

@@ -12,17 +12,14 @@ use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use chrono::{DateTime, Utc};
-use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_postgres::{error::SqlState, GenericClient};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{http::error::ApiError, locale::Locale, sellers::Email};
+use crate::{http::error::ApiError, locale::Locale, sellers::Email, tokens};
 
 /// Prefix of every shopper session token.
 pub const TOKEN_PREFIX: &str = "agora_st_";
@@ -143,10 +140,6 @@ pub fn parse_password(raw: &str) -> Result<String, ApiError> {
     Ok(raw.to_owned())
 }
 
-fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 /// Registers a shopper with email and password; 409 `email_taken` when the address has one.
 pub async fn register(
     client: &impl GenericClient,
@@ -213,14 +206,12 @@ pub async fn open_session(
     shopper_id: Uuid,
     ttl: Duration,
 ) -> Result<Session, ApiError> {
-    let mut secret = [0_u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let token = tokens::new_token(TOKEN_PREFIX);
     let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
     client
         .execute(
             "INSERT INTO shopper_sessions (token_hash, shopper_id, expires_at) VALUES ($1, $2, $3)",
-            &[&digest(&token), &shopper_id, &expires_at],
+            &[&tokens::digest(&token), &shopper_id, &expires_at],
         )
         .await?;
     Ok(Session { token, expires_at })
@@ -236,7 +227,7 @@ pub async fn authenticate(client: &impl GenericClient, token: &str) -> Result<Sh
             "SELECT s.id, s.email, s.locale, s.created_at FROM shopper_sessions t
              JOIN shoppers s ON s.id = t.shopper_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()",
-            &[&digest(token)],
+            &[&tokens::digest(token)],
         )
         .await?
         .map(|row| Shopper::from_row(&row))
@@ -249,7 +240,7 @@ pub async fn revoke(client: &impl GenericClient, token: &str) -> Result<(), ApiE
     client
         .execute(
             "UPDATE shopper_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
-            &[&digest(token)],
+            &[&tokens::digest(token)],
         )
         .await?;
     Ok(())

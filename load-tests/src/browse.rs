@@ -44,7 +44,8 @@ pub struct Report {
     pub errors: BTreeMap<String, usize>,
 }
 
-fn percentiles(mut samples: Vec<f64>) -> Percentiles {
+/// Nearest-rank percentiles of `samples` (milliseconds).
+pub fn percentiles(mut samples: Vec<f64>) -> Percentiles {
     samples.sort_by(f64::total_cmp);
     let at = |q: f64| {
         let rank = ((samples.len() as f64) * q).ceil() as usize;

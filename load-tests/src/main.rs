@@ -134,9 +134,9 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
                     run.shed,
                     run.failed,
                     run.held_per_sec,
-                    run.p50_ms,
-                    run.p99_ms,
-                    run.max_ms
+                    run.latency_ms.p50,
+                    run.latency_ms.p99,
+                    run.latency_ms.max
                 );
             }
             eprintln!(

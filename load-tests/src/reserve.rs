@@ -18,6 +18,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::browse::{percentiles, Percentiles};
+
 /// Most reservations outstanding at once; more are shed instead of queueing without bound.
 const MAX_IN_FLIGHT: usize = 2000;
 /// Units on hand of the benchmark SKU: enough that no run sells out.
@@ -31,9 +33,8 @@ pub struct Run {
     pub shed: usize,
     pub failed: usize,
     pub held_per_sec: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    /// From start to answer, of the reservations held.
+    pub latency_ms: Percentiles,
 }
 
 #[derive(Debug, Serialize)]
@@ -131,14 +132,6 @@ where
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let rank = ((latencies.len() as f64) * q).ceil() as usize;
-        latencies
-            .get(rank.saturating_sub(1))
-            .copied()
-            .unwrap_or(0.0)
-    };
     Run {
         way,
         offered_per_sec: rate,
@@ -146,9 +139,7 @@ where
         shed,
         failed,
         held_per_sec: latencies.len() as f64 / elapsed,
-        p50_ms: at(0.5),
-        p99_ms: at(0.99),
-        max_ms: latencies.last().copied().unwrap_or(0.0),
+        latency_ms: percentiles(latencies),
     }
 }
 

@@ -58,6 +58,23 @@ impl ApiError {
         }
     }
 
+    /// The same error found in a query parameter: the request, not a body field, is at fault
+    /// (400 instead of 422), still naming the parameter.
+    pub fn in_query(self) -> Self {
+        match self {
+            Self::InvalidField {
+                code,
+                message,
+                field,
+            } => Self::BadRequest {
+                code,
+                message,
+                field: Some(field),
+            },
+            other => other,
+        }
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }

@@ -47,10 +47,6 @@ pub fn currency(query: Option<&str>, state: &AppState) -> Result<Currency, ApiEr
             .pricing
             .fx
             .parse_supported("currency", raw)
-            .map_err(|error| ApiError::BadRequest {
-                code: error.code(),
-                message: error.to_string(),
-                field: Some("currency".into()),
-            }),
+            .map_err(ApiError::in_query),
     }
 }

@@ -37,22 +37,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/products/{id}/restore").route(web::post().to(restore)));
 }
 
-/// A query value that does not parse is the client's fault: 400 naming the parameter.
-fn bad_query(error: ApiError) -> ApiError {
-    match error {
-        ApiError::InvalidField {
-            code,
-            message,
-            field,
-        } => ApiError::BadRequest {
-            code,
-            message,
-            field: Some(field),
-        },
-        other => other,
-    }
-}
-
 fn bad_param(field: &str, message: &str) -> ApiError {
     ApiError::BadRequest {
         code: "invalid_query",
@@ -259,12 +243,20 @@ impl ListingParams {
         let min_price = self
             .min_price
             .as_deref()
-            .map(|raw| currency.parse_amount("min_price", raw).map_err(bad_query))
+            .map(|raw| {
+                currency
+                    .parse_amount("min_price", raw)
+                    .map_err(ApiError::in_query)
+            })
             .transpose()?;
         let max_price = self
             .max_price
             .as_deref()
-            .map(|raw| currency.parse_amount("max_price", raw).map_err(bad_query))
+            .map(|raw| {
+                currency
+                    .parse_amount("max_price", raw)
+                    .map_err(ApiError::in_query)
+            })
             .transpose()?;
         if let (Some(min), Some(max)) = (min_price, max_price) {
             if min > max {
