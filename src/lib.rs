@@ -3,6 +3,7 @@
 //! The server's library: configuration, plumbing (Postgres, Redis, metrics, logs), the HTTP
 //! boundary and the domain modules. The actors live in the `agora-actors` crate.
 
+pub mod carts;
 pub mod catalog;
 pub mod cli;
 pub mod configuration;

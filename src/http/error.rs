@@ -38,6 +38,9 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// Fewer units are available than asked for; the answer says how many are.
+    #[error("only {available} available")]
+    InsufficientStock { available: i64 },
     /// A dependency (Postgres, Redis) or a bounded resource cannot serve the request now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -89,6 +92,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(_) => "not_found",
+            Self::InsufficientStock { .. } => "insufficient_stock",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -98,6 +102,7 @@ impl ApiError {
         match self {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             Self::InvalidField { field, .. } => Some(field),
+            Self::InsufficientStock { .. } => Some("quantity"),
             _ => None,
         }
     }
@@ -117,6 +122,9 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// With `insufficient_stock`: the units that are available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
 }
 
 impl ErrorBody {
@@ -126,6 +134,7 @@ impl ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),
                 field: field.map(str::to_owned),
+                available: None,
             },
         }
     }
@@ -140,7 +149,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -156,7 +165,11 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(ErrorBody::new(self.code(), self.to_string(), self.field()))
+        let mut body = ErrorBody::new(self.code(), self.to_string(), self.field());
+        if let Self::InsufficientStock { available } = self {
+            body.error.available = Some(*available);
+        }
+        response.json(body)
     }
 }
 

@@ -49,6 +49,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::products::configure)
                 .configure(routes::inventory::configure)
                 .configure(routes::regions::configure)
-                .configure(routes::operator::configure),
+                .configure(routes::operator::configure)
+                .configure(routes::carts::configure),
         );
 }

@@ -6,7 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::routes::{inventory, operator, products, regions, sellers, shoppers};
+use super::routes::{carts, inventory, operator, products, regions, sellers, shoppers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,12 +19,14 @@ use super::routes::{inventory, operator, products, regions, sellers, shoppers};
         inventory::availability, inventory::set_stock, inventory::adjust_stock, inventory::ledger,
         regions::list, regions::show, regions::put,
         operator::suspend, operator::reinstate,
+        carts::create, carts::show, carts::add_item, carts::change_item, carts::remove_item, carts::set_shipping,
     ),
     modifiers(&BearerSchemes),
     tags(
         (name = "storefront", description = "What shoppers browse: cacheable, localized, priced in their currency"),
         (name = "products", description = "Sellers' own products"),
         (name = "inventory", description = "Stock on hand, live"),
+        (name = "carts", description = "Shoppers' baskets; every unit in them is held"),
         (name = "sellers"), (name = "shoppers"), (name = "regions"), (name = "operator"),
     )
 )]

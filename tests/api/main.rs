@@ -1,6 +1,7 @@
 //! The one integration-test binary: every test starts real servers against real Postgres and
 //! Redis, each with a fresh database and its own Redis key prefix.
 
+mod carts;
 mod catalog;
 mod cli;
 mod errors;

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource.
 
+pub mod carts;
 pub mod health;
 pub mod inventory;
 pub mod operator;

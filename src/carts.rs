@@ -1,0 +1,440 @@
+//! Carts: a shopper's basket in one region, its lines held in stock, and its totals.
+//!
+//! Promises: a cart is only ever seen or changed by the shopper who owns it (others get "not
+//! found"); every change locks the cart's row, so tabs, devices and processes acting on one
+//! cart take turns and all see the same cart; units added are held through the inventory shards
+//! (never more than available) and units removed are released at once, in the same transaction
+//! as the line change; totals are computed in the region's currency from explicit or converted
+//! prices, with the region's tax (included or added) and the chosen shipping option, every
+//! amount rounded to the currency's minor units.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio_postgres::GenericClient;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    configuration::Pricing,
+    http::error::ApiError,
+    locale::LocalePreference,
+    money::{Currency, Price},
+    regions::{self, Region},
+};
+
+/// Most lines one cart may have, and most units of one line.
+pub const MAX_LINES: i64 = 100;
+pub const MAX_QUANTITY: u32 = 1000;
+
+/// A cart row, locked for a change.
+pub struct LockedCart {
+    pub id: Uuid,
+    pub region: String,
+}
+
+pub async fn create(
+    client: &impl GenericClient,
+    shopper_id: Uuid,
+    region: &str,
+) -> Result<Uuid, ApiError> {
+    let region = regions::get(client, region)
+        .await
+        .map_err(|error| match error {
+            ApiError::NotFound(_) => ApiError::invalid_field(
+                "unknown_region",
+                "region",
+                "no such region; see GET /api/v1/regions",
+            ),
+            other => other,
+        })?;
+    let id = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO carts (id, shopper_id, region) VALUES ($1, $2, $3)",
+            &[&id, &shopper_id, &region.code],
+        )
+        .await?;
+    Ok(id)
+}
+
+/// Locks the shopper's own cart; any other cart is "not found".
+pub async fn lock_own(
+    client: &impl GenericClient,
+    shopper_id: Uuid,
+    cart_id: Uuid,
+) -> Result<LockedCart, ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT id, region FROM carts WHERE id = $1 AND shopper_id = $2 FOR UPDATE",
+            &[&cart_id, &shopper_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("cart"))?;
+    Ok(LockedCart {
+        id: row.get(0),
+        region: row.get(1),
+    })
+}
+
+/// The variant of a storefront SKU and the cart's quantity of it so far.
+pub async fn line_of(
+    client: &impl GenericClient,
+    cart_id: Uuid,
+    sku: &str,
+) -> Result<(Uuid, String, u32), ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT v.id, v.sku, coalesce(l.quantity, 0) FROM variants v
+             JOIN products p ON p.id = v.product_id AND p.status = 'active'
+             JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+             LEFT JOIN cart_lines l ON l.cart_id = $1 AND l.variant_id = v.id
+             WHERE upper(v.sku) = upper($2)",
+            &[&cart_id, &sku],
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
+        })?;
+    let quantity: i32 = row.get(2);
+    Ok((row.get(0), row.get(1), u32::try_from(quantity).unwrap_or(0)))
+}
+
+/// Refuses a new line beyond [`MAX_LINES`] (checked before any stock is held for it).
+pub async fn check_room(
+    client: &impl GenericClient,
+    cart_id: Uuid,
+    variant_id: Uuid,
+) -> Result<(), ApiError> {
+    let lines: i64 = client
+        .query_one(
+            "SELECT count(*) FROM cart_lines WHERE cart_id = $1 AND variant_id <> $2",
+            &[&cart_id, &variant_id],
+        )
+        .await?
+        .get(0);
+    if lines >= MAX_LINES {
+        return Err(ApiError::invalid_field(
+            "too_many_lines",
+            "sku",
+            format!("a cart holds at most {MAX_LINES} lines"),
+        ));
+    }
+    Ok(())
+}
+
+/// Sets a line's quantity (0 removes it).
+pub async fn set_line(
+    client: &impl GenericClient,
+    cart_id: Uuid,
+    variant_id: Uuid,
+    quantity: u32,
+) -> Result<(), ApiError> {
+    if quantity == 0 {
+        client
+            .execute(
+                "DELETE FROM cart_lines WHERE cart_id = $1 AND variant_id = $2",
+                &[&cart_id, &variant_id],
+            )
+            .await?;
+    } else {
+        client
+            .execute(
+                "INSERT INTO cart_lines (cart_id, variant_id, quantity) VALUES ($1, $2, $3)
+                 ON CONFLICT (cart_id, variant_id) DO UPDATE SET quantity = EXCLUDED.quantity",
+                &[
+                    &cart_id,
+                    &variant_id,
+                    &i32::try_from(quantity).unwrap_or(i32::MAX),
+                ],
+            )
+            .await?;
+    }
+    client
+        .execute(
+            "UPDATE carts SET updated_at = now() WHERE id = $1",
+            &[&cart_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Returns `units` of the cart's live holds on a variant to stock, newest holds first.
+pub async fn release(
+    client: &impl GenericClient,
+    cart_id: Uuid,
+    variant_id: Uuid,
+    units: u32,
+) -> Result<(), ApiError> {
+    let holds = client
+        .query(
+            "SELECT id, quantity FROM stock_holds
+             WHERE owner = $1 AND variant_id = $2 AND released_at IS NULL
+             ORDER BY created_at DESC FOR UPDATE",
+            &[&cart_id.to_string(), &variant_id],
+        )
+        .await?;
+    let mut left = i64::from(units);
+    let mut released = 0_i64;
+    for hold in holds {
+        if left == 0 {
+            break;
+        }
+        let (id, quantity): (Uuid, i32) = (hold.get(0), hold.get(1));
+        let take = left.min(i64::from(quantity));
+        if take == i64::from(quantity) {
+            client
+                .execute(
+                    "UPDATE stock_holds SET released_at = now() WHERE id = $1",
+                    &[&id],
+                )
+                .await?;
+        } else {
+            client
+                .execute(
+                    "UPDATE stock_holds SET quantity = quantity - $2 WHERE id = $1",
+                    &[&id, &i32::try_from(take).unwrap_or(0)],
+                )
+                .await?;
+        }
+        left -= take;
+        released += take;
+    }
+    if released > 0 {
+        client
+            .execute(
+                "UPDATE variants SET held = held - $2 WHERE id = $1",
+                &[&variant_id, &i32::try_from(released).unwrap_or(0)],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn set_shipping(
+    client: &impl GenericClient,
+    cart: &LockedCart,
+    country: &str,
+    option: &str,
+) -> Result<(), ApiError> {
+    let region = regions::get(client, &cart.region).await?;
+    if !region.details.countries.iter().any(|c| c == country) {
+        return Err(ApiError::invalid_field(
+            "country_outside_region",
+            "country",
+            format!(
+                "region {} ships to {}",
+                region.code,
+                region.details.countries.join(", ")
+            ),
+        ));
+    }
+    if !region
+        .details
+        .shipping_options
+        .iter()
+        .any(|o| o.id == option)
+    {
+        return Err(ApiError::invalid_field(
+            "unknown_shipping_option",
+            "option",
+            "no such shipping option in the cart's region",
+        ));
+    }
+    client
+        .execute(
+            "UPDATE carts SET shipping_country = $2, shipping_option = $3, updated_at = now() WHERE id = $1",
+            &[&cart.id, &country, &option],
+        )
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartView {
+    pub id: Uuid,
+    pub region: String,
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
+    pub lines: Vec<CartLine>,
+    pub subtotal: Price,
+    pub tax: Tax,
+    pub shipping: Option<Shipping>,
+    /// Subtotal, plus tax where the region adds it, plus shipping.
+    pub total: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartLine {
+    pub sku: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: Price,
+    pub line_total: Price,
+    /// Units still held for this cart, and until when; fewer than `quantity` once holds expire.
+    pub held_quantity: i64,
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tax {
+    #[schema(value_type = String, example = "0.19")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rate: Decimal,
+    /// True where prices include tax (the amount is contained in the subtotal).
+    pub included: bool,
+    pub amount: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Shipping {
+    pub option: String,
+    pub carrier: String,
+    pub amount: Price,
+    pub country: String,
+}
+
+fn money(amount: Decimal, currency: Currency) -> Price {
+    Price {
+        amount: currency.round(amount),
+        currency: currency.code(),
+        converted: false,
+    }
+}
+
+/// The cart as its owner sees it, priced now.
+pub async fn view(
+    client: &impl GenericClient,
+    cart_id: Uuid,
+    preference: &LocalePreference,
+    pricing: &Pricing,
+) -> Result<CartView, ApiError> {
+    let cart = client
+        .query_one(
+            "SELECT region, shipping_country, shipping_option FROM carts WHERE id = $1",
+            &[&cart_id],
+        )
+        .await?;
+    let region: Region = regions::get(client, cart.get::<_, &str>(0)).await?;
+    let currency = region.currency().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
+    })?;
+    let chain: Vec<&str> = preference.tags().iter().map(|l| l.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT v.sku, l.quantity, v.weight_grams, p.base_currency,
+                    (SELECT coalesce(jsonb_object_agg(vp.currency, vp.amount::text), '{}')
+                       FROM variant_prices vp WHERE vp.variant_id = v.id),
+                    (SELECT coalesce(sum(h.quantity), 0) FROM stock_holds h
+                      WHERE h.owner = $1::uuid::text AND h.variant_id = v.id
+                        AND h.released_at IS NULL AND h.expires_at > now()),
+                    (SELECT max(h.expires_at) FROM stock_holds h
+                      WHERE h.owner = $1::uuid::text AND h.variant_id = v.id
+                        AND h.released_at IS NULL AND h.expires_at > now()),
+                    c.title
+             FROM cart_lines l
+             JOIN variants v ON v.id = l.variant_id
+             JOIN products p ON p.id = v.product_id
+             CROSS JOIN LATERAL (
+                 SELECT c.title FROM product_content c
+                 WHERE c.product_id = p.id AND (c.locale = ANY($2::text[]) OR c.locale = p.default_locale)
+                 ORDER BY coalesce(array_position($2::text[], c.locale), 1000) LIMIT 1
+             ) c
+             WHERE l.cart_id = $1
+             ORDER BY l.added_at, v.sku",
+            &[&cart_id, &chain],
+        )
+        .await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    let (mut subtotal, mut weight) = (Decimal::ZERO, 0_u32);
+    for row in &rows {
+        let quantity = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
+        let prices: BTreeMap<String, String> =
+            serde_json::from_value(row.get(4)).unwrap_or_default();
+        let explicit: BTreeMap<Currency, Decimal> = prices
+            .iter()
+            .filter_map(|(code, amount)| {
+                Some((
+                    Currency::from_code(code.trim())?,
+                    Decimal::from_str_exact(amount).ok()?,
+                ))
+            })
+            .collect();
+        let base = Currency::from_code(row.get::<_, &str>(3).trim())
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown base currency")))?;
+        let unit = pricing
+            .fx
+            .price_in(&explicit, base, currency)
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a cart line has no price")))?;
+        let line_total = unit.amount * Decimal::from(quantity);
+        subtotal += line_total;
+        weight = weight.saturating_add(
+            u32::try_from(row.get::<_, i32>(2))
+                .unwrap_or(0)
+                .saturating_mul(quantity),
+        );
+        lines.push(CartLine {
+            sku: row.get(0),
+            title: row.get(7),
+            quantity,
+            line_total: Price {
+                amount: currency.round(line_total),
+                ..unit.clone()
+            },
+            unit_price: unit,
+            held_quantity: row.get(5),
+            held_until: row.get(6),
+        });
+    }
+    let country: Option<String> = cart.get(1);
+    let rate = region
+        .tax_rate(country.as_deref().unwrap_or("default"))
+        .unwrap_or(Decimal::ZERO);
+    let included = region.details.tax_inclusive;
+    let tax = if included {
+        subtotal - subtotal / (Decimal::ONE + rate)
+    } else {
+        subtotal * rate
+    };
+    let tax = currency.round(tax);
+    let option: Option<String> = cart.get(2);
+    let shipping = match (option, country) {
+        (Some(option), Some(country)) if !lines.is_empty() => region
+            .details
+            .shipping_options
+            .iter()
+            .find(|o| o.id == option)
+            .and_then(|o| {
+                Some(Shipping {
+                    option: o.id.clone(),
+                    carrier: o.carrier.clone(),
+                    amount: money(o.cost(weight)?, currency),
+                    country,
+                })
+            }),
+        _ => None,
+    };
+    let mut total = subtotal;
+    if !included {
+        total += tax;
+    }
+    if let Some(shipping) = &shipping {
+        total += shipping.amount.amount;
+    }
+    Ok(CartView {
+        id: cart_id,
+        region: region.code.clone(),
+        currency: currency.code(),
+        lines,
+        subtotal: money(subtotal, currency),
+        tax: Tax {
+            rate,
+            included,
+            amount: money(tax, currency),
+        },
+        shipping,
+        total: money(total, currency),
+    })
+}

@@ -1,0 +1,283 @@
+//! Carts: a shopper's own baskets, with stock held for every unit in them.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use agora_actors::inventory::{ReserveError, ReserveStock};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    carts::{self, CartView, MAX_QUANTITY},
+    http::{
+        auth::ShopperAuth,
+        error::{ApiError, ErrorBody},
+        extract::ApiJson,
+        negotiation, AppState,
+    },
+};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/carts").route(web::post().to(create)))
+        .service(web::resource("/carts/{id}").route(web::get().to(show)))
+        .service(web::resource("/carts/{id}/items").route(web::post().to(add_item)))
+        .service(
+            web::resource("/carts/{id}/items/{sku}")
+                .route(web::patch().to(change_item))
+                .route(web::delete().to(remove_item)),
+        )
+        .service(web::resource("/carts/{id}/shipping").route(web::put().to(set_shipping)));
+}
+
+async fn render(
+    state: &AppState,
+    request: &HttpRequest,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+) -> Result<CartView, ApiError> {
+    let preference = match &shopper.shopper.locale {
+        Some(locale) => negotiation::locale_preference(request, Some(locale), state)?,
+        None => negotiation::locale_preference(request, None, state)?,
+    };
+    let client = state.pool.get().await?;
+    carts::view(&**client, cart_id, &preference, &state.pricing).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCart {
+    #[schema(example = "EU")]
+    region: String,
+}
+
+/// Open a cart in a region (shopper).
+#[utoipa::path(post, path = "/api/v1/carts", tag = "carts", request_body = NewCart,
+    responses((status = 201, body = CartView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    body: ApiJson<NewCart>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let id = carts::create(&**client, shopper.shopper.id, &body.0.region).await?;
+    drop(client);
+    let cart = render(&state, &request, &shopper, id).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/carts/{id}"),
+        ))
+        .json(cart))
+}
+
+/// The shopper's cart with its totals; another shopper's cart is "not found".
+#[utoipa::path(get, path = "/api/v1/carts/{id}", tag = "carts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = CartView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+pub async fn show(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let client = state.pool.get().await?;
+    carts::lock_own(&**client, shopper.shopper.id, id).await?;
+    drop(client);
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+}
+
+fn check_quantity(quantity: u32, allow_zero: bool) -> Result<u32, ApiError> {
+    if (quantity == 0 && !allow_zero) || quantity > MAX_QUANTITY {
+        return Err(ApiError::invalid_field(
+            "invalid_quantity",
+            "quantity",
+            format!("must be 1 to {MAX_QUANTITY}"),
+        ));
+    }
+    Ok(quantity)
+}
+
+/// What a line change asks for.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Add units to the line.
+    Add(u32),
+    /// Set the line to exactly this many units (0 removes it).
+    Set(u32),
+}
+
+/// Changes the line of `sku`: removed units are released under the cart's lock at once; added
+/// units are held through the inventory shards first, with no connection held meanwhile (the
+/// shard needs one to commit), then written under the cart's lock again, taking into account
+/// whatever another tab changed in between.
+async fn change_line(
+    state: &AppState,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+    sku: &str,
+    target: Target,
+) -> Result<(), ApiError> {
+    let (variant, sku, extra) = {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
+        let (variant, sku, current) = carts::line_of(&*tx, cart.id, sku).await?;
+        let wanted = match target {
+            Target::Add(units) => check_quantity(current.saturating_add(units), false)?,
+            Target::Set(units) => check_quantity(units, true)?,
+        };
+        if wanted <= current {
+            carts::release(&*tx, cart.id, variant, current - wanted).await?;
+            carts::set_line(&*tx, cart.id, variant, wanted).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        carts::check_room(&*tx, cart.id, variant).await?;
+        (variant, sku, wanted - current)
+    };
+
+    let hold = ReserveStock {
+        sku: sku.clone(),
+        quantity: extra,
+        owner: cart_id.to_string(),
+        hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
+    };
+    state
+        .inventory
+        .reserve(hold)
+        .await
+        .map_err(|error| match error {
+            ReserveError::InsufficientStock { available } => {
+                ApiError::InsufficientStock { available }
+            }
+            ReserveError::UnknownSku => {
+                ApiError::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
+            }
+            ReserveError::Overloaded | ReserveError::Unavailable(_) => {
+                ApiError::Unavailable(error.to_string())
+            }
+        })?;
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
+    let (_, _, now) = carts::line_of(&*tx, cart.id, &sku).await?;
+    let mut quantity = now.saturating_add(extra);
+    let surplus = match target {
+        Target::Set(units) if quantity > units.max(now) => quantity - units.max(now),
+        Target::Add(_) if quantity > MAX_QUANTITY => quantity - MAX_QUANTITY,
+        _ => 0,
+    };
+    if surplus > 0 {
+        carts::release(&*tx, cart.id, variant, surplus).await?;
+        quantity -= surplus;
+    }
+    carts::set_line(&*tx, cart.id, variant, quantity).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddItem {
+    sku: String,
+    quantity: u32,
+}
+
+/// Add units of a SKU, holding them; 409 `insufficient_stock` with `available`.
+#[utoipa::path(post, path = "/api/v1/carts/{id}/items", tag = "carts", params(("id" = Uuid, Path)), request_body = AddItem,
+    responses((status = 200, body = CartView), (status = 404, body = ErrorBody),
+              (status = 409, description = "`insufficient_stock`, with `available`", body = ErrorBody),
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+#[tracing::instrument(name = "add_to_cart", skip_all, fields(cart_id = %id))]
+pub async fn add_item(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    id: web::Path<Uuid>,
+    body: ApiJson<AddItem>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let add = check_quantity(body.0.quantity, false)?;
+    change_line(&state, &shopper, id, &body.0.sku, Target::Add(add)).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeItem {
+    /// The new quantity; 0 removes the line.
+    quantity: u32,
+}
+
+/// Change a line's quantity, holding or releasing the difference.
+#[utoipa::path(patch, path = "/api/v1/carts/{id}/items/{sku}", tag = "carts",
+    params(("id" = Uuid, Path), ("sku" = String, Path)), request_body = ChangeItem,
+    responses((status = 200, body = CartView), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+pub async fn change_item(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    path: web::Path<(Uuid, String)>,
+    body: ApiJson<ChangeItem>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, sku) = path.into_inner();
+    change_line(&state, &shopper, id, &sku, Target::Set(body.0.quantity)).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+}
+
+/// Remove a line, releasing its held stock.
+#[utoipa::path(delete, path = "/api/v1/carts/{id}/items/{sku}", tag = "carts",
+    params(("id" = Uuid, Path), ("sku" = String, Path)),
+    responses((status = 200, body = CartView), (status = 404, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+pub async fn remove_item(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, sku) = path.into_inner();
+    change_line(&state, &shopper, id, &sku, Target::Set(0)).await?;
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetShipping {
+    /// ISO 3166-1 alpha-2 destination country, in the cart's region.
+    #[schema(example = "DE")]
+    country: String,
+    /// A shipping option id of the region.
+    #[schema(example = "dhl-standard")]
+    option: String,
+}
+
+/// Choose the destination country (for its tax rate) and the shipping option.
+#[utoipa::path(put, path = "/api/v1/carts/{id}/shipping", tag = "carts", params(("id" = Uuid, Path)), request_body = SetShipping,
+    responses((status = 200, body = CartView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("shopper_token" = [])))]
+pub async fn set_shipping(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    shopper: ShopperAuth,
+    id: web::Path<Uuid>,
+    body: ApiJson<SetShipping>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let cart = carts::lock_own(&*tx, shopper.shopper.id, id).await?;
+    carts::set_shipping(&*tx, &cart, &body.0.country, &body.0.option).await?;
+    tx.commit().await?;
+    drop(client);
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+}
