@@ -472,6 +472,12 @@ async fn the_openapi_document_covers_every_api_route() {
         ("/api/v1/regions/{code}", "put"),
         ("/api/v1/operator/sellers/{id}/suspend", "post"),
         ("/api/v1/operator/sellers/{id}/reinstate", "post"),
+        ("/api/v1/carts", "post"),
+        ("/api/v1/carts/{id}", "get"),
+        ("/api/v1/carts/{id}/items", "post"),
+        ("/api/v1/carts/{id}/items/{sku}", "patch"),
+        ("/api/v1/carts/{id}/items/{sku}", "delete"),
+        ("/api/v1/carts/{id}/shipping", "put"),
     ] {
         let operation = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(operation.is_object(), "{method} {path} missing");
