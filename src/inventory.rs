@@ -283,11 +283,28 @@ impl StockStore for PgStockStore {
     ) -> BoxFuture<'static, Result<Vec<Result<Hold, ReserveError>>, String>> {
         let pool = self.pool.clone();
         Box::pin(async move {
-            reserve_batch(&pool, batch)
-                .await
-                .map_err(|e| crate::http::error::error_chain(&e))
+            reserve_batch(&pool, batch).await.map_err(|error| {
+                if violates_stock_guard(&error) {
+                    // The shards never grant more than is available, so this means a bug or a
+                    // writer outside them: the guard refused it, and operators must know.
+                    metrics::counter!("agora_inventory_guard_refusals_total").increment(1);
+                }
+                crate::http::error::error_chain(&error)
+            })
         })
     }
+}
+
+/// Whether Postgres refused a write because it would hold or sell more than is on hand.
+fn violates_stock_guard(error: &ApiError) -> bool {
+    let ApiError::Internal(cause) = error else {
+        return false;
+    };
+    cause
+        .chain()
+        .filter_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .filter_map(tokio_postgres::Error::as_db_error)
+        .any(|db| db.constraint() == Some("variants_stock_guard"))
 }
 
 /// One transaction for a whole batch: lock each SKU's row once, grant in arrival order while

@@ -14,6 +14,9 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Histogram buckets for reservations per inventory transaction.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 /// The recorder is global to the process (the `metrics` facade allows one), so every
 /// application built in the process (tests build many) renders the same registry.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -25,6 +28,11 @@ pub fn recorder() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("LATENCY_BUCKETS is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("agora_inventory_batch_size".into()),
+                    BATCH_SIZE_BUCKETS,
+                )
+                .expect("BATCH_SIZE_BUCKETS is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

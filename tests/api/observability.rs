@@ -52,8 +52,51 @@ async fn instant_query(client: &reqwest::Client, port: u16, expr: &str) -> Optio
     response.json().await.ok()
 }
 
-async fn traffic(app: &TestApp, key: &str, product_path: &str) {
+/// A shopper's cart in a fresh region, for reservation traffic.
+async fn shopper_cart(app: &TestApp) -> (String, String) {
+    let region = json!({
+        "name": "Observed", "currency": "EUR", "countries": ["DE"], "tax_inclusive": true,
+        "tax_rates": { "default": "0.19" },
+        "shipping_options": [{ "id": "flat", "name": "Flat", "carrier": "DHL",
+            "rate": { "type": "flat", "amount": "4.90" }, "delivery_days": { "min": 1, "max": 2 } }]
+    });
+    app.call(
+        Method::PUT,
+        "/api/v1/regions/OBS",
+        "test-operator-token",
+        Some(&region),
+    )
+    .await;
+    let shopper: Value = app
+        .post_json("/api/v1/shoppers", &json!({ "guest": true }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let token = shopper["token"].as_str().expect("token").to_owned();
+    let cart: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/carts",
+            &token,
+            Some(&json!({ "region": "OBS" })),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    (token, cart["id"].as_str().expect("id").to_owned())
+}
+
+async fn traffic(app: &TestApp, key: &str, product_path: &str, (token, cart): &(String, String)) {
     for _ in 0..5 {
+        app.call(
+            Method::POST,
+            &format!("/api/v1/carts/{cart}/items"),
+            token,
+            Some(&json!({ "sku": "OBS-1", "quantity": 1 })),
+        )
+        .await;
         app.get(product_path).await;
         app.get("/api/v1/products?currency=USD").await;
         app.get("/api/v1/no-such-route").await;
@@ -72,7 +115,7 @@ async fn a_real_prometheus_scraping_agora_under_load_has_data_for_every_dashboar
             &key,
             &json!({
                 "default_locale": "en", "content": { "en": { "title": "Gauge" } },
-                "variants": [{ "sku": "OBS-1", "prices": { "EUR": "3.00" }, "stock": 2 }]
+                "variants": [{ "sku": "OBS-1", "prices": { "EUR": "3.00" }, "stock": 100000 }]
             }),
         )
         .await;
@@ -110,6 +153,7 @@ async fn a_real_prometheus_scraping_agora_under_load_has_data_for_every_dashboar
             .expect("prometheus starts (Debian package `prometheus`; scripts/test.sh installs it)"),
     );
 
+    let cart = shopper_cart(&app).await;
     let queries = dashboard_queries();
     assert!(
         queries.len() >= 10,
@@ -119,7 +163,7 @@ async fn a_real_prometheus_scraping_agora_under_load_has_data_for_every_dashboar
     let mut missing = queries.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !missing.is_empty() && tokio::time::Instant::now() < deadline {
-        traffic(&app, &key, &product_path).await;
+        traffic(&app, &key, &product_path, &cart).await;
         let mut still_missing = Vec::new();
         for (panel, expr) in missing {
             let answer = instant_query(&app.client, port, &expr).await;
