@@ -7,6 +7,7 @@
 //! The flash-sale and cart scenarios arrive with the load-test issue.
 
 mod browse;
+mod cart;
 mod reserve;
 mod seed;
 
@@ -60,6 +61,30 @@ enum Scenario {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// Cart churn: shoppers add and remove a unit of one hot SKU at a fixed total rate.
+    Cart {
+        /// Comma-separated base URLs of the Agora processes under test.
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// The servers' database, to check held stock against the carts at the end.
+        #[arg(long)]
+        database_url: String,
+        /// The servers' `operator.token` (the scenario creates its region).
+        #[arg(long, env = "AGORA__OPERATOR__TOKEN")]
+        operator_token: String,
+        /// Shoppers, each with one cart.
+        #[arg(long, default_value_t = 200)]
+        shoppers: usize,
+        /// Cart operations per second, over all shoppers.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds the churn runs.
+        #[arg(long, default_value_t = 20)]
+        duration_secs: u64,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
     /// Reserve one hot SKU at a fixed rate through the inventory shards, then the common way.
     ReserveBench {
         /// Postgres URL of an Agora database (migrated if needed; a benchmark SKU is added).
@@ -97,6 +122,49 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             variants,
             force,
         } => seed::run(&database_url, variants, force).await,
+        Scenario::Cart {
+            target,
+            database_url,
+            operator_token,
+            shoppers,
+            rate,
+            duration_secs,
+            report,
+        } => {
+            let result = cart::run(
+                target,
+                &database_url,
+                &operator_token,
+                shoppers,
+                rate,
+                std::time::Duration::from_secs(duration_secs),
+            )
+            .await?;
+            let json = serde_json::to_string_pretty(&result)?;
+            if let Some(path) = report {
+                std::fs::write(&path, &json)?;
+            }
+            eprintln!(
+                "{:<10} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "step (ms)", "count", "p50", "p90", "p99", "max"
+            );
+            for (step, p) in &result.latency_ms {
+                eprintln!(
+                    "{step:<10} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                    p.requests, p.p50, p.p90, p.p99, p.max
+                );
+            }
+            eprintln!(
+                "{} operations in {:.1} s ({:.0}/s), errors: {:?}; units in carts {}, held in Postgres {}",
+                result.operations, result.duration_s, result.operations_per_sec, result.errors,
+                result.units_in_carts, result.units_held_in_database
+            );
+            println!("{json}");
+            if result.units_in_carts != result.units_held_in_database {
+                anyhow::bail!("held stock does not match the carts");
+            }
+            Ok(())
+        }
         Scenario::ReserveBench {
             database_url,
             rate,
