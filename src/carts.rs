@@ -21,7 +21,7 @@ use crate::{
     configuration::Pricing,
     http::error::ApiError,
     locale::LocalePreference,
-    money::{Currency, Price},
+    money::{by_currency, Currency, Price},
     regions::{self, Region},
 };
 
@@ -304,19 +304,22 @@ fn money(amount: Decimal, currency: Currency) -> Price {
     }
 }
 
-/// The cart as its owner sees it, priced now.
+/// The cart as its owner sees it, priced now; anyone else's cart is "not found".
 pub async fn view(
     client: &impl GenericClient,
+    shopper_id: Uuid,
     cart_id: Uuid,
     preference: &LocalePreference,
     pricing: &Pricing,
 ) -> Result<CartView, ApiError> {
     let cart = client
-        .query_one(
-            "SELECT region, shipping_country, shipping_option FROM carts WHERE id = $1",
-            &[&cart_id],
+        .query_opt(
+            "SELECT region, shipping_country, shipping_option FROM carts
+             WHERE id = $1 AND shopper_id = $2",
+            &[&cart_id, &shopper_id],
         )
-        .await?;
+        .await?
+        .ok_or(ApiError::NotFound("cart"))?;
     let region: Region = regions::get(client, cart.get::<_, &str>(0)).await?;
     let currency = region.currency().ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
@@ -351,22 +354,13 @@ pub async fn view(
     let (mut subtotal, mut weight) = (Decimal::ZERO, 0_u32);
     for row in &rows {
         let quantity = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
-        let prices: BTreeMap<String, String> =
-            serde_json::from_value(row.get(4)).unwrap_or_default();
-        let explicit: BTreeMap<Currency, Decimal> = prices
-            .iter()
-            .filter_map(|(code, amount)| {
-                Some((
-                    Currency::from_code(code.trim())?,
-                    Decimal::from_str_exact(amount).ok()?,
-                ))
-            })
-            .collect();
+        let prices: BTreeMap<String, Decimal> =
+            serde_json::from_value(row.get(4)).map_err(ApiError::internal)?;
         let base = Currency::from_code(row.get::<_, &str>(3).trim())
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown base currency")))?;
         let unit = pricing
             .fx
-            .price_in(&explicit, base, currency)
+            .price_in(&by_currency(&prices), base, currency)
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a cart line has no price")))?;
         let line_total = unit.amount * Decimal::from(quantity);
         subtotal += line_total;

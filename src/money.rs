@@ -117,6 +117,15 @@ pub struct Price {
     pub converted: bool,
 }
 
+/// Prices as stored (keyed by currency code; Postgres pads `char(3)`), keyed by [`Currency`];
+/// codes that are not currencies are dropped.
+pub fn by_currency(stored: &BTreeMap<String, Decimal>) -> BTreeMap<Currency, Decimal> {
+    stored
+        .iter()
+        .filter_map(|(code, amount)| Some((Currency::from_code(code.trim())?, *amount)))
+        .collect()
+}
+
 /// The store's exchange rates: one unit of `base` buys `rate` units of each currency.
 #[derive(Debug, Clone)]
 pub struct FxRates {

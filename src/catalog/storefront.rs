@@ -20,7 +20,7 @@ use super::ProductRecord;
 use crate::{
     http::error::ApiError,
     locale::LocalePreference,
-    money::{Currency, FxRates, Price},
+    money::{by_currency, Currency, FxRates, Price},
 };
 
 /// Products per page when the request names no `limit`, and the most it may name.
@@ -84,14 +84,11 @@ pub fn render(
     })?;
     let mut variants = Vec::with_capacity(product.variants.len());
     for variant in &product.variants {
-        let explicit: BTreeMap<Currency, Decimal> = variant
-            .prices
-            .iter()
-            .filter_map(|(code, amount)| Currency::from_code(code.trim()).map(|c| (c, *amount)))
-            .collect();
-        let price = fx.price_in(&explicit, base, currency).ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("variant {} has no base price", variant.sku))
-        })?;
+        let price = fx
+            .price_in(&by_currency(&variant.prices), base, currency)
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("variant {} has no base price", variant.sku))
+            })?;
         variants.push(StorefrontVariant {
             sku: variant.sku.clone(),
             attributes: variant.attributes.clone(),

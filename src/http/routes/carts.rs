@@ -37,12 +37,18 @@ async fn render(
     shopper: &ShopperAuth,
     cart_id: Uuid,
 ) -> Result<CartView, ApiError> {
-    let preference = match &shopper.shopper.locale {
-        Some(locale) => negotiation::locale_preference(request, Some(locale), state)?,
-        None => negotiation::locale_preference(request, None, state)?,
-    };
+    // The shopper's chosen locale wins over the browser's Accept-Language.
+    let preference =
+        negotiation::locale_preference(request, shopper.shopper.locale.as_deref(), state)?;
     let client = state.pool.get().await?;
-    carts::view(&**client, cart_id, &preference, &state.pricing).await
+    carts::view(
+        &**client,
+        shopper.shopper.id,
+        cart_id,
+        &preference,
+        &state.pricing,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,11 +90,7 @@ pub async fn show(
     shopper: ShopperAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let client = state.pool.get().await?;
-    carts::lock_own(&**client, shopper.shopper.id, id).await?;
-    drop(client);
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id.into_inner()).await?))
 }
 
 fn check_quantity(quantity: u32, allow_zero: bool) -> Result<u32, ApiError> {
