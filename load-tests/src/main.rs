@@ -11,8 +11,9 @@ mod cart;
 mod reserve;
 mod seed;
 
-use std::process::ExitCode;
+use std::{collections::BTreeMap, process::ExitCode};
 
+use browse::Percentiles;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -140,26 +141,13 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
                 std::time::Duration::from_secs(duration_secs),
             )
             .await?;
-            let json = serde_json::to_string_pretty(&result)?;
-            if let Some(path) = report {
-                std::fs::write(&path, &json)?;
-            }
-            eprintln!(
-                "{:<10} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                "step (ms)", "count", "p50", "p90", "p99", "max"
-            );
-            for (step, p) in &result.latency_ms {
-                eprintln!(
-                    "{step:<10} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                    p.requests, p.p50, p.p90, p.p99, p.max
-                );
-            }
+            print_latencies("step (ms)", &result.latency_ms);
             eprintln!(
                 "{} operations in {:.1} s ({:.0}/s), errors: {:?}; units in carts {}, held in Postgres {}",
                 result.operations, result.duration_s, result.operations_per_sec, result.errors,
                 result.units_in_carts, result.units_held_in_database
             );
-            println!("{json}");
+            publish(&result, report.as_deref())?;
             if result.units_in_carts != result.units_held_in_database {
                 anyhow::bail!("held stock does not match the carts");
             }
@@ -177,10 +165,6 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
                 std::time::Duration::from_secs(duration_secs),
             )
             .await?;
-            let json = serde_json::to_string_pretty(&result)?;
-            if let Some(path) = report {
-                std::fs::write(&path, &json)?;
-            }
             eprintln!(
                 "{:<20} {:>9} {:>9} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8}",
                 "way",
@@ -211,8 +195,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
                 "throughput ratio (shards / row lock): {:.1}×",
                 result.throughput_ratio
             );
-            println!("{json}");
-            Ok(())
+            publish(&result, report.as_deref())
         }
         Scenario::Browse {
             target,
@@ -224,29 +207,40 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
         } => {
             let sellers = browse::seller_ids(&database_url).await?;
             let result = browse::run(target, sellers, requests, connections, deeper_pages).await?;
-            let json = serde_json::to_string_pretty(&result)?;
-            if let Some(path) = report {
-                std::fs::write(&path, &json)?;
-            }
-            eprintln!(
-                "{:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                "request (ms)", "count", "p50", "p90", "p99", "max"
-            );
-            for (kind, p) in &result.latency_ms {
-                eprintln!(
-                    "{kind:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-                    p.requests, p.p50, p.p90, p.p99, p.max
-                );
-            }
+            print_latencies("request (ms)", &result.latency_ms);
             eprintln!(
                 "{} requests in {:.1} s ({:.0}/s), errors: {:?}",
                 result.requests, result.duration_s, result.requests_per_sec, result.errors
             );
-            println!("{json}");
+            publish(&result, report.as_deref())?;
             if !result.errors.is_empty() {
                 anyhow::bail!("{} kinds of errors", result.errors.len());
             }
             Ok(())
         }
     }
+}
+
+/// The human summary: one row of percentiles per kind of request, on stderr.
+fn print_latencies(heading: &str, latencies: &BTreeMap<String, Percentiles>) {
+    eprintln!(
+        "{heading:<24} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "count", "p50", "p90", "p99", "max"
+    );
+    for (kind, p) in latencies {
+        eprintln!(
+            "{kind:<24} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            p.requests, p.p50, p.p90, p.p99, p.max
+        );
+    }
+}
+
+/// The JSON report: on stdout, and in `--report FILE` when given.
+fn publish(report: &impl serde::Serialize, path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    if let Some(path) = path {
+        std::fs::write(path, &json)?;
+    }
+    println!("{json}");
+    Ok(())
 }

@@ -78,6 +78,23 @@ async fn cart(app: &TestApp, token: &str, region: &str) -> String {
         .to_owned()
 }
 
+/// Adds units of `sku` to a cart.
+async fn add(
+    app: &TestApp,
+    token: &str,
+    cart: &str,
+    sku: &str,
+    quantity: u32,
+) -> reqwest::Response {
+    app.call(
+        Method::POST,
+        &format!("/api/v1/carts/{cart}/items"),
+        token,
+        Some(&json!({ "sku": sku, "quantity": quantity })),
+    )
+    .await
+}
+
 async fn available(app: &TestApp, sku: &str) -> i64 {
     app.get(&format!("/api/v1/inventory/{sku}"))
         .await
@@ -96,14 +113,7 @@ async fn a_cart_holds_its_units_and_totals_tax_and_shipping_in_the_regions_curre
     let token = shopper(&app).await;
 
     let eu = cart(&app, &token, "EU").await;
-    let added = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/carts/{eu}/items"),
-            &token,
-            Some(&json!({ "sku": "mug-1", "quantity": 2 })),
-        )
-        .await;
+    let added = add(&app, &token, &eu, "mug-1", 2).await;
     assert_eq!(added.status(), 200);
     let view: Value = added.json().await.expect("json");
     assert_eq!(view["lines"][0]["title"], "Becher", "the shopper's locale");
@@ -135,13 +145,7 @@ async fn a_cart_holds_its_units_and_totals_tax_and_shipping_in_the_regions_curre
     assert_eq!(shipped["total"]["amount"], "26.00");
 
     let us = cart(&app, &token, "US").await;
-    app.call(
-        Method::POST,
-        &format!("/api/v1/carts/{us}/items"),
-        &token,
-        Some(&json!({ "sku": "MUG-1", "quantity": 2 })),
-    )
-    .await;
+    add(&app, &token, &us, "MUG-1", 2).await;
     let view: Value = app
         .call(
             Method::PUT,
@@ -170,30 +174,11 @@ async fn changing_or_removing_a_line_releases_its_stock_at_once() {
     stocked(&app, "MUG-2", 5).await;
     let token = shopper(&app).await;
     let id = cart(&app, &token, "EU").await;
-    app.call(
-        Method::POST,
-        &format!("/api/v1/carts/{id}/items"),
-        &token,
-        Some(&json!({ "sku": "MUG-2", "quantity": 2 })),
-    )
-    .await;
-    app.call(
-        Method::POST,
-        &format!("/api/v1/carts/{id}/items"),
-        &token,
-        Some(&json!({ "sku": "MUG-2", "quantity": 2 })),
-    )
-    .await;
+    add(&app, &token, &id, "MUG-2", 2).await;
+    add(&app, &token, &id, "MUG-2", 2).await;
     assert_eq!(available(&app, "MUG-2").await, 1);
 
-    let too_many = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/carts/{id}/items"),
-            &token,
-            Some(&json!({ "sku": "MUG-2", "quantity": 2 })),
-        )
-        .await;
+    let too_many = add(&app, &token, &id, "MUG-2", 2).await;
     assert_eq!(too_many.status(), 409);
     let error: Value = too_many.json().await.expect("json");
     assert_eq!(
@@ -274,13 +259,7 @@ async fn a_shopper_never_sees_or_changes_another_shoppers_cart() {
     stocked(&app, "MUG-3", 5).await;
     let (owner, intruder) = (shopper(&app).await, shopper(&app).await);
     let id = cart(&app, &owner, "EU").await;
-    app.call(
-        Method::POST,
-        &format!("/api/v1/carts/{id}/items"),
-        &owner,
-        Some(&json!({ "sku": "MUG-3", "quantity": 1 })),
-    )
-    .await;
+    add(&app, &owner, &id, "MUG-3", 1).await;
     for (method, path, body) in [
         (Method::GET, format!("/api/v1/carts/{id}"), None),
         (
@@ -325,17 +304,7 @@ async fn shoppers_racing_through_two_server_processes_get_exactly_the_stock() {
     }
     let racers = shoppers.iter().map(|(n, token, id)| {
         let app = if n % 2 == 0 { &first } else { &second };
-        async move {
-            app.call(
-                Method::POST,
-                &format!("/api/v1/carts/{id}/items"),
-                token,
-                Some(&json!({ "sku": "HOT-MUG", "quantity": 1 })),
-            )
-            .await
-            .status()
-            .as_u16()
-        }
+        async move { add(app, token, id, "HOT-MUG", 1).await.status().as_u16() }
     });
     let statuses = futures_util::future::join_all(racers).await;
     let won = statuses.iter().filter(|s| **s == 200).count();
