@@ -268,6 +268,13 @@ pub struct CartView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CartLine {
+    /// Where the line's order line comes from; not shown to shoppers.
+    #[serde(skip)]
+    pub variant_id: Uuid,
+    #[serde(skip)]
+    pub product_id: Uuid,
+    #[serde(skip)]
+    pub seller_id: Uuid,
     pub sku: String,
     pub title: String,
     pub quantity: u32,
@@ -336,7 +343,7 @@ pub async fn view(
                     (SELECT max(h.expires_at) FROM stock_holds h
                       WHERE h.owner = $1::uuid::text AND h.variant_id = v.id
                         AND h.released_at IS NULL AND h.expires_at > now()),
-                    c.title
+                    c.title, v.id, p.id, p.seller_id
              FROM cart_lines l
              JOIN variants v ON v.id = l.variant_id
              JOIN products p ON p.id = v.product_id
@@ -370,6 +377,9 @@ pub async fn view(
                 .saturating_mul(quantity),
         );
         lines.push(CartLine {
+            variant_id: row.get(8),
+            product_id: row.get(9),
+            seller_id: row.get(10),
             sku: row.get(0),
             title: row.get(7),
             quantity,

@@ -29,6 +29,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub operator: OperatorSettings,
     pub inventory: InventorySettings,
+    pub payments: PaymentSettings,
     pub catalog: CatalogSettings,
     pub fx: FxSettings,
     pub log: LogSettings,
@@ -87,6 +88,14 @@ pub struct InventorySettings {
     pub max_queued_per_shard: usize,
     pub hold_ttl_secs: u64,
     pub expiry_sweep_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    pub timeout_ms: u64,
+    pub sandbox_latency_ms: u64,
+    pub reconcile_interval_ms: u64,
+    pub reconcile_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +248,24 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        for (key, ms) in [
+            ("payments.timeout_ms", self.payments.timeout_ms),
+            (
+                "payments.reconcile_interval_ms",
+                self.payments.reconcile_interval_ms,
+            ),
+        ] {
+            if ms == 0 {
+                return Err(invalid(key, "must be at least 1 millisecond"));
+            }
+        }
+        // A checkout still waiting for the gateway must not be taken for abandoned.
+        if self.payments.reconcile_after_ms <= 2 * self.payments.timeout_ms {
+            return Err(invalid(
+                "payments.reconcile_after_ms",
+                "must exceed twice payments.timeout_ms (an authorization and a void)",
+            ));
         }
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));

@@ -398,7 +398,7 @@ pub async fn release_expired_holds(pool: &deadpool_postgres::Pool) -> Result<u64
         .query(
             "UPDATE stock_holds SET released_at = now()
              WHERE id IN (SELECT id FROM stock_holds
-                          WHERE released_at IS NULL AND expires_at <= now()
+                          WHERE released_at IS NULL AND order_id IS NULL AND expires_at <= now()
                           ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING variant_id, quantity",
             &[&MAX_HOLDS_PER_SWEEP],
@@ -429,7 +429,53 @@ pub async fn release_expired_holds(pool: &deadpool_postgres::Pool) -> Result<u64
     Ok(count)
 }
 
-/// Releases expired holds every `interval` until the process stops.
+/// Moves the units of holds sold since the last call from `variants.held` to `variants.sold`,
+/// up to [`MAX_HOLDS_PER_SWEEP`] holds, each variant row written once. Orders mark their holds
+/// sold without touching the variant (a hot SKU's row is not locked once per order); until
+/// settled, sold units still count as held, so `available` is exact all along.
+pub async fn settle_sold_holds(pool: &deadpool_postgres::Pool) -> Result<u64, ApiError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let settled = tx
+        .query(
+            "UPDATE stock_holds SET settled_at = now()
+             WHERE id IN (SELECT id FROM stock_holds
+                          WHERE sold_at IS NOT NULL AND settled_at IS NULL AND released_at IS NULL
+                          LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING variant_id, quantity",
+            &[&MAX_HOLDS_PER_SWEEP],
+        )
+        .await?;
+    let count = settled.len() as u64;
+    if count > 0 {
+        let mut totals: BTreeMap<Uuid, i32> = BTreeMap::new();
+        for row in &settled {
+            *totals.entry(row.get(0)).or_default() += row.get::<_, i32>(1);
+        }
+        let (ids, quantities): (Vec<Uuid>, Vec<i32>) = totals.into_iter().unzip();
+        tx.execute(
+            "SELECT 1 FROM variants WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&ids],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE variants v SET held = v.held - d.quantity, sold = v.sold + d.quantity
+             FROM unnest($1::uuid[], $2::int4[]) AS d(id, quantity) WHERE v.id = d.id",
+            &[&ids, &quantities],
+        )
+        .await?;
+        metrics::counter!("agora_inventory_units_sold_total").increment(
+            quantities
+                .iter()
+                .map(|q| u64::try_from(*q).unwrap_or(0))
+                .sum(),
+        );
+    }
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Every `interval` until the process stops: releases expired holds and settles sold ones.
 pub fn spawn_expiry_sweeper(pool: deadpool_postgres::Pool, interval: std::time::Duration) {
     actix_web::rt::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
@@ -437,6 +483,9 @@ pub fn spawn_expiry_sweeper(pool: deadpool_postgres::Pool, interval: std::time::
             ticks.tick().await;
             if let Err(error) = release_expired_holds(&pool).await {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "releasing expired holds failed");
+            }
+            if let Err(error) = settle_sold_holds(&pool).await {
+                tracing::warn!(error = %crate::http::error::error_chain(&error), "settling sold holds failed");
             }
         }
     });

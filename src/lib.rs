@@ -5,6 +5,7 @@
 
 pub mod carts;
 pub mod catalog;
+pub mod checkout;
 pub mod cli;
 pub mod configuration;
 pub mod db;
@@ -15,6 +16,8 @@ pub mod inventory;
 pub mod locale;
 pub mod money;
 pub mod observability;
+pub mod orders;
+pub mod payments;
 pub mod regions;
 pub mod seed;
 pub mod sellers;

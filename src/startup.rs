@@ -17,7 +17,7 @@ use agora_actors::{
 };
 
 use crate::{
-    catalog,
+    catalog, checkout,
     configuration::{ConfigError, InventorySettings, Settings},
     db::{self, DbError},
     dependencies,
@@ -25,6 +25,7 @@ use crate::{
     http::{self, error::ApiError, AppState},
     inventory::{self, PgStockStore},
     observability,
+    payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
     shoppers::PasswordHashing,
 };
 
@@ -59,6 +60,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_gateway(settings, None).await
+    }
+
+    /// Builds with another payment gateway than the configured sandbox (tests inject faults).
+    pub async fn build_with_gateway(
+        settings: Settings,
+        gateway: Option<Arc<dyn PaymentProvider>>,
+    ) -> Result<Self, StartupError> {
         let addr = settings.http_addr()?;
         let applied = db::migrate(&settings.database).await?;
         tracing::info!(applied, "database schema is current");
@@ -82,6 +91,14 @@ impl Application {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
         let inventory = start_inventory(&settings.inventory, &pool, &actors, &arbiters);
+        let gateway = gateway.unwrap_or_else(|| {
+            Arc::new(SandboxGateway::new(
+                pool.clone(),
+                Duration::from_millis(settings.payments.sandbox_latency_ms),
+            ))
+        });
+        let payments = Payments::new(gateway, Duration::from_millis(settings.payments.timeout_ms));
+        checkout::spawn_reconciler(pool.clone(), payments.clone(), &settings.payments);
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -89,6 +106,7 @@ impl Application {
             metrics: observability::recorder(),
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
+            payments,
             pricing,
             settings,
         });

@@ -185,6 +185,21 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     chain
 }
 
+impl From<agora_actors::inventory::ReserveError> for ApiError {
+    fn from(error: agora_actors::inventory::ReserveError) -> Self {
+        use agora_actors::inventory::ReserveError;
+        match error {
+            ReserveError::InsufficientStock { available } => Self::InsufficientStock { available },
+            ReserveError::UnknownSku => {
+                Self::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
+            }
+            ReserveError::Overloaded | ReserveError::Unavailable(_) => {
+                Self::Unavailable(error.to_string())
+            }
+        }
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
         use deadpool_postgres::PoolError;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub passwords: PasswordHashing,
     /// The inventory shard actors that serialize and batch stock reservations.
     pub inventory: agora_actors::inventory::InventoryShards,
+    /// The payment gateway, every call bounded in time.
+    pub payments: crate::payments::Payments,
     pub settings: Settings,
 }
 
@@ -50,6 +52,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::inventory::configure)
                 .configure(routes::regions::configure)
                 .configure(routes::operator::configure)
-                .configure(routes::carts::configure),
+                .configure(routes::carts::configure)
+                .configure(routes::orders::configure),
         );
 }

@@ -6,11 +6,11 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::routes::{carts, inventory, operator, products, regions, sellers, shoppers};
+use super::routes::{carts, inventory, operator, orders, products, regions, sellers, shoppers};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Agora", description = "Realtime commerce platform: marketplace catalog, sellers and shoppers."),
+    info(title = "Agora", description = "Realtime commerce platform: marketplace catalog, sellers and shoppers, carts, checkout and orders."),
     paths(
         sellers::onboard, sellers::me, sellers::own_products, sellers::own_product,
         shoppers::register, shoppers::sign_in, shoppers::sign_out, shoppers::me,
@@ -20,6 +20,7 @@ use super::routes::{carts, inventory, operator, products, regions, sellers, shop
         regions::list, regions::show, regions::put,
         operator::suspend, operator::reinstate,
         carts::create, carts::show, carts::add_item, carts::change_item, carts::remove_item, carts::set_shipping,
+        orders::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -27,6 +28,7 @@ use super::routes::{carts, inventory, operator, products, regions, sellers, shop
         (name = "products", description = "Sellers' own products"),
         (name = "inventory", description = "Stock on hand, live"),
         (name = "carts", description = "Shoppers' baskets; every unit in them is held"),
+        (name = "orders", description = "Checkout with idempotency keys; orders split per seller"),
         (name = "sellers"), (name = "shoppers"), (name = "regions"), (name = "operator"),
     )
 )]

@@ -8,7 +8,7 @@ use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 const OPERATOR: &str = "test-operator-token";
 
-async fn regions(app: &TestApp) {
+pub async fn regions(app: &TestApp) {
     let eu = json!({
         "name": "EU", "currency": "EUR", "countries": ["DE", "FR"], "tax_inclusive": true,
         "tax_rates": { "default": "0.20", "DE": "0.19" },
@@ -40,7 +40,7 @@ async fn regions(app: &TestApp) {
     }
 }
 
-async fn stocked(app: &TestApp, sku: &str, stock: u32) {
+pub async fn stocked(app: &TestApp, sku: &str, stock: u32) {
     let (_, key) = app.seller(&format!("Cart seller {sku}")).await;
     app.product(&key, &json!({
         "default_locale": "en", "content": { "en": { "title": "Mug" }, "de": { "title": "Becher" } },
@@ -49,7 +49,7 @@ async fn stocked(app: &TestApp, sku: &str, stock: u32) {
     .await;
 }
 
-async fn shopper(app: &TestApp) -> String {
+pub async fn shopper(app: &TestApp) -> String {
     let body: Value = app
         .post_json(
             "/api/v1/shoppers",
@@ -62,7 +62,7 @@ async fn shopper(app: &TestApp) -> String {
     body["token"].as_str().expect("token").to_owned()
 }
 
-async fn cart(app: &TestApp, token: &str, region: &str) -> String {
+pub async fn cart(app: &TestApp, token: &str, region: &str) -> String {
     let response = app
         .call(
             Method::POST,
@@ -79,7 +79,7 @@ async fn cart(app: &TestApp, token: &str, region: &str) -> String {
 }
 
 /// Adds units of `sku` to a cart.
-async fn add(
+pub async fn add(
     app: &TestApp,
     token: &str,
     cart: &str,
@@ -95,7 +95,7 @@ async fn add(
     .await
 }
 
-async fn available(app: &TestApp, sku: &str) -> i64 {
+pub async fn available(app: &TestApp, sku: &str) -> i64 {
     app.get(&format!("/api/v1/inventory/{sku}"))
         .await
         .json::<Value>()

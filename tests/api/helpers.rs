@@ -1,10 +1,10 @@
 //! `spawn_app()`: a real Agora server on a free port with a fresh database and Redis prefix,
 //! both removed when the [`TestApp`] is dropped (even when the test fails).
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use actix_web::dev::ServerHandle;
-use agora::{configuration::Settings, startup::Application};
+use agora::{configuration::Settings, payments::PaymentProvider, startup::Application};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -68,6 +68,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns an app after letting the test adjust its settings.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_gateway(customize, |_| None).await
+}
+
+/// Spawns an app with the payment gateway `gateway` builds from the final settings (`None`:
+/// the configured sandbox).
+pub async fn spawn_app_with_gateway(
+    customize: impl FnOnce(&mut Settings),
+    gateway: impl FnOnce(&Settings) -> Option<Arc<dyn PaymentProvider>>,
+) -> TestApp {
     let mut settings = test_settings();
     let (db_name, url) = fresh_database(&settings).await;
     settings.database.url = SecretString::from(url);
@@ -75,7 +84,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     customize(&mut settings);
     agora::telemetry::init(&settings.log);
 
-    let application = Application::build(settings.clone())
+    let application = Application::build_with_gateway(settings.clone(), gateway(&settings))
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", application.port());

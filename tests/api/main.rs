@@ -3,6 +3,7 @@
 
 mod carts;
 mod catalog;
+mod checkout;
 mod cli;
 mod errors;
 mod health;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use agora_actors::inventory::{ReserveError, ReserveStock};
+use agora_actors::inventory::ReserveStock;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -149,21 +149,7 @@ async fn change_line(
         owner: cart_id.to_string(),
         hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
     };
-    state
-        .inventory
-        .reserve(hold)
-        .await
-        .map_err(|error| match error {
-            ReserveError::InsufficientStock { available } => {
-                ApiError::InsufficientStock { available }
-            }
-            ReserveError::UnknownSku => {
-                ApiError::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
-            }
-            ReserveError::Overloaded | ReserveError::Unavailable(_) => {
-                ApiError::Unavailable(error.to_string())
-            }
-        })?;
+    state.inventory.reserve(hold).await?;
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;

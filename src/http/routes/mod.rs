@@ -4,6 +4,7 @@ pub mod carts;
 pub mod health;
 pub mod inventory;
 pub mod operator;
+pub mod orders;
 pub mod products;
 pub mod regions;
 pub mod sellers;

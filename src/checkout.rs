@@ -1,0 +1,446 @@
+//! Checkout: from a shopper's cart to a paid order, exactly once per idempotency key.
+//!
+//! The protocol, and what happens if a process dies at each step (README, "Checkout and crash
+//! points"):
+//! 1. The cart's holds are topped up through the inventory shards (a hold that lapsed is
+//!    taken again, or the checkout answers 409 `insufficient_stock`).
+//! 2. One transaction takes the idempotency key, writes the `pending` order priced from the
+//!    cart under its lock, its payment row with a fresh gateway reference, and moves the cart's
+//!    holds to the order (they no longer expire). A crash before its commit leaves nothing.
+//! 3. The gateway authorizes the reference. A crash now leaves a pending order: the reconciler
+//!    asks the gateway about the reference and finishes the order either way (below).
+//! 4. One transaction marks the order `paid`, its holds sold, removes the ordered lines from
+//!    the cart and stores the response for the key; or, declined or timed out (after voiding
+//!    the reference), `cancelled` with the holds back in stock. Whoever locks the pending order
+//!    first (this request or the reconciler) finishes it; the other finds it finished.
+//! 5. The authorization is captured. A crash before it leaves a paid order with an authorized
+//!    payment, which the reconciler captures.
+
+use std::time::Duration;
+
+use agora_actors::inventory::ReserveStock;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    carts::{self, CartView},
+    configuration::PaymentSettings,
+    http::{
+        error::{error_chain, ApiError},
+        AppState,
+    },
+    locale::LocalePreference,
+    orders::{self, Cancellation, IdempotencyClaim, PlaceError, StoredResponse},
+    payments::{AuthorizeRequest, CardNumber, GatewayRecord, PaymentError, Payments},
+};
+
+/// Longest idempotency key accepted, in characters (Stripe's limit).
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+/// Most stale pending orders or uncaptured payments one reconciliation pass handles.
+const RECONCILE_BATCH: i64 = 100;
+
+/// What a checkout answered: fresh, or replayed from the idempotency key.
+pub struct CheckoutResponse {
+    pub response: StoredResponse,
+    pub replayed: bool,
+}
+
+pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String, ApiError> {
+    let key = raw.map(str::trim).unwrap_or_default();
+    if key.is_empty()
+        || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
+        || key.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            message: format!(
+                "send an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
+            ),
+            field: Some("Idempotency-Key".into()),
+        });
+    }
+    Ok(key.to_owned())
+}
+
+/// What the request's key was first used with: the cart and the card.
+fn fingerprint(cart_id: Uuid, card: &CardNumber) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    hash.update(cart_id.as_bytes());
+    hash.update(card.digits().as_bytes());
+    hash.finalize().to_vec()
+}
+
+/// What an idempotency key already says about a request, if anything.
+async fn earlier_answer(
+    state: &AppState,
+    shopper_id: Uuid,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<StoredResponse>, ApiError> {
+    let client = state.pool.get().await?;
+    let Some(row) = client
+        .query_opt(
+            "SELECT fingerprint, response_status, response_body FROM idempotency_keys
+             WHERE shopper_id = $1 AND key = $2",
+            &[&shopper_id, &key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.get::<_, &[u8]>(0) != fingerprint {
+        return Err(ApiError::InvalidField {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with a different request".into(),
+            field: "Idempotency-Key".into(),
+        });
+    }
+    match (row.get::<_, Option<i16>>(1), row.get(2)) {
+        (Some(status), Some(body)) => Ok(Some(StoredResponse {
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        })),
+        _ => Err(ApiError::Conflict {
+            code: "idempotency_key_in_progress",
+            message: "a checkout with this Idempotency-Key is still in progress; retry shortly"
+                .into(),
+            field: Some("Idempotency-Key".into()),
+        }),
+    }
+}
+
+/// Re-holds whatever part of the cart's lines is no longer held (holds lapsed, or were
+/// released by an earlier declined payment).
+async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError> {
+    for line in &cart.lines {
+        let missing = i64::from(line.quantity) - line.held_quantity;
+        if missing <= 0 {
+            continue;
+        }
+        state
+            .inventory
+            .reserve(ReserveStock {
+                sku: line.sku.clone(),
+                quantity: u32::try_from(missing).unwrap_or(u32::MAX),
+                owner: cart.id.to_string(),
+                hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
+            })
+            .await
+            .map_err(ApiError::from)?;
+    }
+    Ok(())
+}
+
+fn check_ready(cart: &CartView, needs_shipping: bool) -> Result<(), ApiError> {
+    if cart.lines.is_empty() {
+        return Err(ApiError::Conflict {
+            code: "empty_cart",
+            message: "the cart has no lines to check out".into(),
+            field: None,
+        });
+    }
+    if needs_shipping && cart.shipping.is_none() {
+        return Err(ApiError::Conflict {
+            code: "shipping_required",
+            message: "choose a shipping country and option first (PUT /api/v1/carts/{id}/shipping)"
+                .into(),
+            field: Some("shipping".into()),
+        });
+    }
+    Ok(())
+}
+
+pub async fn checkout(
+    state: &AppState,
+    shopper_id: Uuid,
+    cart_id: Uuid,
+    key: &str,
+    card: CardNumber,
+    preference: &LocalePreference,
+) -> Result<CheckoutResponse, ApiError> {
+    let started = std::time::Instant::now();
+    let fingerprint = fingerprint(cart_id, &card);
+    if let Some(response) = earlier_answer(state, shopper_id, key, &fingerprint).await? {
+        return Ok(CheckoutResponse {
+            response,
+            replayed: true,
+        });
+    }
+
+    let client = state.pool.get().await?;
+    let cart = carts::view(&**client, shopper_id, cart_id, preference, &state.pricing).await?;
+    let needs_shipping = region_ships(&**client, &cart.region).await?;
+    drop(client);
+    check_ready(&cart, needs_shipping)?;
+    top_up_holds(state, &cart).await?;
+
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    carts::lock_own(&*tx, shopper_id, cart_id).await?;
+    let cart = carts::view(&*tx, shopper_id, cart_id, preference, &state.pricing).await?;
+    check_ready(&cart, needs_shipping)?;
+    let claim = IdempotencyClaim {
+        shopper_id,
+        key,
+        fingerprint: &fingerprint,
+    };
+    let pending = match orders::place(
+        &*tx,
+        &claim,
+        &cart,
+        card.last4(),
+        state.payments.provider_name(),
+    )
+    .await
+    {
+        Ok(pending) => pending,
+        Err(PlaceError::KeyTaken) => {
+            drop(tx);
+            drop(client);
+            return match earlier_answer(state, shopper_id, key, &fingerprint).await? {
+                Some(response) => Ok(CheckoutResponse {
+                    response,
+                    replayed: true,
+                }),
+                None => Err(ApiError::internal(anyhow::anyhow!(
+                    "idempotency key taken but not found"
+                ))),
+            };
+        }
+        Err(PlaceError::Api(error)) => return Err(error),
+    };
+    tx.commit().await?;
+    drop(client);
+
+    let authorized = state
+        .payments
+        .authorize(AuthorizeRequest {
+            reference: pending.reference,
+            amount: pending.total,
+            currency: pending.currency,
+            card,
+        })
+        .await;
+    let response = finish(state, pending.id, pending.reference, authorized).await?;
+    metrics::histogram!("agora_checkout_duration_seconds").record(started.elapsed().as_secs_f64());
+    Ok(CheckoutResponse {
+        response,
+        replayed: false,
+    })
+}
+
+async fn region_ships(
+    client: &impl tokio_postgres::GenericClient,
+    region: &str,
+) -> Result<bool, ApiError> {
+    Ok(!crate::regions::get(client, region)
+        .await?
+        .details
+        .shipping_options
+        .is_empty())
+}
+
+/// Finishes a pending order with the gateway's answer, then captures a granted authorization.
+async fn finish(
+    state: &AppState,
+    order_id: Uuid,
+    reference: Uuid,
+    authorized: Result<crate::payments::Authorization, PaymentError>,
+) -> Result<StoredResponse, ApiError> {
+    let cancellation = match &authorized {
+        Ok(_) => None,
+        Err(PaymentError::Declined { .. }) => Some(Cancellation::Declined),
+        Err(PaymentError::Timeout) => Some(Cancellation::TimedOut),
+        Err(PaymentError::Gateway(_)) => Some(Cancellation::GatewayFailed),
+    };
+    if let (Some(_), Err(error)) = (cancellation, &authorized) {
+        tracing::info!(%order_id, %error, "payment not authorized");
+        if !matches!(error, PaymentError::Declined { .. }) {
+            // The gateway may have authorized after all: void the reference before releasing
+            // the stock. If even that fails, the order stays pending for the reconciler.
+            if let Err(void) = state.payments.void(reference).await {
+                tracing::warn!(%order_id, error = %void, "voiding an unanswered payment failed; the reconciler will");
+                return Ok(StoredResponse {
+                    status: 504,
+                    body: serde_json::to_value(crate::http::error::ErrorBody::new(
+                        "payment_timeout",
+                        "the payment gateway did not answer; the order is being reconciled, retry with the same Idempotency-Key",
+                        None,
+                    ))
+                    .map_err(ApiError::internal)?,
+                });
+            }
+        }
+    }
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let finished = match (&authorized, cancellation) {
+        (Ok(authorization), _) => orders::finish_paid(&*tx, order_id, authorization).await?,
+        (Err(_), Some(why)) => orders::finish_cancelled(&*tx, order_id, why).await?,
+        (Err(_), None) => None,
+    };
+    tx.commit().await?;
+    let response = match finished {
+        Some(response) => response,
+        // The reconciler finished it first; its answer is the key's answer.
+        None => stored_for(&**client, order_id).await?,
+    };
+    drop(client);
+    if let Ok(authorization) = authorized {
+        capture(state, order_id, &authorization).await;
+    }
+    Ok(response)
+}
+
+async fn stored_for(
+    client: &impl tokio_postgres::GenericClient,
+    order_id: Uuid,
+) -> Result<StoredResponse, ApiError> {
+    let row = client
+        .query_one(
+            "SELECT response_status, response_body FROM idempotency_keys WHERE order_id = $1",
+            &[&order_id],
+        )
+        .await?;
+    Ok(StoredResponse {
+        status: u16::try_from(row.get::<_, Option<i16>>(0).unwrap_or(500)).unwrap_or(500),
+        body: row
+            .get::<_, Option<serde_json::Value>>(1)
+            .unwrap_or_default(),
+    })
+}
+
+/// Captures a paid order's authorization; a failure is left to the reconciler.
+async fn capture(state: &AppState, order_id: Uuid, authorization: &crate::payments::Authorization) {
+    match state.payments.capture(authorization).await {
+        Ok(()) => {
+            let marked = match state.pool.get().await {
+                Ok(client) => orders::mark_captured(&**client, order_id).await,
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = marked {
+                tracing::warn!(%order_id, error = %error_chain(&error), "recording a capture failed; the reconciler will");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%order_id, %error, "capture failed; the reconciler will retry");
+        }
+    }
+}
+
+/// Finishes what crashed or failed checkouts left behind: pending orders older than
+/// `stale_after` (from the gateway's record of their reference) and paid orders whose payment
+/// is authorized but not captured. Any process may run it at any time.
+pub async fn reconcile(
+    pool: &deadpool_postgres::Pool,
+    payments: &Payments,
+    stale_after: Duration,
+) -> Result<usize, ApiError> {
+    let stale = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+    let client = pool.get().await?;
+    let pending = client
+        .query(
+            "SELECT o.id, p.reference FROM orders o JOIN payments p ON p.order_id = o.id
+             WHERE o.status = 'pending' AND o.created_at < now() - $1::int8 * interval '1 millisecond'
+             ORDER BY o.created_at LIMIT $2",
+            &[&stale, &RECONCILE_BATCH],
+        )
+        .await?;
+    let uncaptured = client
+        .query(
+            "SELECT order_id, authorization_id FROM payments
+             WHERE status = 'authorized' AND updated_at < now() - $1::int8 * interval '1 millisecond'
+             ORDER BY updated_at LIMIT $2",
+            &[&stale, &RECONCILE_BATCH],
+        )
+        .await?;
+    drop(client);
+    let mut handled = 0;
+    for row in pending {
+        let (order_id, reference): (Uuid, Uuid) = (row.get(0), row.get(1));
+        let authorized = match payments.lookup(reference).await {
+            Ok(
+                GatewayRecord::Authorized(authorization) | GatewayRecord::Captured(authorization),
+            ) => Ok(authorization),
+            Ok(GatewayRecord::Unknown | GatewayRecord::Declined | GatewayRecord::Voided) => {
+                Err(PaymentError::Declined {
+                    reason: "not authorized at the gateway".into(),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(%order_id, %error, "gateway lookup failed; next pass retries");
+                continue;
+            }
+        };
+        let outcome = match authorized {
+            Ok(authorization) => {
+                let mut client = pool.get().await?;
+                let tx = client.transaction().await?;
+                let done = orders::finish_paid(&*tx, order_id, &authorization).await?;
+                tx.commit().await?;
+                drop(client);
+                if done.is_some() {
+                    if payments.capture(&authorization).await.is_ok() {
+                        orders::mark_captured(&**pool.get().await?, order_id).await?;
+                    }
+                    "paid"
+                } else {
+                    "already_finished"
+                }
+            }
+            Err(_) => {
+                // Tombstone the reference so a late authorization is refused, then release.
+                if let Err(error) = payments.void(reference).await {
+                    tracing::warn!(%order_id, %error, "voiding failed; next pass retries");
+                    continue;
+                }
+                let mut client = pool.get().await?;
+                let tx = client.transaction().await?;
+                let done =
+                    orders::finish_cancelled(&*tx, order_id, Cancellation::Abandoned).await?;
+                tx.commit().await?;
+                if done.is_some() {
+                    "cancelled"
+                } else {
+                    "already_finished"
+                }
+            }
+        };
+        tracing::info!(%order_id, outcome, "reconciled a pending order");
+        metrics::counter!("agora_checkout_reconciled_total", "outcome" => outcome).increment(1);
+        handled += 1;
+    }
+    for row in uncaptured {
+        let order_id: Uuid = row.get(0);
+        let Some(authorization) = row.get::<_, Option<String>>(1) else {
+            continue;
+        };
+        let authorization = crate::payments::Authorization { id: authorization };
+        if payments.capture(&authorization).await.is_ok() {
+            orders::mark_captured(&**pool.get().await?, order_id).await?;
+            metrics::counter!("agora_checkout_reconciled_total", "outcome" => "captured")
+                .increment(1);
+            handled += 1;
+        }
+    }
+    Ok(handled)
+}
+
+/// Reconciles at start and then every `interval` until the process stops.
+pub fn spawn_reconciler(
+    pool: deadpool_postgres::Pool,
+    payments: Payments,
+    settings: &PaymentSettings,
+) {
+    let interval = Duration::from_millis(settings.reconcile_interval_ms);
+    let stale_after = Duration::from_millis(settings.reconcile_after_ms);
+    actix_web::rt::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            if let Err(error) = reconcile(&pool, &payments, stale_after).await {
+                tracing::warn!(error = %error_chain(&error), "checkout reconciliation failed");
+            }
+        }
+    });
+}

@@ -1,0 +1,966 @@
+//! Orders: what a checkout turns a cart into, split per seller for fulfillment, with every state
+//! change appended to the order event log.
+//!
+//! Promises: an order is `pending` while its payment is in flight and then exactly one of
+//! `paid` or `cancelled` (the row lock on the order decides who finishes it: the checkout
+//! request or the reconciler, never both); a paid order's units are sold from the holds it
+//! claimed (so they were counted by the stock guard when held, and never sold twice); a
+//! cancelled order's holds go back to stock; the idempotency key's stored response is written
+//! in the same transaction as the outcome; shoppers see only their own orders and sellers only
+//! their own parts (others are "not found").
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::GenericClient;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    carts::{self, CartView, Shipping, Tax},
+    http::error::{ApiError, ErrorBody},
+    money::{Currency, Price},
+    payments::Authorization,
+};
+
+/// Most orders one page of a seller's list returns.
+pub const MAX_SELLER_PAGE: i64 = 100;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// `pending`, `paid`, `fulfilled`, `cancelled` or `refunded`.
+    #[schema(example = "paid")]
+    pub status: String,
+    pub cart_id: Uuid,
+    pub region: String,
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
+    pub lines: Vec<OrderLine>,
+    pub subtotal: Price,
+    pub tax: Tax,
+    pub shipping: Option<Shipping>,
+    pub total: Price,
+    /// Each seller's share, fulfilled (or refunded) by that seller.
+    pub parts: Vec<OrderPart>,
+    pub payment: PaymentSummary,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderLine {
+    pub sku: String,
+    pub title: String,
+    pub seller_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub unit_price: Price,
+    pub line_total: Price,
+    /// This line's share of the order's tax (the shares add up to the order's tax).
+    pub tax: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPart {
+    pub seller_id: Uuid,
+    #[schema(example = "paid")]
+    pub status: String,
+    pub subtotal: Price,
+    pub tax: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentSummary {
+    /// `authorizing`, `authorized`, `captured`, `declined`, `timed_out` or `voided`.
+    pub status: String,
+    pub card_last4: String,
+    pub refunded: Price,
+}
+
+/// Shipping as stored with the order.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShippingRecord {
+    option: String,
+    carrier: String,
+    country: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+}
+
+fn price(amount: Decimal, currency: Currency) -> Price {
+    Price {
+        amount,
+        currency: currency.code(),
+        converted: false,
+    }
+}
+
+fn stored_currency(code: &str) -> Result<Currency, ApiError> {
+    Currency::from_code(code.trim())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order currency {code} is unknown")))
+}
+
+/// Splits `tax` over lines in proportion to their totals, rounded to the currency, the last
+/// line taking the rounding remainder so the shares add up exactly.
+pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> Vec<Decimal> {
+    let subtotal: Decimal = line_totals.iter().sum();
+    let mut shares = Vec::with_capacity(line_totals.len());
+    let mut left = tax;
+    for (index, total) in line_totals.iter().enumerate() {
+        let share = if index + 1 == line_totals.len() {
+            left
+        } else if subtotal.is_zero() {
+            Decimal::ZERO
+        } else {
+            currency.round(tax * total / subtotal)
+        };
+        left -= share;
+        shares.push(share);
+    }
+    shares
+}
+
+/// The order as its shopper sees it, or `None` when it is not theirs (or does not exist).
+pub async fn view(
+    client: &impl GenericClient,
+    order_id: Uuid,
+    shopper_id: Option<Uuid>,
+) -> Result<Option<OrderView>, ApiError> {
+    let Some(order) = client
+        .query_opt(
+            "SELECT o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
+                    o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
+                    p.status, p.card_last4, p.refunded
+             FROM orders o JOIN payments p ON p.order_id = o.id
+             WHERE o.id = $1 AND ($2::uuid IS NULL OR o.shopper_id = $2)",
+            &[&order_id, &shopper_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let currency = stored_currency(order.get(3))?;
+    let lines = client
+        .query(
+            "SELECT sku, title, seller_id, product_id, quantity, unit_price, line_total, tax
+             FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| OrderLine {
+            sku: row.get(0),
+            title: row.get(1),
+            seller_id: row.get(2),
+            product_id: row.get(3),
+            quantity: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+            unit_price: price(row.get(5), currency),
+            line_total: price(row.get(6), currency),
+            tax: price(row.get(7), currency),
+        })
+        .collect();
+    let parts = client
+        .query(
+            "SELECT seller_id, status, subtotal, tax FROM order_parts
+             WHERE order_id = $1 ORDER BY seller_id",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| OrderPart {
+            seller_id: row.get(0),
+            status: row.get(1),
+            subtotal: price(row.get(2), currency),
+            tax: price(row.get(3), currency),
+        })
+        .collect();
+    let shipping = order
+        .get::<_, Option<serde_json::Value>>(8)
+        .map(serde_json::from_value::<ShippingRecord>)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .map(|record| Shipping {
+            option: record.option,
+            carrier: record.carrier,
+            country: record.country,
+            amount: price(record.amount, currency),
+        });
+    Ok(Some(OrderView {
+        id: order_id,
+        status: order.get(0),
+        cart_id: order.get(1),
+        region: order.get(2),
+        currency: currency.code(),
+        lines,
+        subtotal: price(order.get(4), currency),
+        tax: Tax {
+            rate: order.get(5),
+            included: order.get(6),
+            amount: price(order.get(7), currency),
+        },
+        shipping,
+        total: price(order.get(9), currency),
+        parts,
+        payment: PaymentSummary {
+            status: order.get(12),
+            card_last4: order.get(13),
+            refunded: price(order.get(14), currency),
+        },
+        created_at: order.get(10),
+        updated_at: order.get(11),
+    }))
+}
+
+/// A pending order, written and committed before its payment is authorized.
+pub struct PendingOrder {
+    pub id: Uuid,
+    /// The payment's reference at the gateway.
+    pub reference: Uuid,
+    pub total: Decimal,
+    pub currency: Currency,
+}
+
+/// The idempotency key a checkout runs under.
+pub struct IdempotencyClaim<'a> {
+    pub shopper_id: Uuid,
+    pub key: &'a str,
+    pub fingerprint: &'a [u8],
+}
+
+/// Why an order could not be placed.
+pub enum PlaceError {
+    /// The key is already taken (by a concurrent or earlier request): nothing was written.
+    KeyTaken,
+    Api(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for PlaceError {
+    fn from(error: E) -> Self {
+        Self::Api(error.into())
+    }
+}
+
+/// Writes a pending order for the cart as priced in `cart` (read in this transaction, under
+/// the cart's lock), claims exactly the held units of its lines, and takes the idempotency key.
+pub async fn place(
+    tx: &impl GenericClient,
+    claim: &IdempotencyClaim<'_>,
+    cart: &CartView,
+    card_last4: &str,
+    provider: &str,
+) -> Result<PendingOrder, PlaceError> {
+    let order_id = Uuid::now_v7();
+    // First, so that a concurrent request with the same key waits here and then finds it.
+    let taken = tx
+        .execute(
+            "INSERT INTO idempotency_keys (shopper_id, key, fingerprint, order_id)
+             VALUES ($1, $2, $3, NULL) ON CONFLICT DO NOTHING",
+            &[&claim.shopper_id, &claim.key, &claim.fingerprint],
+        )
+        .await?;
+    if taken == 0 {
+        return Err(PlaceError::KeyTaken);
+    }
+    let currency = stored_currency(cart.currency)?;
+    let in_flight = tx
+        .query_opt(
+            "SELECT 1 FROM orders WHERE cart_id = $1 AND status = 'pending'",
+            &[&cart.id],
+        )
+        .await?;
+    if in_flight.is_some() {
+        return Err(PlaceError::Api(ApiError::Conflict {
+            code: "checkout_in_progress",
+            message: "this cart is being checked out already".into(),
+            field: None,
+        }));
+    }
+    claim_holds(tx, cart, order_id).await?;
+
+    let shipping = cart
+        .shipping
+        .as_ref()
+        .map(|s| {
+            serde_json::to_value(ShippingRecord {
+                option: s.option.clone(),
+                carrier: s.carrier.clone(),
+                country: s.country.clone(),
+                amount: s.amount.amount,
+            })
+        })
+        .transpose()
+        .map_err(ApiError::internal)?;
+    tx.execute(
+        "INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
+                             tax_rate, tax_included, tax, shipping, total)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11)",
+        &[
+            &order_id,
+            &claim.shopper_id,
+            &cart.id,
+            &cart.region,
+            &currency.code(),
+            &cart.subtotal.amount,
+            &cart.tax.rate,
+            &cart.tax.included,
+            &cart.tax.amount.amount,
+            &shipping,
+            &cart.total.amount,
+        ],
+    )
+    .await?;
+    let totals: Vec<Decimal> = cart.lines.iter().map(|l| l.line_total.amount).collect();
+    let taxes = tax_shares(&totals, cart.tax.amount.amount, currency);
+    let mut parts: BTreeMap<Uuid, (Decimal, Decimal)> = BTreeMap::new();
+    for ((line_no, line), tax) in cart.lines.iter().enumerate().zip(&taxes) {
+        tx.execute(
+            "INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
+                                      title, quantity, unit_price, line_total, tax)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &order_id,
+                &i32::try_from(line_no).unwrap_or(i32::MAX),
+                &line.seller_id,
+                &line.variant_id,
+                &line.product_id,
+                &line.sku,
+                &line.title,
+                &i32::try_from(line.quantity).unwrap_or(i32::MAX),
+                &line.unit_price.amount,
+                &line.line_total.amount,
+                tax,
+            ],
+        )
+        .await?;
+        let part = parts.entry(line.seller_id).or_default();
+        part.0 += line.line_total.amount;
+        part.1 += *tax;
+    }
+    for (seller, (subtotal, tax)) in &parts {
+        tx.execute(
+            "INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
+             VALUES ($1, $2, 'pending', $3, $4)",
+            &[&order_id, seller, subtotal, tax],
+        )
+        .await?;
+    }
+    let reference = Uuid::new_v4();
+    tx.execute(
+        "INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
+         VALUES ($1, $2, $3, $4, $5, $6, 'authorizing')",
+        &[
+            &reference,
+            &order_id,
+            &provider,
+            &cart.total.amount,
+            &currency.code(),
+            &card_last4,
+        ],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE idempotency_keys SET order_id = $3 WHERE shopper_id = $1 AND key = $2",
+        &[&claim.shopper_id, &claim.key, &order_id],
+    )
+    .await?;
+    append_event(tx, order_id, None, "created", "pending").await?;
+    Ok(PendingOrder {
+        id: order_id,
+        reference,
+        total: cart.total.amount,
+        currency,
+    })
+}
+
+/// Moves the cart's live holds to the order, after checking they cover every line exactly
+/// (a surplus goes back to stock; a shortfall means a hold lapsed meanwhile: 409, retry).
+async fn claim_holds(
+    tx: &impl GenericClient,
+    cart: &CartView,
+    order_id: Uuid,
+) -> Result<(), ApiError> {
+    let owner = cart.id.to_string();
+    let held: BTreeMap<Uuid, i64> = tx
+        .query(
+            "SELECT variant_id, quantity FROM stock_holds
+             WHERE owner = $1 AND released_at IS NULL AND expires_at > now()
+             ORDER BY id FOR UPDATE",
+            &[&owner],
+        )
+        .await?
+        .into_iter()
+        .fold(BTreeMap::new(), |mut held, row| {
+            *held.entry(row.get(0)).or_default() += i64::from(row.get::<_, i32>(1));
+            held
+        });
+    for line in &cart.lines {
+        let have = held.get(&line.variant_id).copied().unwrap_or(0);
+        let want = i64::from(line.quantity);
+        if have < want {
+            return Err(ApiError::Conflict {
+                code: "hold_expired",
+                message: format!(
+                    "the hold on {} lapsed during checkout; retry the checkout",
+                    line.sku
+                ),
+                field: None,
+            });
+        }
+        if have > want {
+            carts::release(
+                tx,
+                cart.id,
+                line.variant_id,
+                u32::try_from(have - want).unwrap_or(0),
+            )
+            .await?;
+        }
+    }
+    let variants: Vec<Uuid> = cart.lines.iter().map(|l| l.variant_id).collect();
+    tx.execute(
+        "UPDATE stock_holds SET order_id = $2, owner = $4
+         WHERE owner = $1 AND released_at IS NULL AND expires_at > now()
+           AND variant_id = ANY($3)",
+        &[&owner, &order_id, &variants, &format!("order:{order_id}")],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn append_event(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    seller_id: Option<Uuid>,
+    kind: &str,
+    status: &str,
+) -> Result<(), ApiError> {
+    tx.execute(
+        "INSERT INTO order_events (order_id, seller_id, kind, status) VALUES ($1, $2, $3, $4)",
+        &[&order_id, &seller_id, &kind, &status],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Locks a pending order; `None` when someone else already finished it.
+async fn lock_pending(tx: &impl GenericClient, order_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+    Ok(tx
+        .query_opt(
+            "SELECT cart_id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE",
+            &[&order_id],
+        )
+        .await?
+        .map(|row| row.get(0)))
+}
+
+/// A response every retry under the order's idempotency key gets from now on.
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+async fn store_response(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    response: &StoredResponse,
+) -> Result<(), ApiError> {
+    tx.execute(
+        "UPDATE idempotency_keys SET response_status = $2, response_body = $3 WHERE order_id = $1",
+        &[
+            &order_id,
+            &i16::try_from(response.status).unwrap_or(500),
+            &response.body,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The pending order is paid: its holds become sales, the cart's ordered lines go, each
+/// seller's part is ready to fulfill. `None` when it was no longer pending.
+pub async fn finish_paid(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    authorization: &Authorization,
+) -> Result<Option<StoredResponse>, ApiError> {
+    let Some(cart_id) = lock_pending(tx, order_id).await? else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE stock_holds SET sold_at = now() WHERE order_id = $1 AND released_at IS NULL",
+        &[&order_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE orders SET status = 'paid', updated_at = now() WHERE id = $1",
+        &[&order_id],
+    )
+    .await?;
+    let sellers: Vec<Uuid> = tx
+        .query(
+            "UPDATE order_parts SET status = 'paid', updated_at = now() WHERE order_id = $1
+             RETURNING seller_id",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect();
+    tx.execute(
+        "UPDATE payments SET status = 'authorized', authorization_id = $2, updated_at = now()
+         WHERE order_id = $1",
+        &[&order_id, &authorization.id],
+    )
+    .await?;
+    // The ordered lines leave the cart, with any hold a concurrent tab took for them meanwhile.
+    let ordered = tx
+        .query(
+            "DELETE FROM cart_lines WHERE cart_id = $1
+               AND variant_id IN (SELECT variant_id FROM order_lines WHERE order_id = $2)
+             RETURNING variant_id",
+            &[&cart_id, &order_id],
+        )
+        .await?;
+    for row in ordered {
+        carts::release(tx, cart_id, row.get(0), u32::MAX).await?;
+    }
+    append_event(tx, order_id, None, "paid", "paid").await?;
+    for seller in sellers {
+        append_event(tx, order_id, Some(seller), "paid", "paid").await?;
+    }
+    let order = view(tx, order_id, None)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order {order_id} vanished")))?;
+    let response = StoredResponse {
+        status: 201,
+        body: serde_json::to_value(&order).map_err(ApiError::internal)?,
+    };
+    store_response(tx, order_id, &response).await?;
+    metrics::counter!("agora_orders_total", "status" => "paid").increment(1);
+    if let Ok(revenue) = f64::try_from(order.total.amount) {
+        metrics::counter!("agora_order_revenue_total", "currency" => order.currency)
+            .increment(revenue.round() as u64);
+    }
+    Ok(Some(response))
+}
+
+/// Why a pending order is cancelled.
+#[derive(Debug, Clone, Copy)]
+pub enum Cancellation {
+    Declined,
+    TimedOut,
+    GatewayFailed,
+    /// Found pending after a crash, and the gateway has no authorization for it.
+    Abandoned,
+}
+
+impl Cancellation {
+    fn parts(self) -> (&'static str, &'static str, u16, &'static str, &'static str) {
+        // (event, payment status, HTTP status, error code, message)
+        match self {
+            Self::Declined => (
+                "payment_declined",
+                "declined",
+                402,
+                "payment_declined",
+                "the card was declined; the cart's stock holds were released",
+            ),
+            Self::TimedOut => (
+                "payment_timed_out",
+                "timed_out",
+                504,
+                "payment_timeout",
+                "the payment gateway did not answer in time; nothing was charged and the holds were released",
+            ),
+            Self::GatewayFailed => (
+                "payment_failed",
+                "voided",
+                502,
+                "payment_failed",
+                "the payment gateway failed; nothing was charged and the holds were released",
+            ),
+            Self::Abandoned => (
+                "payment_abandoned",
+                "voided",
+                504,
+                "payment_timeout",
+                "the payment did not complete; nothing was charged and the holds were released",
+            ),
+        }
+    }
+}
+
+/// The pending order is cancelled: its holds go back to stock. `None` when it was no longer
+/// pending.
+pub async fn finish_cancelled(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    why: Cancellation,
+) -> Result<Option<StoredResponse>, ApiError> {
+    if lock_pending(tx, order_id).await?.is_none() {
+        return Ok(None);
+    }
+    let (event, payment, status, code, message) = why.parts();
+    return_holds(tx, order_id, None).await?;
+    tx.execute(
+        "UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1",
+        &[&order_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE order_parts SET status = 'cancelled', updated_at = now() WHERE order_id = $1",
+        &[&order_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE payments SET status = $2, updated_at = now() WHERE order_id = $1",
+        &[&order_id, &payment],
+    )
+    .await?;
+    append_event(tx, order_id, None, event, "cancelled").await?;
+    let response = StoredResponse {
+        status,
+        body: serde_json::to_value(ErrorBody::new(code, message, None))
+            .map_err(ApiError::internal)?,
+    };
+    store_response(tx, order_id, &response).await?;
+    metrics::counter!("agora_orders_total", "status" => "cancelled").increment(1);
+    Ok(Some(response))
+}
+
+/// Returns the units of an order's holds (of one seller's lines, or all) to stock: unsettled
+/// ones from `held`, settled ones from `sold`; each variant row locked once, in id order.
+async fn return_holds(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    seller_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let returned = tx
+        .query(
+            "UPDATE stock_holds h SET released_at = now()
+             WHERE h.order_id = $1 AND h.released_at IS NULL
+               AND ($2::uuid IS NULL OR h.variant_id IN (
+                   SELECT variant_id FROM order_lines WHERE order_id = $1 AND seller_id = $2))
+             RETURNING h.variant_id, h.quantity, h.settled_at IS NOT NULL",
+            &[&order_id, &seller_id],
+        )
+        .await?;
+    let mut totals: BTreeMap<Uuid, (i32, i32)> = BTreeMap::new();
+    for row in &returned {
+        let entry = totals.entry(row.get(0)).or_default();
+        if row.get::<_, bool>(2) {
+            entry.1 += row.get::<_, i32>(1);
+        } else {
+            entry.0 += row.get::<_, i32>(1);
+        }
+    }
+    for (variant, (held, sold)) in totals {
+        tx.execute(
+            "UPDATE variants SET held = held - $2, sold = sold - $3 WHERE id = $1",
+            &[&variant, &held, &sold],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records that the authorized payment of a paid order was captured.
+pub async fn mark_captured(client: &impl GenericClient, order_id: Uuid) -> Result<(), ApiError> {
+    client
+        .execute(
+            "UPDATE payments SET status = 'captured', updated_at = now()
+             WHERE order_id = $1 AND status = 'authorized'",
+            &[&order_id],
+        )
+        .await?;
+    Ok(())
+}
+
+/// One seller's share of an order, as the seller sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SellerOrder {
+    pub order_id: Uuid,
+    /// This seller's part: `paid`, `fulfilled` or `refunded`.
+    #[schema(example = "paid")]
+    pub status: String,
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
+    pub lines: Vec<SellerOrderLine>,
+    pub subtotal: Price,
+    pub tax: Price,
+    pub shipping: Option<Shipping>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SellerOrderLine {
+    pub sku: String,
+    pub title: String,
+    pub quantity: u32,
+    pub unit_price: Price,
+    pub line_total: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SellerOrderPage {
+    pub orders: Vec<SellerOrder>,
+    /// Pass as `?cursor=` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A seller's parts of paid orders, newest first, from before `before` (an order id: ids are
+/// time-ordered, so new orders never shift later pages).
+pub async fn seller_orders(
+    client: &impl GenericClient,
+    seller_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<SellerOrderPage, ApiError> {
+    let limit = limit.clamp(1, MAX_SELLER_PAGE);
+    let rows = client
+        .query(
+            "SELECT p.order_id, p.status, o.currency, p.subtotal, p.tax, o.shipping,
+                    o.created_at, p.updated_at,
+                    (SELECT jsonb_agg(jsonb_build_array(l.sku, l.title, l.quantity,
+                                                        l.unit_price::text, l.line_total::text)
+                                      ORDER BY l.line_no)
+                       FROM order_lines l WHERE l.order_id = p.order_id AND l.seller_id = p.seller_id)
+             FROM order_parts p JOIN orders o ON o.id = p.order_id
+             WHERE p.seller_id = $1 AND p.status IN ('paid', 'fulfilled', 'refunded')
+               AND ($2::uuid IS NULL OR p.order_id < $2)
+             ORDER BY p.order_id DESC LIMIT $3",
+            &[&seller_id, &before, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let mut orders = Vec::with_capacity(rows.len());
+    for row in rows.iter().take(usize::try_from(limit).unwrap_or(0)) {
+        let currency = stored_currency(row.get(2))?;
+        let raw_lines: Vec<(String, String, i32, String, String)> =
+            serde_json::from_value(row.get(8)).map_err(ApiError::internal)?;
+        let decimal = |raw: &str| {
+            Decimal::from_str_exact(raw)
+                .map(|amount| price(amount, currency))
+                .map_err(ApiError::internal)
+        };
+        let mut lines = Vec::with_capacity(raw_lines.len());
+        for (sku, title, quantity, unit, total) in raw_lines {
+            lines.push(SellerOrderLine {
+                sku,
+                title,
+                quantity: u32::try_from(quantity).unwrap_or(0),
+                unit_price: decimal(&unit)?,
+                line_total: decimal(&total)?,
+            });
+        }
+        let shipping = row
+            .get::<_, Option<serde_json::Value>>(5)
+            .map(serde_json::from_value::<ShippingRecord>)
+            .transpose()
+            .map_err(ApiError::internal)?
+            .map(|record| Shipping {
+                option: record.option,
+                carrier: record.carrier,
+                country: record.country,
+                amount: price(record.amount, currency),
+            });
+        orders.push(SellerOrder {
+            order_id: row.get(0),
+            status: row.get(1),
+            currency: currency.code(),
+            lines,
+            subtotal: price(row.get(3), currency),
+            tax: price(row.get(4), currency),
+            shipping,
+            created_at: row.get(6),
+            updated_at: row.get(7),
+        });
+    }
+    let next_cursor = if more {
+        orders.last().map(|o| o.order_id.to_string())
+    } else {
+        None
+    };
+    Ok(SellerOrderPage {
+        orders,
+        next_cursor,
+    })
+}
+
+/// A seller's part, locked for a change; another seller's is "not found".
+struct LockedPart {
+    status: String,
+    subtotal: Decimal,
+    tax: Decimal,
+    tax_included: bool,
+}
+
+async fn lock_part(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    seller_id: Uuid,
+) -> Result<LockedPart, ApiError> {
+    // The order row first (as checkout and reconciliation lock it), then the part.
+    let order = tx
+        .query_opt(
+            "SELECT o.tax_included FROM orders o
+             WHERE o.id = $1 AND EXISTS (SELECT 1 FROM order_parts p
+                                         WHERE p.order_id = o.id AND p.seller_id = $2)
+             FOR UPDATE",
+            &[&order_id, &seller_id],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    let part = tx
+        .query_one(
+            "SELECT status, subtotal, tax FROM order_parts
+             WHERE order_id = $1 AND seller_id = $2 FOR UPDATE",
+            &[&order_id, &seller_id],
+        )
+        .await?;
+    Ok(LockedPart {
+        status: part.get(0),
+        subtotal: part.get(1),
+        tax: part.get(2),
+        tax_included: order.get(0),
+    })
+}
+
+fn invalid_transition(from: &str, to: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "invalid_transition",
+        message: format!("a {from} order part cannot become {to}"),
+        field: None,
+    }
+}
+
+/// After a part changed: the order is `refunded` when every part is, `fulfilled` when every
+/// part is fulfilled or refunded, else it stays `paid`.
+async fn roll_up(tx: &impl GenericClient, order_id: Uuid) -> Result<String, ApiError> {
+    let status: String = tx
+        .query_one(
+            "UPDATE orders SET updated_at = now(), status = (
+                 SELECT CASE WHEN bool_and(status = 'refunded') THEN 'refunded'
+                             WHEN bool_and(status IN ('fulfilled', 'refunded')) THEN 'fulfilled'
+                             ELSE 'paid' END
+                 FROM order_parts WHERE order_id = $1)
+             WHERE id = $1 RETURNING status",
+            &[&order_id],
+        )
+        .await?
+        .get(0);
+    Ok(status)
+}
+
+/// The seller has shipped its part.
+pub async fn fulfill(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    seller_id: Uuid,
+) -> Result<(), ApiError> {
+    let part = lock_part(tx, order_id, seller_id).await?;
+    if part.status != "paid" {
+        return Err(invalid_transition(&part.status, "fulfilled"));
+    }
+    tx.execute(
+        "UPDATE order_parts SET status = 'fulfilled', updated_at = now()
+         WHERE order_id = $1 AND seller_id = $2",
+        &[&order_id, &seller_id],
+    )
+    .await?;
+    append_event(tx, order_id, Some(seller_id), "fulfilled", "fulfilled").await?;
+    let status = roll_up(tx, order_id).await?;
+    if status == "fulfilled" {
+        append_event(tx, order_id, None, "fulfilled", "fulfilled").await?;
+    }
+    metrics::counter!("agora_order_parts_total", "status" => "fulfilled").increment(1);
+    Ok(())
+}
+
+/// Refunds the seller's part: its lines (and tax where it was added; shipping with the last
+/// part refunded). An unfulfilled part's units go back to stock.
+pub async fn refund(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    seller_id: Uuid,
+    payments: &crate::payments::Payments,
+) -> Result<(), ApiError> {
+    let part = lock_part(tx, order_id, seller_id).await?;
+    if part.status != "paid" && part.status != "fulfilled" {
+        return Err(invalid_transition(&part.status, "refunded"));
+    }
+    let payment = tx
+        .query_one(
+            "SELECT p.authorization_id, p.status,
+                    (SELECT count(*) FROM order_parts
+                      WHERE order_id = $1 AND status <> 'refunded' AND seller_id <> $2),
+                    (o.shipping ->> 'amount')::numeric
+             FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.order_id = $1",
+            &[&order_id, &seller_id],
+        )
+        .await?;
+    let (authorization, status): (Option<String>, String) = (payment.get(0), payment.get(1));
+    let (others_left, shipping): (i64, Option<Decimal>) = (payment.get(2), payment.get(3));
+    let Some(authorization) = authorization.filter(|_| status == "captured") else {
+        return Err(ApiError::Conflict {
+            code: "payment_not_captured",
+            message: "the payment is not captured yet; retry shortly".into(),
+            field: None,
+        });
+    };
+    let mut amount = part.subtotal;
+    if !part.tax_included {
+        amount += part.tax;
+    }
+    if others_left == 0 {
+        amount += shipping.unwrap_or(Decimal::ZERO);
+    }
+    if part.status == "paid" {
+        return_holds(tx, order_id, Some(seller_id)).await?;
+    }
+    tx.execute(
+        "UPDATE order_parts SET status = 'refunded', updated_at = now()
+         WHERE order_id = $1 AND seller_id = $2",
+        &[&order_id, &seller_id],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE payments SET refunded = refunded + $2, updated_at = now() WHERE order_id = $1",
+        &[&order_id, &amount],
+    )
+    .await?;
+    append_event(tx, order_id, Some(seller_id), "refunded", "refunded").await?;
+    if roll_up(tx, order_id).await? == "refunded" {
+        append_event(tx, order_id, None, "refunded", "refunded").await?;
+    }
+    // Last, with every change written but not committed: if the gateway refuses, nothing is.
+    payments
+        .refund(&Authorization { id: authorization }, amount)
+        .await
+        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    metrics::counter!("agora_order_parts_total", "status" => "refunded").increment(1);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_shares_add_up_to_the_orders_tax_exactly() {
+        let eur = Currency::from_code("EUR").expect("EUR");
+        let totals = [
+            Decimal::new(1000, 2),
+            Decimal::new(1000, 2),
+            Decimal::new(1000, 2),
+        ];
+        let shares = tax_shares(&totals, Decimal::new(479, 2), eur);
+        assert_eq!(shares.iter().sum::<Decimal>(), Decimal::new(479, 2));
+        assert_eq!(shares[0], Decimal::new(160, 2));
+        assert!(tax_shares(&[], Decimal::ZERO, eur).is_empty());
+    }
+}
