@@ -32,6 +32,7 @@ use crate::{
     locale::LocalePreference,
     orders::{self, Cancellation, IdempotencyClaim, PlaceError, StoredResponse},
     payments::{AuthorizeRequest, CardNumber, GatewayRecord, PaymentError, Payments},
+    stock_counters::StockCounters,
 };
 
 /// Longest idempotency key accepted, in characters (Stripe's limit).
@@ -280,6 +281,12 @@ async fn finish(
         (Err(_), None) => None,
     };
     tx.commit().await?;
+    if finished.is_some() && cancellation.is_some() {
+        state
+            .counters
+            .forget(&orders::skus(&**client, order_id).await?)
+            .await;
+    }
     let response = match finished {
         Some(response) => response,
         // The reconciler finished it first; its answer is the key's answer.
@@ -334,6 +341,7 @@ async fn capture(state: &AppState, order_id: Uuid, authorization: &crate::paymen
 pub async fn reconcile(
     pool: &deadpool_postgres::Pool,
     payments: &Payments,
+    counters: &StockCounters,
     stale_after: Duration,
 ) -> Result<usize, ApiError> {
     let stale = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
@@ -400,6 +408,9 @@ pub async fn reconcile(
                     orders::finish_cancelled(&*tx, order_id, Cancellation::Abandoned).await?;
                 tx.commit().await?;
                 if done.is_some() {
+                    counters
+                        .forget(&orders::skus(&**client, order_id).await?)
+                        .await;
                     "cancelled"
                 } else {
                     "already_finished"
@@ -430,6 +441,7 @@ pub async fn reconcile(
 pub fn spawn_reconciler(
     pool: deadpool_postgres::Pool,
     payments: Payments,
+    counters: StockCounters,
     settings: &PaymentSettings,
 ) {
     let interval = Duration::from_millis(settings.reconcile_interval_ms);
@@ -438,7 +450,7 @@ pub fn spawn_reconciler(
         let mut ticks = tokio::time::interval(interval);
         loop {
             ticks.tick().await;
-            if let Err(error) = reconcile(&pool, &payments, stale_after).await {
+            if let Err(error) = reconcile(&pool, &payments, &counters, stale_after).await {
                 tracing::warn!(error = %error_chain(&error), "checkout reconciliation failed");
             }
         }

@@ -18,7 +18,7 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{catalog::input::MAX_STOCK, http::error::ApiError};
+use crate::{catalog::input::MAX_STOCK, http::error::ApiError, stock_counters::StockCounters};
 
 /// Longest reason accepted for a stock change, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -264,15 +264,17 @@ pub async fn ledger(
 /// Most expired holds one sweep releases; the next sweep takes the rest.
 pub const MAX_HOLDS_PER_SWEEP: i64 = 1000;
 
-/// Commits inventory shards' reservation batches to Postgres.
+/// Commits inventory shards' reservation batches: filtered by the shared Redis counters, then
+/// checked and written in Postgres.
 #[derive(Clone)]
 pub struct PgStockStore {
     pool: deadpool_postgres::Pool,
+    counters: StockCounters,
 }
 
 impl PgStockStore {
-    pub fn new(pool: deadpool_postgres::Pool) -> Self {
-        Self { pool }
+    pub fn new(pool: deadpool_postgres::Pool, counters: StockCounters) -> Self {
+        Self { pool, counters }
     }
 }
 
@@ -281,18 +283,115 @@ impl StockStore for PgStockStore {
         &self,
         batch: Vec<ReserveStock>,
     ) -> BoxFuture<'static, Result<Vec<Result<Hold, ReserveError>>, String>> {
-        let pool = self.pool.clone();
+        let (pool, counters) = (self.pool.clone(), self.counters.clone());
         Box::pin(async move {
-            reserve_batch(&pool, batch).await.map_err(|error| {
-                if violates_stock_guard(&error) {
-                    // The shards never grant more than is available, so this means a bug or a
-                    // writer outside them: the guard refused it, and operators must know.
-                    metrics::counter!("agora_inventory_guard_refusals_total").increment(1);
-                }
-                crate::http::error::error_chain(&error)
-            })
+            reserve_through_counters(&pool, &counters, batch)
+                .await
+                .map_err(|error| {
+                    if violates_stock_guard(&error) {
+                        // The shards never grant more than is available, so this means a bug or
+                        // a writer outside them: the guard refused it, and operators must know.
+                        metrics::counter!("agora_inventory_guard_refusals_total").increment(1);
+                    }
+                    crate::http::error::error_chain(&error)
+                })
         })
     }
+}
+
+/// Committed units available of a listed SKU, read without locking (to rebuild its counter).
+async fn committed_available(
+    pool: &deadpool_postgres::Pool,
+    sku: &str,
+) -> Result<Option<i64>, ApiError> {
+    let client = pool.get().await?;
+    Ok(client
+        .query_opt(
+            "SELECT v.stock_on_hand - v.held - v.sold FROM variants v
+             JOIN products p ON p.id = v.product_id AND p.status = 'active'
+             JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+             WHERE upper(v.sku) = $1",
+            &[&sku],
+        )
+        .await?
+        .map(|row| i64::from(row.get::<_, i32>(0))))
+}
+
+/// Asks the Redis counter of each SKU in the batch first: what it refuses is answered at once;
+/// what it grants (or everything, when Redis cannot answer) goes to one Postgres transaction,
+/// which has the last word. Where the two disagree, the counter is dropped and rebuilt.
+async fn reserve_through_counters(
+    pool: &deadpool_postgres::Pool,
+    counters: &StockCounters,
+    batch: Vec<ReserveStock>,
+) -> Result<Vec<Result<Hold, ReserveError>>, ApiError> {
+    let skus: Vec<String> = batch.iter().map(|r| r.sku.to_ascii_uppercase()).collect();
+    let mut by_sku: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, sku) in skus.iter().enumerate() {
+        by_sku.entry(sku).or_default().push(index);
+    }
+    let mut answers: Vec<Option<Result<Hold, ReserveError>>> = vec![None; batch.len()];
+    // SKUs whose counter took units for this batch: if Postgres disagrees, drop the counter.
+    let mut counted: Vec<&str> = Vec::new();
+    for (sku, indices) in &by_sku {
+        let quantities: Vec<u32> = indices.iter().map(|&i| batch[i].quantity).collect();
+        let mut taken = counters.take(sku, &quantities).await;
+        if let Ok(None) = taken {
+            match committed_available(pool, sku).await? {
+                // Unknown SKUs are Postgres's to answer.
+                None => continue,
+                Some(available) => {
+                    if counters.rebuild(sku, available).await.is_ok() {
+                        taken = counters.take(sku, &quantities).await;
+                    }
+                }
+            }
+        }
+        let Ok(Some(taken)) = taken else {
+            // Redis is unreachable: Postgres alone decides, as it always can.
+            continue;
+        };
+        counted.push(sku);
+        for (&index, granted) in indices.iter().zip(&taken.granted) {
+            if !granted {
+                answers[index] = Some(Err(ReserveError::InsufficientStock {
+                    available: taken.left.max(0),
+                }));
+            }
+        }
+    }
+    let (to_commit, requests): (Vec<usize>, Vec<ReserveStock>) = batch
+        .into_iter()
+        .enumerate()
+        .filter(|(index, _)| answers[*index].is_none())
+        .unzip();
+    if !requests.is_empty() {
+        match reserve_batch(pool, requests).await {
+            Ok(results) => {
+                let mut disagreed = Vec::new();
+                for (index, result) in to_commit.into_iter().zip(results) {
+                    if result.is_err() && counted.contains(&skus[index].as_str()) {
+                        disagreed.push(skus[index].as_str());
+                    }
+                    answers[index] = Some(result);
+                }
+                counters.forget(&disagreed).await;
+            }
+            Err(error) => {
+                // Nothing was committed: the units the counters took are not sold.
+                counters.forget(&counted).await;
+                return Err(error);
+            }
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or(Err(ReserveError::Unavailable(
+                "the reservation was not answered".into(),
+            )))
+        })
+        .collect())
 }
 
 /// Whether Postgres refused a write because it would hold or sell more than is on hand.
@@ -391,7 +490,10 @@ async fn reserve_batch(
 
 /// Returns the stock of up to [`MAX_HOLDS_PER_SWEEP`] expired holds; any process may run it,
 /// concurrently (holds another sweep has locked are skipped). Answers how many were released.
-pub async fn release_expired_holds(pool: &deadpool_postgres::Pool) -> Result<u64, ApiError> {
+pub async fn release_expired_holds(
+    pool: &deadpool_postgres::Pool,
+    counters: &StockCounters,
+) -> Result<u64, ApiError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let released = tx
@@ -417,13 +519,19 @@ pub async fn release_expired_holds(pool: &deadpool_postgres::Pool) -> Result<u64
             &[&ids],
         )
         .await?;
-        tx.execute(
-            "UPDATE variants v SET held = v.held - d.quantity
-             FROM unnest($1::uuid[], $2::int4[]) AS d(id, quantity) WHERE v.id = d.id",
-            &[&ids, &quantities],
-        )
-        .await?;
+        let returned = tx
+            .query(
+                "UPDATE variants v SET held = v.held - d.quantity
+                 FROM unnest($1::uuid[], $2::int4[]) AS d(id, quantity) WHERE v.id = d.id
+                 RETURNING v.sku",
+                &[&ids, &quantities],
+            )
+            .await?;
+        tx.commit().await?;
+        let skus: Vec<String> = returned.iter().map(|row| row.get(0)).collect();
+        counters.forget(&skus).await;
         metrics::counter!("agora_inventory_holds_expired_total").increment(count);
+        return Ok(count);
     }
     tx.commit().await?;
     Ok(count)
@@ -476,12 +584,16 @@ pub async fn settle_sold_holds(pool: &deadpool_postgres::Pool) -> Result<u64, Ap
 }
 
 /// Every `interval` until the process stops: releases expired holds and settles sold ones.
-pub fn spawn_expiry_sweeper(pool: deadpool_postgres::Pool, interval: std::time::Duration) {
+pub fn spawn_expiry_sweeper(
+    pool: deadpool_postgres::Pool,
+    counters: StockCounters,
+    interval: std::time::Duration,
+) {
     actix_web::rt::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         loop {
             ticks.tick().await;
-            if let Err(error) = release_expired_holds(&pool).await {
+            if let Err(error) = release_expired_holds(&pool, &counters).await {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "releasing expired holds failed");
             }
             if let Err(error) = settle_sold_holds(&pool).await {

@@ -23,5 +23,6 @@ pub mod seed;
 pub mod sellers;
 pub mod shoppers;
 pub mod startup;
+pub mod stock_counters;
 pub mod telemetry;
 pub mod tokens;

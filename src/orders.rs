@@ -667,6 +667,19 @@ async fn return_holds(
     Ok(())
 }
 
+/// The SKUs of an order's lines (to drop their stock counters when its units come back).
+pub async fn skus(client: &impl GenericClient, order_id: Uuid) -> Result<Vec<String>, ApiError> {
+    Ok(client
+        .query(
+            "SELECT sku FROM order_lines WHERE order_id = $1",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 /// Records that the authorized payment of a paid order was captured.
 pub async fn mark_captured(client: &impl GenericClient, order_id: Uuid) -> Result<(), ApiError> {
     client

@@ -27,7 +27,11 @@ use crate::{
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
     shoppers::PasswordHashing,
+    stock_counters::StockCounters,
 };
+
+/// Pooled connections of the sandbox payment gateway's own books.
+const SANDBOX_GATEWAY_CONNECTIONS: usize = 8;
 
 /// Longest time actors get to flush their pending writes at shutdown.
 pub const ACTOR_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
@@ -90,15 +94,28 @@ impl Application {
         let actors = ActorRegistry::new();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-        let inventory = start_inventory(&settings.inventory, &pool, &actors, &arbiters);
-        let gateway = gateway.unwrap_or_else(|| {
-            Arc::new(SandboxGateway::new(
-                pool.clone(),
-                Duration::from_millis(settings.payments.sandbox_latency_ms),
-            ))
-        });
+        let counters = StockCounters::new(hot.clone());
+        let inventory = start_inventory(&settings.inventory, &pool, &counters, &actors, &arbiters);
+        let gateway = match gateway {
+            Some(gateway) => gateway,
+            None => {
+                // The sandbox stands in for a remote gateway: it gets its own connections
+                // rather than competing with checkouts for Agora's.
+                let mut books = settings.database.clone();
+                books.max_connections = SANDBOX_GATEWAY_CONNECTIONS;
+                Arc::new(SandboxGateway::new(
+                    db::build_pool(&books)?,
+                    Duration::from_millis(settings.payments.sandbox_latency_ms),
+                ))
+            }
+        };
         let payments = Payments::new(gateway, Duration::from_millis(settings.payments.timeout_ms));
-        checkout::spawn_reconciler(pool.clone(), payments.clone(), &settings.payments);
+        checkout::spawn_reconciler(
+            pool.clone(),
+            payments.clone(),
+            counters.clone(),
+            &settings.payments,
+        );
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -107,6 +124,7 @@ impl Application {
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
             payments,
+            counters,
             pricing,
             settings,
         });
@@ -215,12 +233,13 @@ async fn stop_signal() -> std::io::Result<&'static str> {
 fn start_inventory(
     settings: &InventorySettings,
     pool: &deadpool_postgres::Pool,
+    counters: &StockCounters,
     actors: &ActorRegistry,
     arbiters: &[Arbiter],
 ) -> InventoryShards {
     let arbiters: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
     let shards = InventoryShards::start(
-        Arc::new(PgStockStore::new(pool.clone())),
+        Arc::new(PgStockStore::new(pool.clone(), counters.clone())),
         settings.shards,
         &arbiters,
         BatchLimits {
@@ -234,6 +253,7 @@ fn start_inventory(
     }
     inventory::spawn_expiry_sweeper(
         pool.clone(),
+        counters.clone(),
         Duration::from_millis(settings.expiry_sweep_interval_ms),
     );
     shards

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agora::inventory::PgStockStore;
+use agora::{hot_state::HotState, inventory::PgStockStore, stock_counters::StockCounters};
 use agora_actors::inventory::{BatchLimits, InventoryShards, ReserveError, ReserveStock};
 use anyhow::Context;
 use serde::Serialize;
@@ -154,7 +154,10 @@ pub async fn run(database_url: &str, rate: u32, duration: Duration) -> anyhow::R
 
     let sku = hot_sku(&pool).await?;
     let shards = InventoryShards::start(
-        Arc::new(PgStockStore::new(pool.clone())),
+        Arc::new(PgStockStore::new(
+            pool.clone(),
+            StockCounters::new(HotState::new(&settings.redis)?),
+        )),
         settings.inventory.shards,
         &[],
         BatchLimits {

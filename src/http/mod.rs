@@ -31,6 +31,8 @@ pub struct AppState {
     pub passwords: PasswordHashing,
     /// The inventory shard actors that serialize and batch stock reservations.
     pub inventory: agora_actors::inventory::InventoryShards,
+    /// Redis stock counters shared by every process; dropped when stock comes back.
+    pub counters: crate::stock_counters::StockCounters,
     /// The payment gateway, every call bounded in time.
     pub payments: crate::payments::Payments,
     pub settings: Settings,

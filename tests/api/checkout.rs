@@ -1,7 +1,13 @@
 //! Checkout, payments and orders: exactly once per idempotency key, never oversold, and
 //! nothing lost when a payment fails, times out, or the process dies mid-checkout.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use agora::payments::{
     sandbox::SandboxGateway, Authorization, AuthorizeRequest, GatewayRecord, PaymentError,
@@ -15,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::{
     carts::{add, available, cart, regions, shopper, stocked},
-    helpers::{spawn_app, spawn_app_with, spawn_app_with_gateway, TestApp},
+    helpers::{free_port, spawn_app, spawn_app_with, spawn_app_with_gateway, OwnRedis, TestApp},
 };
 
 const APPROVED: &str = "4242424242424242";
@@ -353,7 +359,11 @@ async fn a_declined_card_gets_402_releases_the_holds_and_a_later_checkout_holds_
 
 #[actix_web::test]
 async fn a_gateway_that_never_answers_is_voided_and_the_holds_released() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|settings| {
+        settings.payments.timeout_ms = 500;
+        settings.payments.reconcile_after_ms = 2000;
+    })
+    .await;
     regions(&app).await;
     stocked(&app, "MUG-T", 2).await;
     let (token, id) = ready_cart(&app, "MUG-T", 2).await;
@@ -595,7 +605,11 @@ impl PaymentProvider for DiesAfterAuthorizing {
 #[actix_web::test]
 async fn a_process_dying_between_authorization_and_commit_is_reconciled_without_loss_or_double_charge(
 ) {
-    let survivor = spawn_app().await;
+    let survivor = spawn_app_with(|settings| {
+        settings.payments.timeout_ms = 1000;
+        settings.payments.reconcile_after_ms = 2500;
+    })
+    .await;
     regions(&survivor).await;
     stocked(&survivor, "MUG-X", 3).await;
     let url = survivor.settings.database.url.clone();
@@ -670,11 +684,18 @@ async fn a_process_dying_between_authorization_and_commit_is_reconciled_without_
     assert_eq!(settled_counts(&survivor, "MUG-X").await, (0, 2));
 }
 
-#[actix_web::test]
-async fn five_hundred_shoppers_racing_through_two_processes_buy_exactly_the_stock() {
-    let first = spawn_app().await;
-    let url = first.settings.database.url.clone();
-    let second = spawn_app_with(|settings| settings.database.url = SecretString::from(url)).await;
+/// `shoppers` shoppers, alternating between the two processes, each adding one unit of a
+/// 100-unit SKU and checking out at once; `meanwhile` runs during the race and is told how many
+/// add-to-cart answers have come back. Asserts exactly 100 orders, 100 units sold, and the rest refused.
+async fn race_for_a_hundred_units<F, Fut>(
+    first: &TestApp,
+    second: &TestApp,
+    shoppers: usize,
+    meanwhile: F,
+) where
+    F: FnOnce(Arc<AtomicUsize>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let digital = json!({
         "name": "Digital", "currency": "EUR", "countries": ["DE"], "tax_inclusive": true,
         "tax_rates": { "default": "0.19" }, "shipping_options": []
@@ -683,42 +704,103 @@ async fn five_hundred_shoppers_racing_through_two_processes_buy_exactly_the_stoc
         .call(Method::PUT, "/api/v1/regions/DG", OPERATOR, Some(&digital))
         .await;
     assert!(created.status().is_success());
-    stocked(&first, "HOT-1", 100).await;
+    stocked(first, "HOT-1", 100).await;
 
-    let mut shoppers = Vec::new();
-    for n in 0..500 {
-        let app = if n % 2 == 0 { &first } else { &second };
+    let mut carts = Vec::new();
+    for n in 0..shoppers {
+        let app = if n % 2 == 0 { first } else { second };
         let token = shopper(app).await;
         let id = cart(app, &token, "DG").await;
-        shoppers.push((n, token, id));
+        carts.push((n, token, id));
     }
-    let racers = shoppers.iter().map(|(n, token, id)| {
-        let app = if n % 2 == 0 { &first } else { &second };
+    let answered = Arc::new(AtomicUsize::new(0));
+    let racers = carts.iter().map(|(n, token, id)| {
+        let app = if n % 2 == 0 { first } else { second };
+        let answered = Arc::clone(&answered);
         async move {
             let added = add(app, token, id, "HOT-1", 1).await;
-            if added.status() != 200 {
+            answered.fetch_add(1, Ordering::SeqCst);
+            let outcome = if added.status() == 200 {
+                let paid = checkout(app, token, id, "buy", APPROVED).await;
+                paid.status().as_str().to_owned()
+            } else {
                 let body: Value = added.json().await.expect("json");
-                return body["error"]["code"].as_str().unwrap_or("?").to_owned();
-            }
-            let paid = checkout(app, token, id, "buy", APPROVED).await;
-            paid.status().as_str().to_owned()
+                body["error"]["code"].as_str().unwrap_or("?").to_owned()
+            };
+            outcome
         }
     });
-    let outcomes = futures_util::future::join_all(racers).await;
+    let (outcomes, ()) = futures_util::future::join(
+        futures_util::future::join_all(racers),
+        meanwhile(Arc::clone(&answered)),
+    )
+    .await;
     let sold = outcomes.iter().filter(|o| *o == "201").count();
     let refused = outcomes
         .iter()
         .filter(|o| *o == "insufficient_stock")
         .count();
-    assert_eq!((sold, refused), (100, 400), "{outcomes:?}");
+    assert_eq!((sold, refused), (100, shoppers - 100), "{outcomes:?}");
     assert_eq!(
-        scalar(&first, "SELECT count(*) FROM orders WHERE status = 'paid'").await,
+        scalar(first, "SELECT count(*) FROM orders WHERE status = 'paid'").await,
         100
     );
     assert_eq!(
-        scalar(&first, "SELECT sum(quantity)::int8 FROM order_lines").await,
+        scalar(first, "SELECT sum(quantity)::int8 FROM order_lines").await,
         100
     );
-    assert_eq!(settled_counts(&first, "HOT-1").await, (0, 100));
-    assert_eq!(available(&second, "HOT-1").await, 0);
+    assert_eq!(settled_counts(first, "HOT-1").await, (0, 100));
+    assert_eq!(available(second, "HOT-1").await, 0);
+}
+
+#[actix_web::test]
+async fn five_hundred_shoppers_racing_through_two_processes_buy_exactly_the_stock() {
+    let first = spawn_app().await;
+    let url = first.settings.database.url.clone();
+    let second = spawn_app_with(|settings| settings.database.url = SecretString::from(url)).await;
+    race_for_a_hundred_units(&first, &second, 500, |_| async {}).await;
+}
+
+#[actix_web::test]
+async fn flushing_redis_in_the_middle_of_a_race_still_sells_exactly_the_stock() {
+    // A private Redis, so that FLUSHALL touches no other test.
+    let redis = OwnRedis::start_on(free_port()).await;
+    let redis_url = redis.url();
+    let first =
+        spawn_app_with(|settings| settings.redis.url = SecretString::from(redis_url.clone())).await;
+    let url = first.settings.database.url.clone();
+    let second = spawn_app_with(|settings| {
+        settings.database.url = SecretString::from(url);
+        settings.redis.url = SecretString::from(redis_url.clone());
+    })
+    .await;
+    let flushed_at = Arc::new(AtomicUsize::new(0));
+    let flushed = Arc::clone(&flushed_at);
+    race_for_a_hundred_units(&first, &second, 500, |answered| async move {
+        while answered.load(Ordering::SeqCst) < 150 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let client = redis::Client::open(redis_url.as_str()).expect("redis url");
+        let mut connection = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connects");
+        let counters: Vec<String> = redis::cmd("KEYS")
+            .arg("*:available")
+            .query_async(&mut connection)
+            .await
+            .expect("KEYS");
+        assert!(!counters.is_empty(), "the race runs on the Redis counters");
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut connection)
+            .await
+            .expect("FLUSHALL");
+        flushed.store(answered.load(Ordering::SeqCst), Ordering::SeqCst);
+    })
+    .await;
+    let at = flushed_at.load(Ordering::SeqCst);
+    assert!(
+        (150..500).contains(&at),
+        "flushed mid-race, after {at} answers"
+    );
 }

@@ -8,7 +8,11 @@ use std::{
     time::Duration,
 };
 
-use agora::inventory::{release_expired_holds, PgStockStore};
+use agora::{
+    hot_state::HotState,
+    inventory::{release_expired_holds, PgStockStore},
+    stock_counters::StockCounters,
+};
 use agora_actors::{
     inventory::{BatchLimits, Hold, InventoryShards, ReserveError, ReserveStock, StockStore},
     lifecycle::FlushPendingWrites,
@@ -35,6 +39,11 @@ impl StockStore for Counting {
     }
 }
 
+/// The app's Redis stock counters (its own key prefix).
+fn counters(app: &TestApp) -> StockCounters {
+    StockCounters::new(HotState::new(&app.settings.redis).expect("redis settings"))
+}
+
 const LIMITS: BatchLimits = BatchLimits {
     max_batch: 256,
     max_wait: Duration::from_millis(1),
@@ -48,7 +57,7 @@ async fn shards_for(
     let pool = agora::db::build_pool(&app.settings.database).expect("pool");
     let batches = Arc::new(AtomicUsize::new(0));
     let store = Counting {
-        store: PgStockStore::new(pool.clone()),
+        store: PgStockStore::new(pool.clone(), counters(app)),
         batches: Arc::clone(&batches),
     };
     (
@@ -156,9 +165,16 @@ async fn expired_holds_return_their_stock() {
     }
     assert_eq!(available(&app, "BRIEF-1").await, 0);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(release_expired_holds(&pool).await.expect("sweep"), 3);
     assert_eq!(
-        release_expired_holds(&pool).await.expect("sweep"),
+        release_expired_holds(&pool, &counters(&app))
+            .await
+            .expect("sweep"),
+        3
+    );
+    assert_eq!(
+        release_expired_holds(&pool, &counters(&app))
+            .await
+            .expect("sweep"),
         0,
         "a hold is released once"
     );
@@ -244,7 +260,7 @@ async fn a_graceful_stop_waits_for_queued_reservations_to_commit() {
     let pool = agora::db::build_pool(&app.settings.database).expect("pool");
     // A long idle wait keeps requests queued until the flush forces the commit.
     let shards = InventoryShards::start(
-        Arc::new(PgStockStore::new(pool)),
+        Arc::new(PgStockStore::new(pool, counters(&app))),
         1,
         &[],
         BatchLimits {
@@ -299,7 +315,7 @@ async fn a_shard_whose_batch_panics_is_restarted_and_loses_or_doubles_nothing() 
     product_with_stock(&app, "BOOM-1", 10).await;
     let pool = agora::db::build_pool(&app.settings.database).expect("pool");
     let store = PanicsOnce {
-        store: PgStockStore::new(pool),
+        store: PgStockStore::new(pool, counters(&app)),
         panicked: Arc::new(AtomicUsize::new(0)),
     };
     let shards = InventoryShards::start(Arc::new(store), 1, &[], LIMITS);

@@ -137,6 +137,7 @@ async fn change_line(
             carts::release(&*tx, cart.id, variant, current - wanted).await?;
             carts::set_line(&*tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
+            state.counters.forget(&[&sku]).await;
             return Ok(());
         }
         carts::check_room(&*tx, cart.id, variant).await?;

@@ -70,6 +70,8 @@ pub async fn set_stock(
     let tx = client.transaction().await?;
     let level = inventory::set(&*tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
     tx.commit().await?;
+    // The shared counter is rebuilt with the new stock at the next reservation.
+    state.counters.forget(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))
 }
 
@@ -100,6 +102,8 @@ pub async fn adjust_stock(
     let tx = client.transaction().await?;
     let level = inventory::adjust(&*tx, seller.0.id, &sku, body.0.delta, &reason).await?;
     tx.commit().await?;
+    // The shared counter is rebuilt with the new stock at the next reservation.
+    state.counters.forget(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))
 }
 

@@ -1,0 +1,137 @@
+//! Hot stock counters in Redis: how many units of each SKU every process may still grant,
+//! shared by all `agora serve` processes and changed only by one atomic script.
+//!
+//! They are an admission filter in front of Postgres, never the authority: a reservation the
+//! counter refuses is answered at once without a Postgres transaction (a sold-out SKU under a
+//! crowd costs Redis calls, not row locks); one it grants is still checked under the variant's
+//! row lock by the shard's batch, against the `variants_stock_guard` constraint.
+//!
+//! Promises: a missing counter (first use, expiry, `FLUSHALL`, a Redis restart) is rebuilt
+//! from Postgres's committed `available`; a rebuild can only count units in flight as still
+//! available, so the counter errs high (Postgres refuses the excess, and the counter is then
+//! dropped to be rebuilt), never low for longer than [`COUNTER_TTL`] (a crash between the
+//! script and the commit); stock returned to a SKU drops its counter; with Redis down,
+//! reservations go straight to Postgres.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::hot_state::HotState;
+
+/// How long a counter lives before it is rebuilt from Postgres: the longest a counter may
+/// stay too low after a process died between taking units here and committing them.
+pub const COUNTER_TTL: Duration = Duration::from_secs(5);
+
+/// Takes units for a batch's requests in order while they last. `KEYS[1]`: the counter;
+/// `ARGV`: the requested quantities. Returns `false` when the counter is missing (rebuild and
+/// retry), else `{granted flags..., units left}`.
+const TAKE_SCRIPT: &str = r"
+local left = redis.call('GET', KEYS[1])
+if not left then return false end
+left = tonumber(left)
+local answer = {}
+for i, wanted in ipairs(ARGV) do
+  wanted = tonumber(wanted)
+  if wanted <= left then
+    left = left - wanted
+    answer[i] = 1
+  else
+    answer[i] = 0
+  end
+end
+redis.call('SET', KEYS[1], left, 'KEEPTTL')
+answer[#ARGV + 1] = left
+return answer
+";
+
+/// What the counter said about a batch's requests for one SKU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub granted: Vec<bool>,
+    /// Units the counter has left after this batch.
+    pub left: i64,
+}
+
+#[derive(Clone)]
+pub struct StockCounters {
+    hot: HotState,
+    take: Script,
+}
+
+impl StockCounters {
+    pub fn new(hot: HotState) -> Self {
+        Self {
+            hot,
+            take: Script::new(TAKE_SCRIPT),
+        }
+    }
+
+    fn key(&self, sku: &str) -> String {
+        self.hot
+            .keys()
+            .tagged(&format!("sku:{}", sku.to_ascii_uppercase()), "available")
+    }
+
+    fn record(command: &'static str, started: std::time::Instant, failed: bool) {
+        metrics::histogram!("agora_redis_command_duration_seconds", "command" => command)
+            .record(started.elapsed().as_secs_f64());
+        if failed {
+            metrics::counter!("agora_redis_errors_total", "command" => command).increment(1);
+        }
+    }
+
+    /// Takes `quantities` of `sku` in order. `Ok(None)`: no counter yet (call [`Self::rebuild`]).
+    pub async fn take(&self, sku: &str, quantities: &[u32]) -> redis::RedisResult<Option<Taken>> {
+        let started = std::time::Instant::now();
+        let mut invocation = self.take.key(self.key(sku));
+        for quantity in quantities {
+            invocation.arg(*quantity);
+        }
+        let answer: redis::RedisResult<Option<Vec<i64>>> =
+            invocation.invoke_async(&mut self.hot.connection()).await;
+        Self::record("stock_take", started, answer.is_err());
+        Ok(answer?.map(|mut flags| {
+            let left = flags.pop().unwrap_or(0);
+            Taken {
+                granted: flags.into_iter().map(|flag| flag == 1).collect(),
+                left,
+            }
+        }))
+    }
+
+    /// Sets a missing counter to Postgres's committed `available`; a counter another process
+    /// rebuilt meanwhile is kept.
+    pub async fn rebuild(&self, sku: &str, available: i64) -> redis::RedisResult<()> {
+        let started = std::time::Instant::now();
+        let result: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(self.key(sku))
+            .arg(available)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(COUNTER_TTL.as_millis()).unwrap_or(u64::MAX))
+            .query_async(&mut self.hot.connection())
+            .await;
+        Self::record("stock_rebuild", started, result.is_err());
+        metrics::counter!("agora_inventory_counter_rebuilds_total").increment(1);
+        result.map(drop)
+    }
+
+    /// Drops the counters of `skus` (stock came back, or Postgres disagreed): the next
+    /// reservation rebuilds them from Postgres. Failures only delay that until the TTL.
+    pub async fn forget<S: AsRef<str>>(&self, skus: &[S]) {
+        if skus.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut pipe = redis::pipe();
+        for sku in skus {
+            pipe.del(self.key(sku.as_ref())).ignore();
+        }
+        let result: redis::RedisResult<()> = pipe.query_async(&mut self.hot.connection()).await;
+        Self::record("stock_forget", started, result.is_err());
+        if let Err(error) = result {
+            tracing::warn!(%error, "dropping stock counters failed; they expire by themselves");
+        }
+    }
+}
