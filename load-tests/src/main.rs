@@ -97,6 +97,9 @@ enum Scenario {
         /// Seconds each way runs.
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
+        /// Follow every reservation with its order (checkout), both ways.
+        #[arg(long)]
+        checkout: bool,
         /// Write the JSON report here too.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -157,12 +160,14 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             database_url,
             rate,
             duration_secs,
+            checkout,
             report,
         } => {
             let result = reserve::run(
                 &database_url,
                 rate,
                 std::time::Duration::from_secs(duration_secs),
+                checkout,
             )
             .await?;
             eprintln!(

@@ -1,6 +1,9 @@
 //! `reserve-bench`: stock reservations on one hot SKU, through the inventory shards (group
 //! commit) and the common way (one transaction with `SELECT … FOR UPDATE` per reservation), on
-//! the same database in the same run.
+//! the same database in the same run. With `--checkout`, every reservation is followed by its
+//! order: the same rows both ways (order, line, seller part, payment, two events), written by
+//! the actor way as checkout does (the hold is marked sold; the hot SKU's row is not touched)
+//! and by the common way inside its row-locking transaction.
 //!
 //! Both are driven open-loop: requests are started at a fixed rate whatever the answers, as a
 //! crowd would send them, with at most `MAX_IN_FLIGHT` outstanding (beyond it a request counts
@@ -45,13 +48,83 @@ pub struct Report {
     pub throughput_ratio: f64,
 }
 
-/// Creates a seller, product and SKU with ample stock straight in the database.
-async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<String> {
+/// The benchmark's SKU, and who sells and buys it.
+#[derive(Clone)]
+struct Fixture {
+    sku: String,
+    variant: Uuid,
+    product: Uuid,
+    seller: Uuid,
+    shopper: Uuid,
+}
+
+/// Writes one paid order of one unit, the rows a checkout writes for it, in one statement;
+/// with `hold`, that hold is marked sold by the same statement (atomic without a transaction
+/// block: one round trip).
+async fn write_order(
+    client: &impl tokio_postgres::GenericClient,
+    fixture: &Fixture,
+    hold: Option<Uuid>,
+) -> Result<(), tokio_postgres::Error> {
+    let order = Uuid::now_v7();
+    let price = rust_decimal::Decimal::new(999, 2);
+    client.execute(
+        "WITH o AS (
+             INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
+                                 tax_rate, tax_included, tax, total)
+             VALUES ($1, $2, $1, 'EU', 'EUR', 'paid', $6, 0.19, true, 1.60, $6) RETURNING id),
+         l AS (
+             INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
+                                      title, quantity, unit_price, line_total, tax)
+             SELECT id, 0, $3, $4, $5, $7, 'Bench item', 1, $6, $6, 1.60 FROM o),
+         p AS (
+             INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
+             SELECT id, $3, 'paid', $6, 1.60 FROM o),
+         y AS (
+             INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
+             SELECT gen_random_uuid(), id, 'bench', $6, 'EUR', '4242', 'authorized' FROM o),
+         h AS (
+             UPDATE stock_holds SET order_id = $1, owner = 'order', sold_at = now()
+             WHERE id = $8)
+         INSERT INTO order_events (order_id, kind, status)
+         SELECT id, kind, status FROM o, (VALUES ('created', 'pending'), ('paid', 'paid')) e(kind, status)",
+        &[
+            &order,
+            &fixture.shopper,
+            &fixture.seller,
+            &fixture.variant,
+            &fixture.product,
+            &price,
+            &fixture.sku,
+            &hold,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checkout the actor way: the order, and its hold marked sold, atomically, locking no stock
+/// row (the hot SKU's row is written once per settle sweep instead).
+async fn sell_hold(
+    pool: &deadpool_postgres::Pool,
+    fixture: &Fixture,
+    hold: Uuid,
+) -> Result<(), String> {
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    write_order(&**client, fixture, Some(hold))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Creates a seller, product, SKU with ample stock and a shopper straight in the database.
+async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<Fixture> {
     let client = pool.get().await?;
     let suffix = Uuid::new_v4().simple().to_string();
     let sku = format!("BENCH-{}", &suffix[..12]);
     let seller = Uuid::now_v7();
     let product = Uuid::now_v7();
+    let variant = Uuid::now_v7();
+    let shopper = Uuid::now_v7();
     client
         .batch_execute(&format!(
             "INSERT INTO sellers (id, name, email, api_key_hash)
@@ -59,27 +132,50 @@ async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<String> {
              INSERT INTO products (id, seller_id, default_locale, base_currency)
                  VALUES ('{product}', '{seller}', 'en', 'EUR');
              INSERT INTO variants (id, product_id, position, sku, stock_on_hand)
-                 VALUES ('{}', '{product}', 0, '{sku}', {STOCK});",
-            Uuid::now_v7()
+                 VALUES ('{variant}', '{product}', 0, '{sku}', {STOCK});
+             INSERT INTO shoppers (id) VALUES ('{shopper}');"
         ))
         .await?;
-    Ok(sku)
+    Ok(Fixture {
+        sku,
+        variant,
+        product,
+        seller,
+        shopper,
+    })
 }
 
-/// The common way: one transaction per reservation, locking the stock row.
-async fn reserve_with_row_lock(pool: &deadpool_postgres::Pool, sku: &str) -> Result<(), String> {
+/// The common way: one transaction per reservation (and its order, with `checkout`), locking
+/// the stock row throughout.
+async fn reserve_with_row_lock(
+    pool: &deadpool_postgres::Pool,
+    fixture: &Fixture,
+    checkout: bool,
+) -> Result<(), String> {
     let mut client = pool.get().await.map_err(|e| e.to_string())?;
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
     let row = tx
         .query_one(
             "SELECT id, stock_on_hand - held - sold FROM variants WHERE sku = $1 FOR UPDATE",
-            &[&sku],
+            &[&fixture.sku],
         )
         .await
         .map_err(|e| e.to_string())?;
     let (variant, available): (Uuid, i32) = (row.get(0), row.get(1));
     if available < 1 {
         return Err("insufficient stock".into());
+    }
+    if checkout {
+        write_order(&*tx, fixture, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.execute(
+            "UPDATE variants SET sold = sold + 1 WHERE id = $1",
+            &[&variant],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        return tx.commit().await.map_err(|e| e.to_string());
     }
     tx.execute(
         "INSERT INTO stock_holds (id, variant_id, quantity, owner, expires_at)
@@ -143,7 +239,12 @@ where
     }
 }
 
-pub async fn run(database_url: &str, rate: u32, duration: Duration) -> anyhow::Result<Report> {
+pub async fn run(
+    database_url: &str,
+    rate: u32,
+    duration: Duration,
+    checkout: bool,
+) -> anyhow::Result<Report> {
     let mut settings = agora::configuration::Settings::load()?;
     settings.database.url = secrecy::SecretString::from(database_url.to_owned());
     settings.database.max_connections = 32;
@@ -152,7 +253,7 @@ pub async fn run(database_url: &str, rate: u32, duration: Duration) -> anyhow::R
         .context("migrating the benchmark database")?;
     let pool = agora::db::build_pool(&settings.database)?;
 
-    let sku = hot_sku(&pool).await?;
+    let fixture = hot_sku(&pool).await?;
     let shards = InventoryShards::start(
         Arc::new(PgStockStore::new(
             pool.clone(),
@@ -167,35 +268,44 @@ pub async fn run(database_url: &str, rate: u32, duration: Duration) -> anyhow::R
         },
     );
     let group = {
-        let (shards, sku) = (shards.clone(), sku.clone());
+        let (shards, fixture, pool) = (shards.clone(), fixture.clone(), pool.clone());
         drive("inventory_shards", rate, duration, move || {
-            let (shards, sku) = (shards.clone(), sku.clone());
+            let (shards, fixture, pool) = (shards.clone(), fixture.clone(), pool.clone());
             async move {
-                shards
+                let hold = shards
                     .reserve(ReserveStock {
-                        sku,
+                        sku: fixture.sku.clone(),
                         quantity: 1,
                         owner: "bench".into(),
                         hold_for: Duration::from_secs(600),
                     })
                     .await
-                    .map(drop)
-                    .map_err(|e: ReserveError| e.to_string())
+                    .map_err(|e: ReserveError| e.to_string())?;
+                if checkout {
+                    sell_hold(&pool, &fixture, hold.id).await?;
+                }
+                Ok(())
             }
         })
         .await
     };
     let naive = {
-        let (pool, sku) = (pool.clone(), sku.clone());
+        let (pool, fixture) = (pool.clone(), fixture.clone());
         drive("select_for_update", rate, duration, move || {
-            let (pool, sku) = (pool.clone(), sku.clone());
-            async move { reserve_with_row_lock(&pool, &sku).await }
+            let (pool, fixture) = (pool.clone(), fixture.clone());
+            async move { reserve_with_row_lock(&pool, &fixture, checkout).await }
         })
         .await
     };
+    // What checkout's sweep does in a server: move the sold holds' units to `sold`.
+    while agora::inventory::settle_sold_holds(&pool).await? > 0 {}
     let throughput_ratio = group.held_per_sec / naive.held_per_sec.max(f64::EPSILON);
     Ok(Report {
-        scenario: "reserve-bench",
+        scenario: if checkout {
+            "reserve-checkout-bench"
+        } else {
+            "reserve-bench"
+        },
         runs: vec![group, naive],
         throughput_ratio,
     })
