@@ -284,14 +284,18 @@ async fn finish(
     if finished.is_some() && cancellation.is_some() {
         state
             .counters
-            .forget(&orders::skus(&**client, order_id).await?)
+            .stock_returned(&orders::skus(&**client, order_id).await?)
             .await;
     }
+    let paid_now = finished.is_some() && cancellation.is_none();
     let response = match finished {
         Some(response) => response,
         // The reconciler finished it first; its answer is the key's answer.
         None => stored_for(&**client, order_id).await?,
     };
+    if paid_now {
+        crate::realtime::announce_order(&state.hot, &**client, order_id).await;
+    }
     drop(client);
     if let Ok(authorization) = authorized {
         capture(state, order_id, &authorization).await;
@@ -409,7 +413,7 @@ pub async fn reconcile(
                 tx.commit().await?;
                 if done.is_some() {
                     counters
-                        .forget(&orders::skus(&**client, order_id).await?)
+                        .stock_returned(&orders::skus(&**client, order_id).await?)
                         .await;
                     "cancelled"
                 } else {

@@ -376,6 +376,16 @@ async fn reserve_through_counters(
                     answers[index] = Some(result);
                 }
                 counters.forget(&disagreed).await;
+                let taken: Vec<String> = by_sku
+                    .iter()
+                    .filter(|(_, indices)| {
+                        indices.iter().any(|&i| matches!(answers[i], Some(Ok(_))))
+                    })
+                    .map(|(sku, _)| (*sku).to_owned())
+                    .collect();
+                // After answering, not before: subscribers may learn a moment later.
+                let counters = counters.clone();
+                tokio::spawn(async move { counters.stock_taken(&taken).await });
             }
             Err(error) => {
                 // Nothing was committed: the units the counters took are not sold.
@@ -529,7 +539,7 @@ pub async fn release_expired_holds(
             .await?;
         tx.commit().await?;
         let skus: Vec<String> = returned.iter().map(|row| row.get(0)).collect();
-        counters.forget(&skus).await;
+        counters.stock_returned(&skus).await;
         metrics::counter!("agora_inventory_holds_expired_total").increment(count);
         return Ok(count);
     }

@@ -18,6 +18,7 @@ pub mod money;
 pub mod observability;
 pub mod orders;
 pub mod payments;
+pub mod realtime;
 pub mod regions;
 pub mod seed;
 pub mod sellers;

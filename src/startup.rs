@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use actix::{Arbiter, ArbiterHandle};
+use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
 use agora_actors::{
     inventory::{BatchLimits, InventoryShards},
@@ -26,6 +26,7 @@ use crate::{
     inventory::{self, PgStockStore},
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
+    realtime::{self, Hub},
     shoppers::PasswordHashing,
     stock_counters::StockCounters,
 };
@@ -94,7 +95,7 @@ impl Application {
         let actors = ActorRegistry::new();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-        let counters = StockCounters::new(hot.clone());
+        let counters = StockCounters::new(hot.clone()).announcing(pool.clone());
         let inventory = start_inventory(&settings.inventory, &pool, &counters, &actors, &arbiters);
         let gateway = match gateway {
             Some(gateway) => gateway,
@@ -116,6 +117,8 @@ impl Application {
             counters.clone(),
             &settings.payments,
         );
+        let hub = Hub::default().start();
+        realtime::spawn_listener(&settings.redis, hub.clone());
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -124,6 +127,7 @@ impl Application {
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
             payments,
+            hub,
             counters,
             pricing,
             settings,

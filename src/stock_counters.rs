@@ -1,5 +1,6 @@
-//! Hot stock counters in Redis: how many units of each SKU every process may still grant,
-//! shared by all `agora serve` processes and changed only by one atomic script.
+//! Hot stock state in Redis: counters of how many units of each SKU every process may still
+//! grant, shared by all `agora serve` processes and changed only by one atomic script; and the
+//! announcement of every stock change to live subscribers in every process (pub/sub).
 //!
 //! They are an admission filter in front of Postgres, never the authority: a reservation the
 //! counter refuses is answered at once without a Postgres transaction (a sold-out SKU under a
@@ -57,6 +58,8 @@ pub struct Taken {
 pub struct StockCounters {
     hot: HotState,
     take: Script,
+    /// Where committed availability is read to announce changes; `None` announces nothing.
+    announce_from: Option<deadpool_postgres::Pool>,
 }
 
 impl StockCounters {
@@ -64,6 +67,68 @@ impl StockCounters {
         Self {
             hot,
             take: Script::new(TAKE_SCRIPT),
+            announce_from: None,
+        }
+    }
+
+    /// Announces every change of stock to live subscribers, reading availability from `pool`.
+    pub fn announcing(mut self, pool: deadpool_postgres::Pool) -> Self {
+        self.announce_from = Some(pool);
+        self
+    }
+
+    /// Units of `skus` were held or sold (the counters already know): tell subscribers.
+    pub async fn stock_taken<S: AsRef<str>>(&self, skus: &[S]) {
+        self.announce(skus).await;
+    }
+
+    /// Units of `skus` came back (released or expired holds, cancelled orders, restocks): the
+    /// counters are dropped, to be rebuilt with them, and subscribers told.
+    pub async fn stock_returned<S: AsRef<str>>(&self, skus: &[S]) {
+        self.forget(skus).await;
+        self.announce(skus).await;
+    }
+
+    async fn announce<S: AsRef<str>>(&self, skus: &[S]) {
+        let Some(pool) = &self.announce_from else {
+            return;
+        };
+        if skus.is_empty() {
+            return;
+        }
+        let upper: Vec<String> = skus
+            .iter()
+            .map(|sku| sku.as_ref().to_ascii_uppercase())
+            .collect();
+        let levels = async {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .query(
+                    "SELECT v.sku, v.stock_on_hand - v.held - v.sold, p.seller_id,
+                            v.xmin::text::int8
+                     FROM variants v JOIN products p ON p.id = v.product_id
+                     WHERE upper(v.sku) = ANY($1)",
+                    &[&upper],
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let rows = match levels {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "reading stock to announce failed");
+                return;
+            }
+        };
+        for row in rows {
+            let notice = crate::realtime::Notice::Stock {
+                sku: row.get(0),
+                available: i64::from(row.get::<_, i32>(1)),
+                seller_id: row.get(2),
+                version: row.get(3),
+            };
+            crate::realtime::publish(&self.hot, &notice).await;
         }
     }
 

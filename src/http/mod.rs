@@ -33,6 +33,8 @@ pub struct AppState {
     pub inventory: agora_actors::inventory::InventoryShards,
     /// Redis stock counters shared by every process; dropped when stock comes back.
     pub counters: crate::stock_counters::StockCounters,
+    /// This process's realtime hub: which sockets follow which stock, carts and sellers.
+    pub hub: actix::Addr<crate::realtime::Hub>,
     /// The payment gateway, every call bounded in time.
     pub payments: crate::payments::Payments,
     pub settings: Settings,
@@ -46,6 +48,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/ready").route(web::get().to(routes::health::ready)))
         .service(web::resource("/metrics").route(web::get().to(routes::health::prometheus_metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
+        .configure(routes::realtime::configure)
         .service(
             web::scope("/api/v1")
                 .configure(routes::sellers::configure)

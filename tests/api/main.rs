@@ -12,6 +12,7 @@ mod inventory;
 mod migrations;
 mod observability;
 mod operator;
+mod realtime;
 mod sellers;
 mod shoppers;
 mod storefront;

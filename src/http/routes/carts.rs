@@ -16,6 +16,7 @@ use crate::{
         extract::ApiJson,
         negotiation, AppState,
     },
+    realtime,
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -49,6 +50,28 @@ async fn render(
         &state.pricing,
     )
     .await
+}
+
+/// Answers a cart change with the cart, and shows it to every socket following the cart, on
+/// every process.
+pub async fn changed(
+    state: &AppState,
+    request: &HttpRequest,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    let cart = render(state, request, shopper, cart_id).await?;
+    if let Ok(rendered) = serde_json::to_value(&cart) {
+        realtime::publish(
+            &state.hot,
+            &realtime::Notice::Cart {
+                cart_id,
+                cart: rendered,
+            },
+        )
+        .await;
+    }
+    Ok(HttpResponse::Ok().json(cart))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,7 +160,7 @@ async fn change_line(
             carts::release(&*tx, cart.id, variant, current - wanted).await?;
             carts::set_line(&*tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
-            state.counters.forget(&[&sku]).await;
+            state.counters.stock_returned(&[&sku]).await;
             return Ok(());
         }
         carts::check_room(&*tx, cart.id, variant).await?;
@@ -195,7 +218,7 @@ pub async fn add_item(
     let id = id.into_inner();
     let add = check_quantity(body.0.quantity, false)?;
     change_line(&state, &shopper, id, &body.0.sku, Target::Add(add)).await?;
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+    changed(&state, &request, &shopper, id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -220,7 +243,7 @@ pub async fn change_item(
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
     change_line(&state, &shopper, id, &sku, Target::Set(body.0.quantity)).await?;
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+    changed(&state, &request, &shopper, id).await
 }
 
 /// Remove a line, releasing its held stock.
@@ -236,7 +259,7 @@ pub async fn remove_item(
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
     change_line(&state, &shopper, id, &sku, Target::Set(0)).await?;
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+    changed(&state, &request, &shopper, id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -268,5 +291,5 @@ pub async fn set_shipping(
     carts::set_shipping(&*tx, &cart, &body.0.country, &body.0.option).await?;
     tx.commit().await?;
     drop(client);
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id).await?))
+    changed(&state, &request, &shopper, id).await
 }

@@ -71,7 +71,7 @@ pub async fn set_stock(
     let level = inventory::set(&*tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
     tx.commit().await?;
     // The shared counter is rebuilt with the new stock at the next reservation.
-    state.counters.forget(&[&level.sku]).await;
+    state.counters.stock_returned(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))
 }
 
@@ -103,7 +103,7 @@ pub async fn adjust_stock(
     let level = inventory::adjust(&*tx, seller.0.id, &sku, body.0.delta, &reason).await?;
     tx.commit().await?;
     // The shared counter is rebuilt with the new stock at the next reservation.
-    state.counters.forget(&[&level.sku]).await;
+    state.counters.stock_returned(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))
 }
 

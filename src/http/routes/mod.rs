@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod operator;
 pub mod orders;
 pub mod products;
+pub mod realtime;
 pub mod regions;
 pub mod sellers;
 pub mod shoppers;

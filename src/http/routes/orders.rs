@@ -74,15 +74,13 @@ pub async fn checkout(
     let card = CardNumber::parse("payment.card_number", &body.0.payment.card_number)?;
     let preference =
         negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
-    let outcome = checkout::checkout(
-        &state,
-        shopper.shopper.id,
-        id.into_inner(),
-        &key,
-        card,
-        &preference,
-    )
-    .await?;
+    let cart_id = id.into_inner();
+    let outcome =
+        checkout::checkout(&state, shopper.shopper.id, cart_id, &key, card, &preference).await?;
+    if !outcome.replayed && outcome.response.status == 201 {
+        // The ordered lines left the cart: show every tab.
+        let _ = super::carts::changed(&state, &request, &shopper, cart_id).await;
+    }
     let status = actix_web::http::StatusCode::from_u16(outcome.response.status)
         .map_err(ApiError::internal)?;
     let mut response = HttpResponse::build(status);
@@ -159,6 +157,14 @@ pub async fn seller_orders(
     Ok(HttpResponse::Ok().json(page))
 }
 
+async fn announce_seller(state: &AppState, seller_id: Uuid) {
+    crate::realtime::publish(
+        &state.hot,
+        &crate::realtime::Notice::SellerEvents { seller_id },
+    )
+    .await;
+}
+
 /// Mark the seller's part of an order shipped.
 #[utoipa::path(post, path = "/api/v1/seller/orders/{id}/fulfill", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, description = "`invalid_transition`", body = ErrorBody)),
@@ -172,6 +178,7 @@ pub async fn fulfill(
     let tx = client.transaction().await?;
     orders::fulfill(&*tx, id.into_inner(), seller.0.id).await?;
     tx.commit().await?;
+    announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -190,5 +197,6 @@ pub async fn refund(
     let tx = client.transaction().await?;
     orders::refund(&*tx, id.into_inner(), seller.0.id, &state.payments).await?;
     tx.commit().await?;
+    announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())
 }

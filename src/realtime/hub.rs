@@ -1,0 +1,218 @@
+//! The hub: one actor per process that knows which of its sockets follow which topic, and
+//! forwards each notice from the Redis listener to them.
+//!
+//! Promises: a notice reaches every socket of this process subscribed to its topic at the time
+//! it arrives; a socket whose mailbox is full (it is not keeping up) is evicted and told to
+//! close, so one slow client never makes the hub, or memory, wait for it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use super::{Envelope, Notice};
+
+/// At or below this many units, a stock notice is also sent to the SKU's seller as a
+/// low-stock alert.
+pub const LOW_STOCK_THRESHOLD: i64 = 5;
+
+static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
+
+/// A socket's id within this process.
+pub fn next_socket_id() -> u64 {
+    NEXT_SOCKET.fetch_add(1, Ordering::Relaxed)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Upper-cased, as SKUs compare.
+    Sku(String),
+    Cart(Uuid),
+    Seller(Uuid),
+}
+
+/// Sent by the hub to a socket: a notice for one of its topics.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Deliver(pub Arc<Envelope>);
+
+/// Sent by the hub to a socket it dropped for not keeping up: close now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Evict;
+
+/// Sent by a socket when it opens.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub id: u64,
+    pub deliver: Recipient<Deliver>,
+    pub evict: Recipient<Evict>,
+}
+
+/// Sent by a socket to follow a topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Subscribe {
+    pub id: u64,
+    pub topic: Topic,
+}
+
+/// Sent by a socket to stop following a topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: u64,
+    pub topic: Topic,
+}
+
+/// Sent by a socket when it closes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub id: u64,
+}
+
+/// Sent by the Redis listener: a notice published by any process.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch(pub Arc<Envelope>);
+
+struct Socket {
+    deliver: Recipient<Deliver>,
+    evict: Recipient<Evict>,
+    topics: HashSet<Topic>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    /// Every open socket of this process, by id.
+    sockets: HashMap<u64, Socket>,
+    /// Who follows each topic; a topic without followers is removed.
+    followers: HashMap<Topic, HashSet<u64>>,
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+}
+
+impl Hub {
+    fn drop_socket(&mut self, id: u64) {
+        if let Some(socket) = self.sockets.remove(&id) {
+            for topic in socket.topics {
+                if let Some(followers) = self.followers.get_mut(&topic) {
+                    followers.remove(&id);
+                    if followers.is_empty() {
+                        self.followers.remove(&topic);
+                    }
+                }
+            }
+        }
+        metrics::gauge!("agora_realtime_hub_sockets").set(self.sockets.len() as f64);
+    }
+}
+
+impl Handler<Join> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, join: Join, _: &mut Context<Self>) {
+        self.sockets.insert(
+            join.id,
+            Socket {
+                deliver: join.deliver,
+                evict: join.evict,
+                topics: HashSet::new(),
+            },
+        );
+        metrics::gauge!("agora_realtime_hub_sockets").set(self.sockets.len() as f64);
+    }
+}
+
+impl Handler<Subscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, subscribe: Subscribe, _: &mut Context<Self>) {
+        if let Some(socket) = self.sockets.get_mut(&subscribe.id) {
+            socket.topics.insert(subscribe.topic.clone());
+            self.followers
+                .entry(subscribe.topic)
+                .or_default()
+                .insert(subscribe.id);
+        }
+    }
+}
+
+impl Handler<Unsubscribe> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, unsubscribe: Unsubscribe, _: &mut Context<Self>) {
+        if let Some(socket) = self.sockets.get_mut(&unsubscribe.id) {
+            socket.topics.remove(&unsubscribe.topic);
+        }
+        if let Some(followers) = self.followers.get_mut(&unsubscribe.topic) {
+            followers.remove(&unsubscribe.id);
+            if followers.is_empty() {
+                self.followers.remove(&unsubscribe.topic);
+            }
+        }
+    }
+}
+
+impl Handler<Leave> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, leave: Leave, _: &mut Context<Self>) {
+        self.drop_socket(leave.id);
+    }
+}
+
+impl Handler<Dispatch> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, Dispatch(envelope): Dispatch, _: &mut Context<Self>) {
+        let topics = match &envelope.notice {
+            Notice::Stock {
+                sku,
+                available,
+                seller_id,
+                ..
+            } => {
+                let mut topics = vec![Topic::Sku(sku.to_ascii_uppercase())];
+                if *available <= LOW_STOCK_THRESHOLD {
+                    topics.push(Topic::Seller(*seller_id));
+                }
+                topics
+            }
+            Notice::Cart { cart_id, .. } => vec![Topic::Cart(*cart_id)],
+            Notice::SellerEvents { seller_id } => vec![Topic::Seller(*seller_id)],
+        };
+        let mut slow = Vec::new();
+        for topic in &topics {
+            let Some(followers) = self.followers.get(topic) else {
+                continue;
+            };
+            for id in followers {
+                let Some(socket) = self.sockets.get(id) else {
+                    continue;
+                };
+                match socket.deliver.try_send(Deliver(Arc::clone(&envelope))) {
+                    Ok(()) => {}
+                    Err(SendError::Full(_)) => slow.push(*id),
+                    Err(SendError::Closed(_)) => slow.push(*id),
+                }
+            }
+        }
+        for id in slow {
+            if let Some(socket) = self.sockets.get(&id) {
+                socket.evict.do_send(Evict);
+            }
+            self.drop_socket(id);
+        }
+    }
+}

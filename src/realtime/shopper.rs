@@ -1,0 +1,471 @@
+//! The shopper socket (`GET /ws`): live stock of the SKUs it follows, and, with the shopper's
+//! token, live carts with warnings before their holds lapse.
+//!
+//! Promises: memory per connection is bounded (at most [`MAX_SUBSCRIPTIONS`] topics, a
+//! mailbox of [`MAILBOX_CAPACITY`] notices; a socket that falls further behind is closed by the
+//! hub); stock updates coalesce per SKU (the latest version wins; a notice older than one
+//! already sent is dropped); a malformed or unknown client message gets an `error` message back
+//! and the socket stays open; a frame over [`MAX_FRAME_BYTES`] closes the socket with 1009; a
+//! client silent for [`CLIENT_TIMEOUT`] is closed.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    hub::{self, Deliver, Evict, Hub, Topic, LOW_STOCK_THRESHOLD},
+    since_published, Notice, PROTOCOL_VERSION,
+};
+use crate::{carts, http::AppState, locale::LocalePreference};
+
+/// Largest client frame accepted; client messages are small JSON commands.
+pub const MAX_FRAME_BYTES: usize = 4096;
+/// Most topics (SKUs and carts) one socket may follow.
+pub const MAX_SUBSCRIPTIONS: usize = 200;
+/// Notices queued for one socket before the hub takes it for a slow consumer.
+pub const MAILBOX_CAPACITY: usize = 64;
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+/// A client that has sent nothing (not even a pong) for this long is gone.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+/// How long before a hold lapses the cart's followers are warned.
+pub const HOLD_WARNING_LEAD: Duration = Duration::from_secs(60);
+
+/// The last stock state sent for an SKU.
+#[derive(Clone, Copy)]
+struct Sent {
+    available: i64,
+    version: i64,
+}
+
+pub struct ShopperSocket {
+    id: u64,
+    state: web::Data<AppState>,
+    hub: Addr<Hub>,
+    /// The shopper whose token came with the connection, if any: only they may follow carts.
+    shopper: Option<Uuid>,
+    /// Their locale preference, to render carts for them.
+    preference: LocalePreference,
+    last_heard: Instant,
+    /// Followed SKUs (upper-cased) with what was last sent for each.
+    skus: HashMap<String, Option<Sent>>,
+    carts: HashMap<Uuid, u64>,
+    /// Stock notices received but not yet written: coalesced, the latest version per SKU.
+    pending_stock: BTreeMap<String, (i64, i64, f64)>,
+    flush_scheduled: bool,
+}
+
+impl ShopperSocket {
+    pub fn new(
+        state: web::Data<AppState>,
+        hub: Addr<Hub>,
+        shopper: Option<Uuid>,
+        preference: LocalePreference,
+    ) -> Self {
+        Self {
+            id: hub::next_socket_id(),
+            state,
+            hub,
+            shopper,
+            preference,
+            last_heard: Instant::now(),
+            skus: HashMap::new(),
+            carts: HashMap::new(),
+            pending_stock: BTreeMap::new(),
+            flush_scheduled: false,
+        }
+    }
+
+    fn send(&self, ctx: &mut ws::WebsocketContext<Self>, mut message: serde_json::Value) {
+        message["v"] = json!(PROTOCOL_VERSION);
+        ctx.text(message.to_string());
+        metrics::counter!("agora_ws_messages_total", "socket" => "shopper", "direction" => "out")
+            .increment(1);
+    }
+
+    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
+        self.send(
+            ctx,
+            json!({ "type": "error", "code": code, "message": message }),
+        );
+    }
+
+    fn follows(&self) -> usize {
+        self.skus.len() + self.carts.len()
+    }
+
+    /// Writes a stock state unless an equal or newer one was sent.
+    fn write_stock(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        sku: &str,
+        available: i64,
+        version: i64,
+    ) {
+        let Some(last) = self.skus.get_mut(sku) else {
+            return;
+        };
+        if last.is_some_and(|sent| sent.version >= version) {
+            return;
+        }
+        let status = match (*last, available) {
+            (_, 0) => "sold_out",
+            (Some(previous), _) if previous.available == 0 => "back_in_stock",
+            (_, n) if n <= LOW_STOCK_THRESHOLD => "low_stock",
+            _ => "in_stock",
+        };
+        *last = Some(Sent { available, version });
+        self.send(
+            ctx,
+            json!({ "type": "stock", "sku": sku, "available": available, "status": status }),
+        );
+    }
+
+    fn flush_stock(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.flush_scheduled = false;
+        for (sku, (available, version, published)) in std::mem::take(&mut self.pending_stock) {
+            self.write_stock(ctx, &sku, available, version);
+            metrics::histogram!("agora_ws_fanout_seconds", "notice" => "stock").record(published);
+        }
+    }
+
+    fn subscribe_skus(&mut self, skus: Vec<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        let mut fresh = Vec::new();
+        for sku in skus {
+            let sku = sku.trim().to_ascii_uppercase();
+            if sku.is_empty() || sku.len() > 64 || self.skus.contains_key(&sku) {
+                continue;
+            }
+            if self.follows() >= MAX_SUBSCRIPTIONS {
+                self.error(
+                    ctx,
+                    "too_many_subscriptions",
+                    &format!("a socket follows at most {MAX_SUBSCRIPTIONS} SKUs and carts"),
+                );
+                break;
+            }
+            self.hub.do_send(hub::Subscribe {
+                id: self.id,
+                topic: Topic::Sku(sku.clone()),
+            });
+            self.skus.insert(sku.clone(), None);
+            fresh.push(sku);
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        // Followed first, then read: a change committed in between arrives as a notice, and
+        // versions keep the older of the two from overwriting the newer.
+        let pool = self.state.pool.clone();
+        let read = async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .query(
+                    "SELECT upper(v.sku), v.stock_on_hand - v.held - v.sold, v.xmin::text::int8
+                     FROM variants v
+                     JOIN products p ON p.id = v.product_id AND p.status = 'active'
+                     JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+                     WHERE upper(v.sku) = ANY($1)",
+                    &[&fresh],
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .map(|rows| (fresh, rows))
+        };
+        ctx.spawn(read.into_actor(self).map(|read, socket, ctx| match read {
+            Ok((asked, rows)) => {
+                let mut found = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let sku: String = row.get(0);
+                    socket.write_stock(ctx, &sku, i64::from(row.get::<_, i32>(1)), row.get(2));
+                    found.push(sku);
+                }
+                for sku in asked.into_iter().filter(|sku| !found.contains(sku)) {
+                    socket.error(
+                        ctx,
+                        "unknown_sku",
+                        &format!("no SKU {sku} on the storefront"),
+                    );
+                    socket.skus.remove(&sku);
+                    socket.hub.do_send(hub::Unsubscribe {
+                        id: socket.id,
+                        topic: Topic::Sku(sku),
+                    });
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading stock for a socket failed");
+                socket.error(
+                    ctx,
+                    "unavailable",
+                    "stock cannot be read now; subscribe again",
+                );
+            }
+        }));
+    }
+
+    fn subscribe_cart(&mut self, cart_id: Uuid, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(shopper) = self.shopper else {
+            self.error(
+                ctx,
+                "unauthorized",
+                "connect with your shopper token (?token= or Authorization) to follow a cart",
+            );
+            return;
+        };
+        if self.carts.contains_key(&cart_id) {
+            return;
+        }
+        if self.follows() >= MAX_SUBSCRIPTIONS {
+            self.error(ctx, "too_many_subscriptions", "too many subscriptions");
+            return;
+        }
+        self.hub.do_send(hub::Subscribe {
+            id: self.id,
+            topic: Topic::Cart(cart_id),
+        });
+        self.carts.insert(cart_id, 0);
+        let (state, preference) = (self.state.clone(), self.preference.clone());
+        let read = async move {
+            let client = state.pool.get().await?;
+            carts::view(&**client, shopper, cart_id, &preference, &state.pricing).await
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |view, socket, ctx| match view {
+                    Ok(view) => match serde_json::to_value(&view) {
+                        Ok(cart) => socket.write_cart(ctx, cart_id, cart),
+                        Err(_) => socket.error(ctx, "unavailable", "the cart cannot be read now"),
+                    },
+                    Err(_) => {
+                        // Another shopper's cart is "not found", as over HTTP.
+                        socket.carts.remove(&cart_id);
+                        socket.hub.do_send(hub::Unsubscribe {
+                            id: socket.id,
+                            topic: Topic::Cart(cart_id),
+                        });
+                        socket.error(ctx, "not_found", "cart not found");
+                    }
+                }),
+        );
+    }
+
+    /// Sends the cart and schedules a warning before each of its holds lapses.
+    fn write_cart(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        cart_id: Uuid,
+        cart: serde_json::Value,
+    ) {
+        let Some(generation) = self.carts.get_mut(&cart_id) else {
+            return;
+        };
+        *generation += 1;
+        let generation = *generation;
+        let lines = cart["lines"].as_array().cloned().unwrap_or_default();
+        self.send(
+            ctx,
+            json!({ "type": "cart", "cart_id": cart_id, "cart": cart }),
+        );
+        let lead = chrono::Duration::from_std(HOLD_WARNING_LEAD).unwrap_or_default();
+        for line in lines {
+            let Some(expires_at) = line["held_until"]
+                .as_str()
+                .and_then(|raw| raw.parse::<DateTime<Utc>>().ok())
+            else {
+                continue;
+            };
+            let sku = line["sku"].as_str().unwrap_or_default().to_owned();
+            let wait = (expires_at - lead - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO);
+            ctx.run_later(wait, move |socket, ctx| {
+                // A newer cart replaced this one's holds: its own timers warn instead.
+                if socket.carts.get(&cart_id) == Some(&generation) {
+                    socket.send(
+                        ctx,
+                        json!({ "type": "hold_expiring", "cart_id": cart_id, "sku": sku,
+                                "expires_at": expires_at }),
+                    );
+                }
+            });
+        }
+    }
+}
+
+/// What a shopper's client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Subscribe { skus: Vec<String> },
+    Unsubscribe { skus: Vec<String> },
+    SubscribeCart { cart_id: Uuid },
+    UnsubscribeCart { cart_id: Uuid },
+    Ping,
+}
+
+impl Actor for ShopperSocket {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        metrics::gauge!("agora_ws_connections", "socket" => "shopper").increment(1.0);
+        self.hub.do_send(hub::Join {
+            id: self.id,
+            deliver: ctx.address().recipient(),
+            evict: ctx.address().recipient(),
+        });
+        ctx.run_interval(HEARTBEAT_INTERVAL, |socket, ctx| {
+            if socket.last_heard.elapsed() > CLIENT_TIMEOUT {
+                metrics::counter!("agora_ws_closed_total", "socket" => "shopper", "reason" => "timeout")
+                    .increment(1);
+                ctx.stop();
+                return;
+            }
+            ctx.ping(b"");
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        metrics::gauge!("agora_ws_connections", "socket" => "shopper").decrement(1.0);
+        self.hub.do_send(hub::Leave { id: self.id });
+    }
+}
+
+impl Handler<Deliver> for ShopperSocket {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(envelope): Deliver, ctx: &mut Self::Context) {
+        match &envelope.notice {
+            Notice::Stock {
+                sku,
+                available,
+                version,
+                ..
+            } => {
+                let sku = sku.to_ascii_uppercase();
+                let published = since_published(&envelope);
+                match self.pending_stock.get(&sku) {
+                    Some((_, pending, _)) if pending >= version => {}
+                    Some(_) => {
+                        metrics::counter!("agora_ws_coalesced_total").increment(1);
+                        self.pending_stock
+                            .insert(sku, (*available, *version, published));
+                    }
+                    None => {
+                        self.pending_stock
+                            .insert(sku, (*available, *version, published));
+                    }
+                }
+                if !self.flush_scheduled {
+                    self.flush_scheduled = true;
+                    // Whatever else is already in the mailbox is merged before writing.
+                    ctx.run_later(Duration::ZERO, |socket, ctx| socket.flush_stock(ctx));
+                }
+            }
+            Notice::Cart { cart_id, cart } => {
+                metrics::histogram!("agora_ws_fanout_seconds", "notice" => "cart")
+                    .record(since_published(&envelope));
+                self.write_cart(ctx, *cart_id, cart.clone());
+            }
+            Notice::SellerEvents { .. } => {}
+        }
+    }
+}
+
+impl Handler<Evict> for ShopperSocket {
+    type Result = ();
+
+    fn handle(&mut self, _: Evict, ctx: &mut Self::Context) {
+        metrics::counter!("agora_ws_closed_total", "socket" => "shopper", "reason" => "slow_consumer")
+            .increment(1);
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Again,
+            description: Some("not keeping up; reconnect".into()),
+        }));
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
+    fn handle(&mut self, message: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        let message = match message {
+            Ok(message) => message,
+            Err(ws::ProtocolError::Overflow) => {
+                close_oversized(ctx, "shopper");
+                return;
+            }
+            Err(_) => {
+                ctx.stop();
+                return;
+            }
+        };
+        match message {
+            ws::Message::Text(text) => {
+                metrics::counter!("agora_ws_messages_total", "socket" => "shopper", "direction" => "in")
+                    .increment(1);
+                match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Subscribe { skus }) => self.subscribe_skus(skus, ctx),
+                    Ok(ClientMessage::Unsubscribe { skus }) => {
+                        for sku in skus {
+                            let sku = sku.trim().to_ascii_uppercase();
+                            if self.skus.remove(&sku).is_some() {
+                                self.hub.do_send(hub::Unsubscribe {
+                                    id: self.id,
+                                    topic: Topic::Sku(sku),
+                                });
+                            }
+                        }
+                    }
+                    Ok(ClientMessage::SubscribeCart { cart_id }) => {
+                        self.subscribe_cart(cart_id, ctx);
+                    }
+                    Ok(ClientMessage::UnsubscribeCart { cart_id }) => {
+                        if self.carts.remove(&cart_id).is_some() {
+                            self.hub.do_send(hub::Unsubscribe {
+                                id: self.id,
+                                topic: Topic::Cart(cart_id),
+                            });
+                        }
+                    }
+                    Ok(ClientMessage::Ping) => self.send(ctx, json!({ "type": "pong" })),
+                    Err(error) => self.error(ctx, "invalid_message", &error.to_string()),
+                }
+            }
+            ws::Message::Binary(_) => {
+                self.error(ctx, "invalid_message", "send JSON text messages");
+            }
+            ws::Message::Ping(payload) => ctx.pong(&payload),
+            ws::Message::Pong(_) => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            ws::Message::Continuation(_) | ws::Message::Nop => {}
+        }
+    }
+}
+
+/// Closes a socket that sent a frame over the limit, with 1009 "message too big".
+pub fn close_oversized<A>(ctx: &mut ws::WebsocketContext<A>, socket: &'static str)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    metrics::counter!("agora_ws_closed_total", "socket" => socket, "reason" => "frame_too_large")
+        .increment(1);
+    ctx.close(Some(ws::CloseReason {
+        code: ws::CloseCode::Size,
+        description: Some(format!("frames are limited to {MAX_FRAME_BYTES} bytes")),
+    }));
+    ctx.stop();
+}

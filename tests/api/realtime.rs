@@ -1,0 +1,354 @@
+//! WebSockets with a real client, across two server processes sharing Postgres and Redis.
+
+use std::time::Duration;
+
+use actix_codec::Framed;
+use awc::{
+    ws::{self, Codec},
+    BoxedSocket,
+};
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::{
+    carts::{add, cart, regions, shopper},
+    helpers::{spawn_app, spawn_app_with, TestApp},
+};
+
+type Socket = Framed<BoxedSocket, Codec>;
+
+/// Another process on the same database and Redis (and Redis key prefix) as `first`.
+async fn second_process(first: &TestApp) -> TestApp {
+    let (url, prefix) = (
+        first.settings.database.url.clone(),
+        first.settings.redis.prefix.clone(),
+    );
+    spawn_app_with(|settings| {
+        settings.database.url = SecretString::from(url);
+        settings.redis.prefix = prefix;
+    })
+    .await
+}
+
+async fn connect(app: &TestApp, path: &str, bearer: Option<&str>) -> Socket {
+    let url = format!("{}{path}", app.address.replacen("http", "ws", 1));
+    let mut request = awc::Client::new().ws(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let (response, socket) = request.connect().await.expect("websocket connects");
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+async fn say(socket: &mut Socket, message: Value) {
+    socket
+        .send(ws::Message::Text(message.to_string().into()))
+        .await
+        .expect("sent");
+}
+
+/// The next JSON message within `within`, skipping pings; `None` on timeout or close.
+async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()??;
+        match frame.expect("a frame") {
+            ws::Frame::Text(bytes) => {
+                return Some(serde_json::from_slice(&bytes).expect("JSON message"));
+            }
+            ws::Frame::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+/// Waits for the first message matching `wanted`, failing after 5 s.
+async fn expect(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = next(socket, left)
+            .await
+            .expect("the expected message arrives");
+        if wanted(&message) {
+            return message;
+        }
+    }
+}
+
+async fn product(app: &TestApp, sku: &str, stock: u32) -> String {
+    let (_, key) = app.seller(&format!("Live {sku}")).await;
+    app.product(
+        &key,
+        &json!({
+            "default_locale": "en", "content": { "en": { "title": "Lamp" } },
+            "variants": [{ "sku": sku, "prices": { "EUR": "30.00" }, "stock": stock }]
+        }),
+    )
+    .await;
+    key
+}
+
+#[actix_web::test]
+async fn a_shopper_sees_stock_drop_when_another_shopper_reserves_on_another_process() {
+    let first = spawn_app().await;
+    let second = second_process(&first).await;
+    regions(&first).await;
+    product(&first, "LIVE-1", 20).await;
+
+    let mut socket = connect(&second, "/ws", None).await;
+    say(
+        &mut socket,
+        json!({ "type": "subscribe", "skus": ["live-1"] }),
+    )
+    .await;
+    let snapshot = expect(&mut socket, |m| m["type"] == "stock").await;
+    assert_eq!(
+        snapshot,
+        json!({ "v": 1, "type": "stock", "sku": "LIVE-1", "available": 20, "status": "in_stock" })
+    );
+
+    let token = shopper(&first).await;
+    let id = cart(&first, &token, "EU").await;
+    assert_eq!(add(&first, &token, &id, "LIVE-1", 16).await.status(), 200);
+    let dropped = expect(&mut socket, |m| m["type"] == "stock").await;
+    assert_eq!(dropped["available"], 4);
+    assert_eq!(dropped["status"], "low_stock");
+    assert_eq!(add(&first, &token, &id, "LIVE-1", 4).await.status(), 200);
+    let gone = expect(&mut socket, |m| m["type"] == "stock").await;
+    assert_eq!(
+        (gone["available"].clone(), gone["status"].clone()),
+        (json!(0), json!("sold_out"))
+    );
+    let removed = first
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/carts/{id}/items/LIVE-1"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(removed.status(), 200);
+    let back = expect(&mut socket, |m| m["type"] == "stock").await;
+    assert_eq!(
+        (back["available"].clone(), back["status"].clone()),
+        (json!(20), json!("back_in_stock"))
+    );
+}
+
+#[actix_web::test]
+async fn a_cart_change_made_on_one_process_appears_on_sockets_of_both() {
+    let first = spawn_app().await;
+    let second = second_process(&first).await;
+    regions(&first).await;
+    product(&first, "LIVE-2", 10).await;
+    let token = shopper(&first).await;
+    let id = cart(&first, &token, "EU").await;
+
+    let mut here = connect(&first, "/ws", Some(&token)).await;
+    let mut there = connect(&second, &format!("/ws?token={token}"), None).await;
+    for socket in [&mut here, &mut there] {
+        say(socket, json!({ "type": "subscribe_cart", "cart_id": id })).await;
+        let snapshot = expect(socket, |m| m["type"] == "cart").await;
+        assert_eq!(snapshot["cart"]["lines"], json!([]));
+    }
+    assert_eq!(add(&first, &token, &id, "LIVE-2", 2).await.status(), 200);
+    for socket in [&mut here, &mut there] {
+        let changed = expect(socket, |m| m["type"] == "cart").await;
+        assert_eq!(changed["cart_id"], id.as_str());
+        assert_eq!(changed["cart"]["lines"][0]["sku"], "LIVE-2");
+        assert_eq!(changed["cart"]["lines"][0]["quantity"], 2);
+        assert!(changed["cart"]["lines"][0]["held_until"].is_string());
+    }
+
+    // Another shopper cannot follow this cart, and a socket without a token cannot follow any.
+    let other = shopper(&first).await;
+    let mut intruder = connect(&second, &format!("/ws?token={other}"), None).await;
+    say(
+        &mut intruder,
+        json!({ "type": "subscribe_cart", "cart_id": id }),
+    )
+    .await;
+    let refused = expect(&mut intruder, |m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "not_found");
+    let mut anonymous = connect(&second, "/ws", None).await;
+    say(
+        &mut anonymous,
+        json!({ "type": "subscribe_cart", "cart_id": id }),
+    )
+    .await;
+    let refused = expect(&mut anonymous, |m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "unauthorized");
+}
+
+async fn checkout(app: &TestApp, token: &str, cart: &str, key: &str) -> Value {
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/carts/{cart}/checkout")))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({ "payment": { "card_number": "4242424242424242" } }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("json")
+}
+
+/// A paid order of one unit of `sku`, through `app`.
+async fn order(app: &TestApp, sku: &str, key: &str) -> String {
+    let token = shopper(app).await;
+    let id = cart(app, &token, "EU").await;
+    assert_eq!(add(app, &token, &id, sku, 1).await.status(), 200);
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/carts/{id}/shipping"),
+        &token,
+        Some(&json!({ "country": "DE", "option": "flat" })),
+    )
+    .await;
+    checkout(app, &token, &id, key).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn a_seller_receives_its_own_orders_from_any_process_and_never_another_sellers() {
+    let first = spawn_app().await;
+    let second = second_process(&first).await;
+    regions(&first).await;
+    let lamps = product(&first, "LAMP-A", 50).await;
+    let chairs = product(&first, "CHAIR-B", 50).await;
+    let mut lamp_feed = connect(&second, "/ws/seller", Some(&lamps)).await;
+    let mut chair_feed = connect(&first, &format!("/ws/seller?api_key={chairs}"), None).await;
+
+    let lamp_order = order(&first, "LAMP-A", "a").await;
+    let event = expect(&mut lamp_feed, |m| m["type"] == "order_event").await;
+    assert_eq!(event["order_id"], lamp_order.as_str());
+    assert_eq!(
+        (event["kind"].clone(), event["status"].clone()),
+        (json!("paid"), json!("paid"))
+    );
+    assert_eq!(event["subtotal"]["amount"], "30.00");
+    assert!(event["id"].is_string());
+    assert_eq!(
+        next(&mut chair_feed, Duration::from_millis(1500)).await,
+        None,
+        "nothing for chairs"
+    );
+
+    let chair_order = order(&second, "CHAIR-B", "b").await;
+    let event = expect(&mut chair_feed, |m| m["type"] == "order_event").await;
+    assert_eq!(event["order_id"], chair_order.as_str());
+    assert_eq!(
+        next(&mut lamp_feed, Duration::from_millis(1500)).await,
+        None,
+        "nothing for lamps"
+    );
+
+    let unauthorized = awc::Client::new()
+        .ws(format!(
+            "{}/ws/seller",
+            first.address.replacen("http", "ws", 1)
+        ))
+        .connect()
+        .await;
+    assert!(unauthorized.is_err(), "no key, no feed");
+}
+
+#[actix_web::test]
+async fn a_seller_resuming_after_a_disconnect_gets_exactly_the_events_it_missed() {
+    let app = spawn_app().await;
+    regions(&app).await;
+    let key = product(&app, "RESUME-1", 50).await;
+    let mut feed = connect(&app, "/ws/seller", Some(&key)).await;
+    let first_order = order(&app, "RESUME-1", "one").await;
+    let seen = expect(&mut feed, |m| m["type"] == "order_event").await;
+    let last_id = seen["id"].as_str().expect("id").to_owned();
+    let _ = feed.close().await;
+    drop(feed);
+
+    // Missed while away: two new orders and the first one's fulfillment.
+    let second_order = order(&app, "RESUME-1", "two").await;
+    let third_order = order(&app, "RESUME-1", "three").await;
+    let fulfilled = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/seller/orders/{first_order}/fulfill"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(fulfilled.status(), 204);
+
+    let mut feed = connect(
+        &app,
+        &format!("/ws/seller?last_event_id={last_id}"),
+        Some(&key),
+    )
+    .await;
+    let mut missed = Vec::new();
+    while let Some(message) = next(&mut feed, Duration::from_millis(2500)).await {
+        if message["type"] == "order_event" {
+            missed.push((
+                message["order_id"].as_str().expect("order").to_owned(),
+                message["kind"].as_str().expect("kind").to_owned(),
+            ));
+        }
+    }
+    assert_eq!(
+        missed,
+        [
+            (second_order, "paid".to_owned()),
+            (third_order, "paid".to_owned()),
+            (first_order, "fulfilled".to_owned()),
+        ],
+        "every missed event once, in order, and nothing already seen"
+    );
+    let bad = awc::Client::new()
+        .ws(format!(
+            "{}/ws/seller?last_event_id=nonsense",
+            app.address.replacen("http", "ws", 1)
+        ))
+        .bearer_auth(&key)
+        .connect()
+        .await;
+    assert!(bad.is_err(), "an invalid last_event_id is refused");
+}
+
+#[actix_web::test]
+async fn a_malformed_message_gets_an_error_and_an_oversized_frame_closes_the_socket() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app, "/ws", None).await;
+    socket
+        .send(ws::Message::Text("not json".into()))
+        .await
+        .expect("sent");
+    let error = expect(&mut socket, |m| m["type"] == "error").await;
+    assert_eq!(error["code"], "invalid_message");
+    say(&mut socket, json!({ "type": "dance" })).await;
+    let error = expect(&mut socket, |m| m["type"] == "error").await;
+    assert_eq!(error["code"], "invalid_message");
+    say(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(expect(&mut socket, |m| m["type"] == "pong").await["v"], 1);
+
+    socket
+        .send(ws::Message::Text("x".repeat(5000).into()))
+        .await
+        .expect("sent");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut close = None;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(deadline, socket.next()).await {
+        if let Ok(ws::Frame::Close(reason)) = frame {
+            close = reason;
+            break;
+        }
+    }
+    assert_eq!(close.map(|r| r.code), Some(ws::CloseCode::Size));
+}
