@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use actix::{Actor, Arbiter, ArbiterHandle};
+use actix::{Arbiter, ArbiterHandle};
 use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
 use agora_actors::{
     inventory::{BatchLimits, InventoryShards},
@@ -26,7 +26,7 @@ use crate::{
     inventory::{self, PgStockStore},
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
-    realtime::{self, Hub},
+    realtime::{self, Hubs, LocalHub},
     shoppers::PasswordHashing,
     stock_counters::StockCounters,
 };
@@ -117,8 +117,8 @@ impl Application {
             counters.clone(),
             &settings.payments,
         );
-        let hub = Hub::default().start();
-        realtime::spawn_listener(&settings.redis, hub.clone());
+        let hubs = Hubs::default();
+        realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -127,7 +127,6 @@ impl Application {
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
             payments,
-            hub,
             counters,
             pricing,
             settings,
@@ -137,6 +136,7 @@ impl Application {
             App::new()
                 .wrap(from_fn(http::middleware::observe))
                 .app_data(state.clone())
+                .app_data(web::Data::new(LocalHub(hubs.start_local())))
                 .configure(http::extract::configure(http_settings.max_body_bytes))
                 .configure(http::configure)
                 .default_service(web::to(not_found))

@@ -2,14 +2,16 @@
 //!
 //! Scenarios: `seed-catalog` writes a large synthetic catalog into Postgres; `browse` times
 //! storefront listings and searches against one or more servers; `reserve-bench` compares
-//! reservations through the inventory shards with the common row-lock way. Each prints a JSON
-//! report.
-//! The flash-sale and cart scenarios arrive with the load-test issue.
+//! reservations (and with `--checkout`, orders) through the actors with the common row-lock
+//! way; `cart` churns carts over HTTP; `ws-bench` holds many WebSockets open and times the
+//! fan-out of stock changes. Each prints a JSON report. The flash-sale scenario arrives with
+//! the flash-sale issue.
 
 mod browse;
 mod cart;
 mod reserve;
 mod seed;
+mod sockets;
 
 use std::{collections::BTreeMap, process::ExitCode};
 
@@ -100,6 +102,33 @@ enum Scenario {
         /// Follow every reservation with its order (checkout), both ways.
         #[arg(long)]
         checkout: bool,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// Hold many WebSockets open on one server and time stock fan-out to the subscribed ones.
+    WsBench {
+        /// Base URL of the Agora process under test.
+        #[arg(long)]
+        target: String,
+        /// Sockets to open.
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        /// How many of them follow the benchmark SKU.
+        #[arg(long, default_value_t = 1_000)]
+        subscribers: usize,
+        /// Comma-separated loopback source addresses to connect from (each has ~28,000 ports).
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        sources: Vec<std::net::IpAddr>,
+        /// The server's process id, to read its resident memory.
+        #[arg(long)]
+        server_pid: u32,
+        /// Stock changes to fan out, 3 s apart.
+        #[arg(long, default_value_t = 10)]
+        changes: usize,
+        /// Seconds to keep every socket open before the changes (to overlap several runs).
+        #[arg(long, default_value_t = 0)]
+        hold_secs: u64,
         /// Write the JSON report here too.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -199,6 +228,46 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             eprintln!(
                 "throughput ratio (shards / row lock): {:.1}×",
                 result.throughput_ratio
+            );
+            publish(&result, report.as_deref())
+        }
+        Scenario::WsBench {
+            target,
+            sockets,
+            subscribers,
+            sources,
+            server_pid,
+            changes,
+            hold_secs,
+            report,
+        } => {
+            let result = sockets::run(
+                &target,
+                sockets,
+                subscribers,
+                &sources,
+                server_pid,
+                changes,
+                std::time::Duration::from_secs(hold_secs),
+            )
+            .await?;
+            eprintln!(
+                "{} sockets open ({} failed); server memory {} → {} KiB: {:.2} KiB per connection",
+                result.sockets_open,
+                result.connect_failures,
+                result.server_rss_before_kib,
+                result.server_rss_after_kib,
+                result.server_kib_per_connection
+            );
+            eprintln!(
+                "fan-out to {} subscribers × {} changes: {} of {} received, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                result.subscribers,
+                result.changes,
+                result.received,
+                result.expected,
+                result.fanout_ms.p50,
+                result.fanout_ms.p99,
+                result.fanout_ms.max
             );
             publish(&result, report.as_deref())
         }

@@ -33,8 +33,6 @@ pub struct AppState {
     pub inventory: agora_actors::inventory::InventoryShards,
     /// Redis stock counters shared by every process; dropped when stock comes back.
     pub counters: crate::stock_counters::StockCounters,
-    /// This process's realtime hub: which sockets follow which stock, carts and sellers.
-    pub hub: actix::Addr<crate::realtime::Hub>,
     /// The payment gateway, every call bounded in time.
     pub payments: crate::payments::Payments,
     pub settings: Settings,

@@ -1,5 +1,7 @@
-//! The hub: one actor per process that knows which of its sockets follow which topic, and
-//! forwards each notice from the Redis listener to them.
+//! The hubs: one actor per HTTP worker thread that knows which of that worker's sockets follow
+//! which topic, and forwards each notice from the Redis listener to them. One per worker, not
+//! one per process, so fan-out to many sockets runs on every core and never crosses threads
+//! on its way to a socket.
 //!
 //! Promises: a notice reaches every socket of this process subscribed to its topic at the time
 //! it arrives; a socket whose mailbox is full (it is not keeping up) is evicted and told to
@@ -9,7 +11,7 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, RwLock,
     },
 };
 
@@ -37,10 +39,63 @@ pub enum Topic {
     Seller(Uuid),
 }
 
-/// Sent by the hub to a socket: a notice for one of its topics.
+/// Sent by the hub to a socket: a notice for one of its topics, with the message most sockets
+/// send for it, rendered once.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Deliver(pub Arc<Envelope>);
+pub struct Deliver {
+    pub envelope: Arc<Envelope>,
+    pub rendered: Option<Arc<str>>,
+}
+
+/// The stock message a socket sends when it has no reason to differ (see
+/// [`stock_status`]).
+pub fn render_stock(sku: &str, available: i64) -> String {
+    serde_json::json!({
+        "v": super::PROTOCOL_VERSION, "type": "stock", "sku": sku,
+        "available": available, "status": stock_status(available, None),
+    })
+    .to_string()
+}
+
+/// `sold_out` at 0, `back_in_stock` when the socket last saw 0, `low_stock` at or below
+/// [`LOW_STOCK_THRESHOLD`], else `in_stock`.
+pub fn stock_status(available: i64, previously: Option<i64>) -> &'static str {
+    match (previously, available) {
+        (_, 0) => "sold_out",
+        (Some(0), _) => "back_in_stock",
+        (_, n) if n <= LOW_STOCK_THRESHOLD => "low_stock",
+        _ => "in_stock",
+    }
+}
+
+/// Every hub of this process, for the Redis listener to dispatch to.
+#[derive(Clone, Default)]
+pub struct Hubs(Arc<RwLock<Vec<Addr<Hub>>>>);
+
+impl Hubs {
+    /// Starts a hub on the current thread (an HTTP worker) and registers it.
+    pub fn start_local(&self) -> Addr<Hub> {
+        let hub = Hub::default().start();
+        if let Ok(mut hubs) = self.0.write() {
+            hubs.retain(Addr::connected);
+            hubs.push(hub.clone());
+        }
+        hub
+    }
+
+    pub fn dispatch(&self, envelope: Envelope) {
+        let envelope = Arc::new(envelope);
+        if let Ok(hubs) = self.0.read() {
+            for hub in hubs.iter() {
+                hub.do_send(Dispatch(Arc::clone(&envelope)));
+            }
+        }
+    }
+}
+
+/// The hub of the worker a request runs on (app data).
+pub struct LocalHub(pub Addr<Hub>);
 
 /// Sent by the hub to a socket it dropped for not keeping up: close now.
 #[derive(Message)]
@@ -192,6 +247,10 @@ impl Handler<Dispatch> for Hub {
             Notice::Cart { cart_id, .. } => vec![Topic::Cart(*cart_id)],
             Notice::SellerEvents { seller_id } => vec![Topic::Seller(*seller_id)],
         };
+        let rendered: Option<Arc<str>> = match &envelope.notice {
+            Notice::Stock { sku, available, .. } => Some(render_stock(sku, *available).into()),
+            _ => None,
+        };
         let mut slow = Vec::new();
         for topic in &topics {
             let Some(followers) = self.followers.get(topic) else {
@@ -201,7 +260,11 @@ impl Handler<Dispatch> for Hub {
                 let Some(socket) = self.sockets.get(id) else {
                     continue;
                 };
-                match socket.deliver.try_send(Deliver(Arc::clone(&envelope))) {
+                let deliver = Deliver {
+                    envelope: Arc::clone(&envelope),
+                    rendered: rendered.clone(),
+                };
+                match socket.deliver.try_send(deliver) {
                     Ok(()) => {}
                     Err(SendError::Full(_)) => slow.push(*id),
                     Err(SendError::Closed(_)) => slow.push(*id),

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use hub::Hub;
+pub use hub::{Hub, Hubs, LocalHub};
 
 use crate::{configuration::RedisSettings, hot_state::HotState};
 
@@ -130,8 +130,8 @@ pub async fn announce_order(
 }
 
 /// Listens to the channel until the process stops, reconnecting after any error, and hands
-/// every notice to `hub`.
-pub fn spawn_listener(settings: &RedisSettings, hub: actix::Addr<Hub>) {
+/// every notice to every hub.
+pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs) {
     let client = settings.client();
     let channel = channel(&crate::hot_state::Keys::new(settings.prefix.clone()));
     actix_web::rt::spawn(async move {
@@ -154,7 +154,7 @@ pub fn spawn_listener(settings: &RedisSettings, hub: actix::Addr<Hub>) {
                                 continue;
                             };
                             match serde_json::from_str::<Envelope>(&payload) {
-                                Ok(envelope) => hub.do_send(hub::Dispatch(envelope.into())),
+                                Ok(envelope) => hubs.dispatch(envelope),
                                 Err(error) => {
                                     tracing::warn!(%error, "unreadable realtime notice")
                                 }

@@ -213,7 +213,7 @@ impl Actor for SellerSocket {
 impl Handler<Deliver> for SellerSocket {
     type Result = ();
 
-    fn handle(&mut self, Deliver(envelope): Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, Deliver { envelope, .. }: Deliver, ctx: &mut Self::Context) {
         match &envelope.notice {
             Notice::SellerEvents { .. } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "seller")

@@ -10,6 +10,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -22,7 +23,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    hub::{self, Deliver, Evict, Hub, Topic, LOW_STOCK_THRESHOLD},
+    hub::{self, stock_status, Deliver, Evict, Hub, Topic},
     since_published, Notice, PROTOCOL_VERSION,
 };
 use crate::{carts, http::AppState, locale::LocalePreference};
@@ -39,6 +40,15 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long before a hold lapses the cart's followers are warned.
 pub const HOLD_WARNING_LEAD: Duration = Duration::from_secs(60);
+
+/// A stock notice waiting to be written.
+struct PendingStock {
+    available: i64,
+    version: i64,
+    /// Seconds from publication to receipt, for the fan-out histogram.
+    published: f64,
+    rendered: Option<Arc<str>>,
+}
 
 /// The last stock state sent for an SKU.
 #[derive(Clone, Copy)]
@@ -60,7 +70,7 @@ pub struct ShopperSocket {
     skus: HashMap<String, Option<Sent>>,
     carts: HashMap<Uuid, u64>,
     /// Stock notices received but not yet written: coalesced, the latest version per SKU.
-    pending_stock: BTreeMap<String, (i64, i64, f64)>,
+    pending_stock: BTreeMap<String, PendingStock>,
     flush_scheduled: bool,
 }
 
@@ -103,13 +113,15 @@ impl ShopperSocket {
         self.skus.len() + self.carts.len()
     }
 
-    /// Writes a stock state unless an equal or newer one was sent.
+    /// Writes a stock state unless an equal or newer one was sent; `rendered` is the common
+    /// form of the message, used when this socket's status is the common one.
     fn write_stock(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         sku: &str,
         available: i64,
         version: i64,
+        rendered: Option<&str>,
     ) {
         let Some(last) = self.skus.get_mut(sku) else {
             return;
@@ -117,24 +129,33 @@ impl ShopperSocket {
         if last.is_some_and(|sent| sent.version >= version) {
             return;
         }
-        let status = match (*last, available) {
-            (_, 0) => "sold_out",
-            (Some(previous), _) if previous.available == 0 => "back_in_stock",
-            (_, n) if n <= LOW_STOCK_THRESHOLD => "low_stock",
-            _ => "in_stock",
-        };
+        let status = stock_status(available, last.map(|sent| sent.available));
         *last = Some(Sent { available, version });
-        self.send(
-            ctx,
-            json!({ "type": "stock", "sku": sku, "available": available, "status": status }),
-        );
+        match rendered {
+            Some(rendered) if status == stock_status(available, None) => {
+                ctx.text(rendered);
+                metrics::counter!("agora_ws_messages_total", "socket" => "shopper", "direction" => "out")
+                    .increment(1);
+            }
+            _ => self.send(
+                ctx,
+                json!({ "type": "stock", "sku": sku, "available": available, "status": status }),
+            ),
+        }
     }
 
     fn flush_stock(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.flush_scheduled = false;
-        for (sku, (available, version, published)) in std::mem::take(&mut self.pending_stock) {
-            self.write_stock(ctx, &sku, available, version);
-            metrics::histogram!("agora_ws_fanout_seconds", "notice" => "stock").record(published);
+        for (sku, pending) in std::mem::take(&mut self.pending_stock) {
+            self.write_stock(
+                ctx,
+                &sku,
+                pending.available,
+                pending.version,
+                pending.rendered.as_deref(),
+            );
+            metrics::histogram!("agora_ws_fanout_seconds", "notice" => "stock")
+                .record(pending.published);
         }
     }
 
@@ -186,7 +207,13 @@ impl ShopperSocket {
                 let mut found = Vec::with_capacity(rows.len());
                 for row in rows {
                     let sku: String = row.get(0);
-                    socket.write_stock(ctx, &sku, i64::from(row.get::<_, i32>(1)), row.get(2));
+                    socket.write_stock(
+                        ctx,
+                        &sku,
+                        i64::from(row.get::<_, i32>(1)),
+                        row.get(2),
+                        None,
+                    );
                     found.push(sku);
                 }
                 for sku in asked.into_iter().filter(|sku| !found.contains(sku)) {
@@ -344,7 +371,7 @@ impl Actor for ShopperSocket {
 impl Handler<Deliver> for ShopperSocket {
     type Result = ();
 
-    fn handle(&mut self, Deliver(envelope): Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, Deliver { envelope, rendered }: Deliver, ctx: &mut Self::Context) {
         match &envelope.notice {
             Notice::Stock {
                 sku,
@@ -353,23 +380,31 @@ impl Handler<Deliver> for ShopperSocket {
                 ..
             } => {
                 let sku = sku.to_ascii_uppercase();
-                let published = since_published(&envelope);
+                let pending = PendingStock {
+                    available: *available,
+                    version: *version,
+                    published: since_published(&envelope),
+                    rendered,
+                };
+                if !self.flush_scheduled {
+                    // Nothing waiting: write at once, and merge whatever else arrives before
+                    // the next turn of this socket's event loop.
+                    self.flush_scheduled = true;
+                    self.pending_stock.insert(sku, pending);
+                    self.flush_stock(ctx);
+                    self.flush_scheduled = true;
+                    ctx.run_later(Duration::ZERO, |socket, ctx| socket.flush_stock(ctx));
+                    return;
+                }
                 match self.pending_stock.get(&sku) {
-                    Some((_, pending, _)) if pending >= version => {}
+                    Some(waiting) if waiting.version >= *version => {}
                     Some(_) => {
                         metrics::counter!("agora_ws_coalesced_total").increment(1);
-                        self.pending_stock
-                            .insert(sku, (*available, *version, published));
+                        self.pending_stock.insert(sku, pending);
                     }
                     None => {
-                        self.pending_stock
-                            .insert(sku, (*available, *version, published));
+                        self.pending_stock.insert(sku, pending);
                     }
-                }
-                if !self.flush_scheduled {
-                    self.flush_scheduled = true;
-                    // Whatever else is already in the mailbox is merged before writing.
-                    ctx.run_later(Duration::ZERO, |socket, ctx| socket.flush_stock(ctx));
                 }
             }
             Notice::Cart { cart_id, cart } => {

@@ -4,6 +4,7 @@
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
+use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -89,6 +90,39 @@ async fn shopper_cart(app: &TestApp) -> (String, String) {
 }
 
 async fn traffic(app: &TestApp, key: &str, product_path: &str, (token, cart): &(String, String)) {
+    // A checkout of one unit, and a socket closed for an oversized frame.
+    let (buyer, basket) = shopper_cart(app).await;
+    app.call(
+        Method::POST,
+        &format!("/api/v1/carts/{basket}/items"),
+        &buyer,
+        Some(&json!({ "sku": "OBS-1", "quantity": 1 })),
+    )
+    .await;
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/carts/{basket}/shipping"),
+        &buyer,
+        Some(&json!({ "country": "DE", "option": "flat" })),
+    )
+    .await;
+    app.client
+        .post(app.url(&format!("/api/v1/carts/{basket}/checkout")))
+        .bearer_auth(&buyer)
+        .header("Idempotency-Key", "observed")
+        .json(&json!({ "payment": { "card_number": "4242424242424242" } }))
+        .send()
+        .await
+        .expect("checkout sent");
+    let (_, mut doomed) = awc::Client::new()
+        .ws(format!("{}/ws", app.address.replacen("http", "ws", 1)))
+        .connect()
+        .await
+        .expect("websocket");
+    let _ = doomed
+        .send(awc::ws::Message::Text("x".repeat(5000).into()))
+        .await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), doomed.next()).await;
     for _ in 0..5 {
         app.call(
             Method::POST,
@@ -154,6 +188,22 @@ async fn a_real_prometheus_scraping_agora_under_load_has_data_for_every_dashboar
     );
 
     let cart = shopper_cart(&app).await;
+    // A socket following the SKU for the whole test: stock changes fan out to it.
+    let (_, mut follower) = awc::Client::new()
+        .ws(format!("{}/ws", app.address.replacen("http", "ws", 1)))
+        .connect()
+        .await
+        .expect("websocket");
+    follower
+        .send(awc::ws::Message::Text(
+            json!({ "type": "subscribe", "skus": ["OBS-1"] })
+                .to_string()
+                .into(),
+        ))
+        .await
+        .expect("subscribed");
+    // Read what it is sent, so its mailbox never fills.
+    actix_web::rt::spawn(async move { while let Some(Ok(_)) = follower.next().await {} });
     let queries = dashboard_queries();
     assert!(
         queries.len() >= 10,

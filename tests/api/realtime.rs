@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::{
     carts::{add, cart, regions, shopper},
-    helpers::{spawn_app, spawn_app_with, TestApp},
+    helpers::{free_port, spawn_app, spawn_app_with, OwnRedis, TestApp},
 };
 
 type Socket = Framed<BoxedSocket, Codec>;
@@ -351,4 +351,53 @@ async fn a_malformed_message_gets_an_error_and_an_oversized_frame_closes_the_soc
         }
     }
     assert_eq!(close.map(|r| r.code), Some(ws::CloseCode::Size));
+}
+
+#[actix_web::test]
+async fn a_process_that_loses_redis_resubscribes_by_itself_and_fans_out_again() {
+    let mut redis = OwnRedis::start_on(free_port()).await;
+    let redis_url = redis.url();
+    let first = spawn_app_with(|settings| {
+        settings.redis.url = SecretString::from(redis_url.clone());
+    })
+    .await;
+    let (url, prefix) = (
+        first.settings.database.url.clone(),
+        first.settings.redis.prefix.clone(),
+    );
+    let second = spawn_app_with(|settings| {
+        settings.database.url = SecretString::from(url);
+        settings.redis.prefix = prefix;
+        settings.redis.url = SecretString::from(redis_url.clone());
+    })
+    .await;
+    regions(&first).await;
+    product(&first, "LIVE-R", 100).await;
+    let mut socket = connect(&second, "/ws", None).await;
+    say(
+        &mut socket,
+        json!({ "type": "subscribe", "skus": ["LIVE-R"] }),
+    )
+    .await;
+    expect(&mut socket, |m| m["type"] == "stock").await;
+
+    let port = redis.port;
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _redis = OwnRedis::start_on(port).await;
+
+    // Changes keep being made on the first process until one reaches the second's socket.
+    let token = shopper(&first).await;
+    let id = cart(&first, &token, "EU").await;
+    let mut reached = None;
+    for _ in 0..20 {
+        assert_eq!(add(&first, &token, &id, "LIVE-R", 1).await.status(), 200);
+        if let Some(message) = next(&mut socket, Duration::from_millis(500)).await {
+            reached = Some(message);
+            break;
+        }
+    }
+    let message = reached.expect("fan-out resumed after Redis came back");
+    assert_eq!(message["type"], "stock");
+    assert!(message["available"].as_i64().expect("available") < 100);
 }

@@ -10,6 +10,7 @@ use crate::{
     realtime::{
         seller::{self, FeedPosition, SellerSocket},
         shopper::{ShopperSocket, MAX_FRAME_BYTES},
+        LocalHub,
     },
     sellers, shoppers,
 };
@@ -38,6 +39,7 @@ fn handshake_failed(error: actix_web::Error) -> ApiError {
 /// Stock for anyone; carts for the shopper whose token comes with the connection.
 pub async fn shopper_socket(
     state: web::Data<AppState>,
+    hub: web::Data<LocalHub>,
     request: HttpRequest,
     query: web::Query<ShopperSocketQuery>,
     stream: web::Payload,
@@ -60,7 +62,7 @@ pub async fn shopper_socket(
     )?;
     let socket = ShopperSocket::new(
         state.clone(),
-        state.hub.clone(),
+        hub.0.clone(),
         shopper.map(|s| s.id),
         preference,
     );
@@ -81,6 +83,7 @@ pub struct SellerSocketQuery {
 /// The seller's own order events and low-stock alerts.
 pub async fn seller_socket(
     state: web::Data<AppState>,
+    hub: web::Data<LocalHub>,
     request: HttpRequest,
     query: web::Query<SellerSocketQuery>,
     stream: web::Payload,
@@ -96,7 +99,7 @@ pub async fn seller_socket(
         None => seller::feed_now(&**client).await?,
     };
     drop(client);
-    let socket = SellerSocket::new(state.clone(), state.hub.clone(), seller.id, position);
+    let socket = SellerSocket::new(state.clone(), hub.0.clone(), seller.id, position);
     ws::WsResponseBuilder::new(socket, &request, stream)
         .frame_size(MAX_FRAME_BYTES)
         .start()
