@@ -103,6 +103,23 @@ fn stored_currency(code: &str) -> Result<Currency, ApiError> {
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order currency {code} is unknown")))
 }
 
+/// The shipping stored with an order, as clients see it.
+fn stored_shipping(
+    stored: Option<serde_json::Value>,
+    currency: Currency,
+) -> Result<Option<Shipping>, ApiError> {
+    Ok(stored
+        .map(serde_json::from_value::<ShippingRecord>)
+        .transpose()
+        .map_err(ApiError::internal)?
+        .map(|record| Shipping {
+            option: record.option,
+            carrier: record.carrier,
+            country: record.country,
+            amount: price(record.amount, currency),
+        }))
+}
+
 /// Splits `tax` over lines in proportion to their totals, rounded to the currency, the last
 /// line taking the rounding remainder so the shares add up exactly.
 pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> Vec<Decimal> {
@@ -177,17 +194,7 @@ pub async fn view(
             tax: price(row.get(3), currency),
         })
         .collect();
-    let shipping = order
-        .get::<_, Option<serde_json::Value>>(8)
-        .map(serde_json::from_value::<ShippingRecord>)
-        .transpose()
-        .map_err(ApiError::internal)?
-        .map(|record| Shipping {
-            option: record.option,
-            carrier: record.carrier,
-            country: record.country,
-            amount: price(record.amount, currency),
-        });
+    let shipping = stored_shipping(order.get(8), currency)?;
     Ok(Some(OrderView {
         id: order_id,
         status: order.get(0),
@@ -770,17 +777,7 @@ pub async fn seller_orders(
                 line_total: decimal(&total)?,
             });
         }
-        let shipping = row
-            .get::<_, Option<serde_json::Value>>(5)
-            .map(serde_json::from_value::<ShippingRecord>)
-            .transpose()
-            .map_err(ApiError::internal)?
-            .map(|record| Shipping {
-                option: record.option,
-                carrier: record.carrier,
-                country: record.country,
-                amount: price(record.amount, currency),
-            });
+        let shipping = stored_shipping(row.get(5), currency)?;
         orders.push(SellerOrder {
             order_id: row.get(0),
             status: row.get(1),

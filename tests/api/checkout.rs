@@ -67,6 +67,17 @@ async fn ready_cart(app: &TestApp, sku: &str, quantity: u32) -> (String, String)
     (token, id)
 }
 
+/// A new seller offering one product of one SKU; returns the seller's API key.
+async fn selling(app: &TestApp, title: &str, sku: &str, euros: &str, stock: u32) -> String {
+    let (_, key) = app.seller(&format!("{title} seller")).await;
+    app.product(&key, &json!({
+        "default_locale": "en", "content": { "en": { "title": title } },
+        "variants": [{ "sku": sku, "prices": { "EUR": euros }, "stock": stock, "weight_grams": 600 }]
+    }))
+    .await;
+    key
+}
+
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
     app.db()
         .await
@@ -102,18 +113,8 @@ async fn settled_counts(app: &TestApp, sku: &str) -> (i32, i32) {
 async fn a_checkout_pays_for_the_cart_and_splits_the_order_per_seller() {
     let app = spawn_app().await;
     regions(&app).await;
-    let (_, key_a) = app.seller("Mugs").await;
-    app.product(&key_a, &json!({
-        "default_locale": "en", "content": { "en": { "title": "Mug" } },
-        "variants": [{ "sku": "MUG-A", "prices": { "EUR": "10.00" }, "stock": 5, "weight_grams": 600 }]
-    }))
-    .await;
-    let (_, key_b) = app.seller("Teapots").await;
-    app.product(&key_b, &json!({
-        "default_locale": "en", "content": { "en": { "title": "Teapot" } },
-        "variants": [{ "sku": "POT-B", "prices": { "EUR": "25.00" }, "stock": 3, "weight_grams": 900 }]
-    }))
-    .await;
+    let key_a = selling(&app, "Mug", "MUG-A", "10.00", 5).await;
+    let key_b = selling(&app, "Teapot", "POT-B", "25.00", 3).await;
     let token = shopper(&app).await;
     let id = cart(&app, &token, "EU").await;
     add(&app, &token, &id, "MUG-A", 2).await;
@@ -447,12 +448,7 @@ async fn checkout_input_errors_name_the_field_and_write_nothing() {
 async fn a_seller_lists_its_orders_by_cursor_and_refunds_a_part_returning_its_stock() {
     let app = spawn_app().await;
     regions(&app).await;
-    let (_, seller_key) = app.seller("Refunder").await;
-    app.product(&seller_key, &json!({
-        "default_locale": "en", "content": { "en": { "title": "Jug" } },
-        "variants": [{ "sku": "JUG-R", "prices": { "EUR": "8.00" }, "stock": 10, "weight_grams": 100 }]
-    }))
-    .await;
+    let seller_key = selling(&app, "Jug", "JUG-R", "8.00", 10).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         let (token, cart) = ready_cart(&app, "JUG-R", 1).await;
