@@ -185,15 +185,18 @@ pub async fn checkout(
         key,
         fingerprint: &fingerprint,
     };
-    let pending = match orders::place(
-        &*tx,
-        &claim,
-        &cart,
-        card.last4(),
-        state.payments.provider_name(),
+    let placed = crate::db::timed(
+        "checkout_place",
+        orders::place(
+            &*tx,
+            &claim,
+            &cart,
+            card.last4(),
+            state.payments.provider_name(),
+        ),
     )
-    .await
-    {
+    .await;
+    let pending = match placed {
         Ok(pending) => pending,
         Err(PlaceError::KeyTaken) => {
             drop(tx);
@@ -276,8 +279,20 @@ async fn finish(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let finished = match (&authorized, cancellation) {
-        (Ok(authorization), _) => orders::finish_paid(&*tx, order_id, authorization).await?,
-        (Err(_), Some(why)) => orders::finish_cancelled(&*tx, order_id, why).await?,
+        (Ok(authorization), _) => {
+            crate::db::timed(
+                "checkout_finish",
+                orders::finish_paid(&*tx, order_id, authorization),
+            )
+            .await?
+        }
+        (Err(_), Some(why)) => {
+            crate::db::timed(
+                "checkout_cancel",
+                orders::finish_cancelled(&*tx, order_id, why),
+            )
+            .await?
+        }
         (Err(_), None) => None,
     };
     tx.commit().await?;

@@ -88,3 +88,19 @@ pub async fn migrate(settings: &DatabaseSettings) -> Result<usize, DbError> {
     }
     Ok(report.applied_migrations().len())
 }
+
+/// Runs one database operation (a query or a whole transaction) and records its latency under
+/// `statement`, a fixed name per call site so the label set stays bounded.
+pub async fn timed<T, E>(
+    statement: &'static str,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let result = work.await;
+    metrics::histogram!("agora_db_query_duration_seconds", "statement" => statement)
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!("agora_db_query_errors_total", "statement" => statement).increment(1);
+    }
+    result
+}

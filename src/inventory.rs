@@ -366,7 +366,7 @@ async fn reserve_through_counters(
         .filter(|(index, _)| answers[*index].is_none())
         .unzip();
     if !requests.is_empty() {
-        match reserve_batch(pool, requests).await {
+        match crate::db::timed("reserve_batch", reserve_batch(pool, requests)).await {
             Ok(results) => {
                 let mut disagreed = Vec::new();
                 for (index, result) in to_commit.into_iter().zip(results) {
@@ -603,10 +603,12 @@ pub fn spawn_expiry_sweeper(
         let mut ticks = tokio::time::interval(interval);
         loop {
             ticks.tick().await;
-            if let Err(error) = release_expired_holds(&pool, &counters).await {
+            let released =
+                crate::db::timed("expire_holds", release_expired_holds(&pool, &counters)).await;
+            if let Err(error) = released {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "releasing expired holds failed");
             }
-            if let Err(error) = settle_sold_holds(&pool).await {
+            if let Err(error) = crate::db::timed("settle_sold", settle_sold_holds(&pool)).await {
                 tracing::warn!(error = %crate::http::error::error_chain(&error), "settling sold holds failed");
             }
         }

@@ -42,12 +42,15 @@ async fn render(
     let preference =
         negotiation::locale_preference(request, shopper.shopper.locale.as_deref(), state)?;
     let client = state.pool.get().await?;
-    carts::view(
-        &**client,
-        shopper.shopper.id,
-        cart_id,
-        &preference,
-        &state.pricing,
+    crate::db::timed(
+        "cart_view",
+        carts::view(
+            &**client,
+            shopper.shopper.id,
+            cart_id,
+            &preference,
+            &state.pricing,
+        ),
     )
     .await
 }

@@ -332,7 +332,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = params.parse(&request, &state)?;
     let client = state.pool.get().await?;
-    let page = storefront::list(&**client, &query).await?;
+    let page = crate::db::timed("storefront_list", storefront::list(&**client, &query)).await?;
     let catalog = &state.settings.catalog;
     caching::respond(
         &request,
