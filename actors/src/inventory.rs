@@ -236,6 +236,7 @@ impl Handler<ReserveStock> for InventoryShard {
     type Result = ResponseFuture<Result<Hold, ReserveError>>;
 
     fn handle(&mut self, request: ReserveStock, ctx: &mut Context<Self>) -> Self::Result {
+        metrics::counter!("agora_actor_messages_total", "actor" => "inventory_shard").increment(1);
         if self.pending.len() >= self.limits.max_pending {
             metrics::counter!("agora_inventory_reservations_total", "outcome" => "overloaded")
                 .increment(1);

@@ -231,6 +231,8 @@ impl Handler<Dispatch> for Hub {
     type Result = ();
 
     fn handle(&mut self, Dispatch(envelope): Dispatch, _: &mut Context<Self>) {
+        let started = std::time::Instant::now();
+        metrics::counter!("agora_actor_messages_total", "actor" => "realtime_hub").increment(1);
         let topics = match &envelope.notice {
             Notice::Stock {
                 sku,
@@ -277,5 +279,7 @@ impl Handler<Dispatch> for Hub {
             }
             self.drop_socket(id);
         }
+        metrics::histogram!("agora_actor_handling_seconds", "actor" => "realtime_hub")
+            .record(started.elapsed().as_secs_f64());
     }
 }

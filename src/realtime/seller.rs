@@ -214,6 +214,7 @@ impl Handler<Deliver> for SellerSocket {
     type Result = ();
 
     fn handle(&mut self, Deliver { envelope, .. }: Deliver, ctx: &mut Self::Context) {
+        metrics::counter!("agora_actor_messages_total", "actor" => "seller_session").increment(1);
         match &envelope.notice {
             Notice::SellerEvents { .. } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "seller")

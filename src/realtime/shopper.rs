@@ -372,6 +372,7 @@ impl Handler<Deliver> for ShopperSocket {
     type Result = ();
 
     fn handle(&mut self, Deliver { envelope, rendered }: Deliver, ctx: &mut Self::Context) {
+        metrics::counter!("agora_actor_messages_total", "actor" => "shopper_socket").increment(1);
         match &envelope.notice {
             Notice::Stock {
                 sku,
