@@ -312,7 +312,8 @@ async fn finish(
         crate::realtime::announce_order(&state.hot, &**client, order_id).await;
     }
     drop(client);
-    if let Ok(authorization) = authorized {
+    // Only who paid the order captures it (a reconciler that finished it first captures its own).
+    if let (true, Ok(authorization)) = (paid_now, authorized) {
         capture(state, order_id, &authorization).await;
     }
     Ok(response)

@@ -41,6 +41,15 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// How long before a hold lapses the cart's followers are warned.
 pub const HOLD_WARNING_LEAD: Duration = Duration::from_secs(60);
 
+/// A cart this socket follows.
+#[derive(Default)]
+struct FollowedCart {
+    /// Bumped by every new rendering of the cart, so timers set for an older one do nothing.
+    generation: u64,
+    /// The cart's holds not yet warned about: SKU and when the hold lapses.
+    holds: Vec<(String, DateTime<Utc>)>,
+}
+
 /// A stock notice waiting to be written.
 struct PendingStock {
     available: i64,
@@ -68,7 +77,7 @@ pub struct ShopperSocket {
     last_heard: Instant,
     /// Followed SKUs (upper-cased) with what was last sent for each.
     skus: HashMap<String, Option<Sent>>,
-    carts: HashMap<Uuid, u64>,
+    carts: HashMap<Uuid, FollowedCart>,
     /// Stock notices received but not yet written: coalesced, the latest version per SKU.
     pending_stock: BTreeMap<String, PendingStock>,
     flush_scheduled: bool,
@@ -260,7 +269,7 @@ impl ShopperSocket {
             id: self.id,
             topic: Topic::Cart(cart_id),
         });
-        self.carts.insert(cart_id, 0);
+        self.carts.insert(cart_id, FollowedCart::default());
         let (state, preference) = (self.state.clone(), self.preference.clone());
         let read = async move {
             let client = state.pool.get().await?;
@@ -286,46 +295,71 @@ impl ShopperSocket {
         );
     }
 
-    /// Sends the cart and schedules a warning before each of its holds lapses.
+    /// Sends the cart and schedules the warning before its next hold lapses.
     fn write_cart(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         cart_id: Uuid,
         cart: serde_json::Value,
     ) {
-        let Some(generation) = self.carts.get_mut(&cart_id) else {
+        let Some(followed) = self.carts.get_mut(&cart_id) else {
             return;
         };
-        *generation += 1;
-        let generation = *generation;
-        let lines = cart["lines"].as_array().cloned().unwrap_or_default();
+        followed.generation += 1;
+        followed.holds = cart["lines"]
+            .as_array()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|line| {
+                        let expires_at = line["held_until"].as_str()?.parse().ok()?;
+                        Some((line["sku"].as_str()?.to_owned(), expires_at))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         self.send(
             ctx,
             json!({ "type": "cart", "cart_id": cart_id, "cart": cart }),
         );
+        self.schedule_hold_warning(ctx, cart_id);
+    }
+
+    /// One timer per cart: at the lead time of its earliest unwarned hold, warns of every hold
+    /// lapsing within the lead, then schedules the next. A newer cart supersedes the timer.
+    fn schedule_hold_warning(&mut self, ctx: &mut ws::WebsocketContext<Self>, cart_id: Uuid) {
+        let Some(followed) = self.carts.get(&cart_id) else {
+            return;
+        };
         let lead = chrono::Duration::from_std(HOLD_WARNING_LEAD).unwrap_or_default();
-        for line in lines {
-            let Some(expires_at) = line["held_until"]
-                .as_str()
-                .and_then(|raw| raw.parse::<DateTime<Utc>>().ok())
-            else {
-                continue;
+        let Some(earliest) = followed.holds.iter().map(|(_, at)| *at).min() else {
+            return;
+        };
+        let generation = followed.generation;
+        let wait = (earliest - lead - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        ctx.run_later(wait, move |socket, ctx| {
+            let Some(followed) = socket.carts.get_mut(&cart_id) else {
+                return;
             };
-            let sku = line["sku"].as_str().unwrap_or_default().to_owned();
-            let wait = (expires_at - lead - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO);
-            ctx.run_later(wait, move |socket, ctx| {
-                // A newer cart replaced this one's holds: its own timers warn instead.
-                if socket.carts.get(&cart_id) == Some(&generation) {
-                    socket.send(
-                        ctx,
-                        json!({ "type": "hold_expiring", "cart_id": cart_id, "sku": sku,
-                                "expires_at": expires_at }),
-                    );
-                }
-            });
-        }
+            if followed.generation != generation {
+                return;
+            }
+            let due = Utc::now() + lead;
+            let (lapsing, later): (Vec<_>, Vec<_>) = std::mem::take(&mut followed.holds)
+                .into_iter()
+                .partition(|(_, at)| *at <= due);
+            followed.holds = later;
+            for (sku, expires_at) in lapsing {
+                socket.send(
+                    ctx,
+                    json!({ "type": "hold_expiring", "cart_id": cart_id, "sku": sku,
+                            "expires_at": expires_at }),
+                );
+            }
+            socket.schedule_hold_warning(ctx, cart_id);
+        });
     }
 }
 

@@ -401,3 +401,25 @@ async fn a_process_that_loses_redis_resubscribes_by_itself_and_fans_out_again() 
     assert_eq!(message["type"], "stock");
     assert!(message["available"].as_i64().expect("available") < 100);
 }
+
+#[actix_web::test]
+async fn a_cart_follower_is_warned_before_a_hold_lapses() {
+    // Holds of 30 s are inside the 60 s warning lead: the warning is due at once.
+    let app = spawn_app_with(|settings| settings.inventory.hold_ttl_secs = 30).await;
+    regions(&app).await;
+    product(&app, "LIVE-W", 5).await;
+    let token = shopper(&app).await;
+    let id = cart(&app, &token, "EU").await;
+    let mut socket = connect(&app, &format!("/ws?token={token}"), None).await;
+    say(
+        &mut socket,
+        json!({ "type": "subscribe_cart", "cart_id": id }),
+    )
+    .await;
+    expect(&mut socket, |m| m["type"] == "cart").await;
+    assert_eq!(add(&app, &token, &id, "LIVE-W", 1).await.status(), 200);
+    let warning = expect(&mut socket, |m| m["type"] == "hold_expiring").await;
+    assert_eq!(warning["sku"], "LIVE-W");
+    assert_eq!(warning["cart_id"], id.as_str());
+    assert!(warning["expires_at"].is_string());
+}
