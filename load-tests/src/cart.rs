@@ -35,10 +35,110 @@ pub struct Report {
     pub units_held_in_database: i64,
 }
 
-struct Shopper {
-    target: String,
-    token: String,
-    cart: String,
+pub struct Shopper {
+    pub target: String,
+    pub token: String,
+    pub cart: String,
+}
+
+/// What a load test sets up through the API: a seller with one hot SKU and a region.
+pub struct Store {
+    pub sku: String,
+    pub region: &'static str,
+}
+
+impl Store {
+    /// A seller and a product of one SKU with `stock` units, and the load-test region.
+    pub async fn set_up(
+        client: &reqwest::Client,
+        targets: &[String],
+        operator_token: &str,
+        stock: u32,
+    ) -> anyhow::Result<Self> {
+        let first = targets.first().context("--target needs at least one URL")?;
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let sku = format!("LOAD-{run_id}");
+        let seller = post(
+            client,
+            format!("{first}/api/v1/sellers"),
+            None,
+            json!({ "name": "Load test", "email": format!("load-{run_id}@load.example") }),
+        )
+        .await?;
+        let key = seller["api_key"].as_str().context("api_key")?;
+        post(client, format!("{first}/api/v1/products"), Some(key), json!({
+            "default_locale": "en", "content": { "en": { "title": "Load-test mug" } },
+            "variants": [{ "sku": sku, "prices": { "EUR": "9.90" }, "stock": stock, "weight_grams": 300 }]
+        })).await?;
+        // One region for every run, replaced each time (a country may belong to one region only).
+        let region = "LOADTEST";
+        let response = client
+            .put(format!("{first}/api/v1/regions/{region}"))
+            .bearer_auth(operator_token)
+            .json(&json!({
+                "name": "Load test", "currency": "EUR", "countries": ["ZZ"],
+                "tax_inclusive": true, "tax_rates": { "default": "0.19" },
+                "shipping_options": [{ "id": "flat", "name": "Flat", "carrier": "Test",
+                    "rate": { "type": "flat", "amount": "4.90" }, "delivery_days": { "min": 1, "max": 2 } }]
+            }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "creating the region answered {} (is --operator-token right?)",
+                response.status()
+            );
+        }
+        Ok(Self { sku, region })
+    }
+
+    /// `count` guest shoppers, spread over the targets, each with a cart in the region (and,
+    /// with `ship`, a shipping option chosen).
+    pub async fn shoppers(
+        &self,
+        client: &reqwest::Client,
+        targets: &[String],
+        count: usize,
+        ship: bool,
+    ) -> anyhow::Result<Vec<Shopper>> {
+        let mut people = Vec::with_capacity(count);
+        for n in 0..count {
+            let target = targets[n % targets.len()].clone();
+            let registered = post(
+                client,
+                format!("{target}/api/v1/shoppers"),
+                None,
+                json!({ "guest": true }),
+            )
+            .await?;
+            let token = registered["token"].as_str().context("token")?.to_owned();
+            let cart = post(
+                client,
+                format!("{target}/api/v1/carts"),
+                Some(&token),
+                json!({ "region": self.region }),
+            )
+            .await?;
+            let cart = cart["id"].as_str().context("cart id")?.to_owned();
+            if ship {
+                let response = client
+                    .put(format!("{target}/api/v1/carts/{cart}/shipping"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "country": "ZZ", "option": "flat" }))
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("choosing shipping answered {}", response.status());
+                }
+            }
+            people.push(Shopper {
+                target,
+                token,
+                cart,
+            });
+        }
+        Ok(people)
+    }
 }
 
 async fn post(
@@ -68,73 +168,12 @@ pub async fn run(
     rate: u32,
     duration: Duration,
 ) -> anyhow::Result<Report> {
-    let first = targets
-        .first()
-        .context("--target needs at least one URL")?
-        .clone();
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()?;
-    let run_id = format!("{:08x}", rand::random::<u32>());
-    let sku = format!("CART-{run_id}");
-
-    let seller = post(
-        &client,
-        format!("{first}/api/v1/sellers"),
-        None,
-        json!({ "name": "Cart load test", "email": format!("cart-{run_id}@load.example") }),
-    )
-    .await?;
-    let key = seller["api_key"].as_str().context("api_key")?;
-    post(&client, format!("{first}/api/v1/products"), Some(key), json!({
-        "default_locale": "en", "content": { "en": { "title": "Load-test mug" } },
-        "variants": [{ "sku": sku, "prices": { "EUR": "9.90" }, "stock": 1_000_000, "weight_grams": 300 }]
-    })).await?;
-    // One region for every run, replaced each time (a country may belong to one region only).
-    let region = "LOADTEST";
-    let response = client
-        .put(format!("{first}/api/v1/regions/{region}"))
-        .bearer_auth(operator_token)
-        .json(&json!({
-            "name": "Load test", "currency": "EUR", "countries": ["ZZ"],
-            "tax_inclusive": true, "tax_rates": { "default": "0.19" },
-            "shipping_options": [{ "id": "flat", "name": "Flat", "carrier": "Test",
-                "rate": { "type": "flat", "amount": "4.90" }, "delivery_days": { "min": 1, "max": 2 } }]
-        }))
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!(
-            "creating the region answered {} (is --operator-token right?)",
-            response.status()
-        );
-    }
-
-    let mut people = Vec::with_capacity(shoppers);
-    for n in 0..shoppers {
-        let target = targets[n % targets.len()].clone();
-        let registered = post(
-            &client,
-            format!("{target}/api/v1/shoppers"),
-            None,
-            json!({ "guest": true }),
-        )
-        .await?;
-        let token = registered["token"].as_str().context("token")?.to_owned();
-        let cart = post(
-            &client,
-            format!("{target}/api/v1/carts"),
-            Some(&token),
-            json!({ "region": region }),
-        )
-        .await?;
-        let cart = cart["id"].as_str().context("cart id")?.to_owned();
-        people.push(Shopper {
-            target,
-            token,
-            cart,
-        });
-    }
+    let store = Store::set_up(&client, &targets, operator_token, 1_000_000).await?;
+    let people = store.shoppers(&client, &targets, shoppers, false).await?;
+    let sku = store.sku.clone();
 
     // Each shopper alternates add and remove, paced so that all together offer `rate` per second.
     let per_shopper = Duration::from_secs_f64(shoppers as f64 / f64::from(rate.max(1)));

@@ -3,12 +3,14 @@
 //! Scenarios: `seed-catalog` writes a large synthetic catalog into Postgres; `browse` times
 //! storefront listings and searches against one or more servers; `reserve-bench` compares
 //! reservations (and with `--checkout`, orders) through the actors with the common row-lock
-//! way; `cart` churns carts over HTTP; `ws-bench` holds many WebSockets open and times the
+//! way; `cart` churns carts over HTTP; `checkout-race` races a crowd through the HTTP checkout
+//! for one SKU and verifies the outcome in Postgres; `ws-bench` holds many WebSockets open and times the
 //! fan-out of stock changes. Each prints a JSON report. The flash-sale scenario arrives with
 //! the flash-sale issue.
 
 mod browse;
 mod cart;
+mod race;
 mod reserve;
 mod seed;
 mod sockets;
@@ -84,6 +86,30 @@ enum Scenario {
         /// Seconds the churn runs.
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// A crowd racing for one hot SKU through the HTTP checkout; verified against Postgres.
+    CheckoutRace {
+        /// Comma-separated base URLs of the Agora processes under test.
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// The servers' database, to verify orders and units sold.
+        #[arg(long)]
+        database_url: String,
+        /// The servers' `operator.token` (the scenario creates its region).
+        #[arg(long, env = "AGORA__OPERATOR__TOKEN")]
+        operator_token: String,
+        /// Shoppers, each trying to buy one unit.
+        #[arg(long, default_value_t = 2000)]
+        shoppers: usize,
+        /// Units of the SKU.
+        #[arg(long, default_value_t = 500)]
+        stock: u32,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
         /// Write the JSON report here too.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -182,6 +208,37 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             publish(&result, report.as_deref())?;
             if result.units_in_carts != result.units_held_in_database {
                 anyhow::bail!("held stock does not match the carts");
+            }
+            Ok(())
+        }
+        Scenario::CheckoutRace {
+            target,
+            database_url,
+            operator_token,
+            shoppers,
+            stock,
+            concurrency,
+            report,
+        } => {
+            let result = race::run(
+                target,
+                &database_url,
+                &operator_token,
+                shoppers,
+                stock,
+                concurrency,
+            )
+            .await?;
+            print_latencies("step (ms)", &result.latency_ms);
+            eprintln!(
+                "sold {} of {} (oversold {}), orders acknowledged {}, in the database {}, lost {}; {:.1} s, {:.0} orders/s; errors: {:?}",
+                result.sold, result.stock, result.oversold, result.orders_acknowledged,
+                result.orders_in_database, result.lost, result.duration_s, result.orders_per_sec,
+                result.errors
+            );
+            publish(&result, report.as_deref())?;
+            if result.oversold > 0 || result.lost > 0 {
+                anyhow::bail!("oversold or lost orders");
             }
             Ok(())
         }

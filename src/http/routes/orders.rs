@@ -195,8 +195,14 @@ pub async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    orders::refund(&*tx, id.into_inner(), seller.0.id, &state.payments).await?;
+    let order_id = id.into_inner();
+    orders::refund(&*tx, order_id, seller.0.id, &state.payments).await?;
     tx.commit().await?;
+    // An unshipped part's units are back on sale.
+    state
+        .counters
+        .stock_returned(&orders::skus(&**client, order_id).await?)
+        .await;
     announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
