@@ -18,7 +18,10 @@ use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{catalog::input::MAX_STOCK, http::error::ApiError, stock_counters::StockCounters};
+use crate::{
+    catalog::input::MAX_STOCK, http::error::ApiError, realtime::Notice,
+    stock_counters::StockCounters,
+};
 
 /// Longest reason accepted for a stock change, in characters.
 pub const MAX_REASON_CHARS: usize = 200;
@@ -261,6 +264,23 @@ pub async fn ledger(
         .collect())
 }
 
+/// Returns one live hold's units to stock at once (a hold granted for a cart line that could
+/// not then be written). A hold already released, sold or claimed by an order is left alone.
+pub async fn release_hold(client: &impl GenericClient, hold: Uuid) -> Result<(), ApiError> {
+    client
+        .execute(
+            "WITH released AS (
+                 UPDATE stock_holds SET released_at = now()
+                 WHERE id = $1 AND released_at IS NULL AND order_id IS NULL
+                 RETURNING variant_id, quantity)
+             UPDATE variants v SET held = v.held - r.quantity
+             FROM released r WHERE v.id = r.variant_id",
+            &[&hold],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Most expired holds one sweep releases; the next sweep takes the rest.
 pub const MAX_HOLDS_PER_SWEEP: i64 = 1000;
 
@@ -367,7 +387,7 @@ async fn reserve_through_counters(
         .unzip();
     if !requests.is_empty() {
         match crate::db::timed("reserve_batch", reserve_batch(pool, requests)).await {
-            Ok(results) => {
+            Ok((results, levels)) => {
                 let mut disagreed = Vec::new();
                 for (index, result) in to_commit.into_iter().zip(results) {
                     if result.is_err() && counted.contains(&skus[index].as_str()) {
@@ -376,16 +396,9 @@ async fn reserve_through_counters(
                     answers[index] = Some(result);
                 }
                 counters.forget(&disagreed).await;
-                let taken: Vec<String> = by_sku
-                    .iter()
-                    .filter(|(_, indices)| {
-                        indices.iter().any(|&i| matches!(answers[i], Some(Ok(_))))
-                    })
-                    .map(|(sku, _)| (*sku).to_owned())
-                    .collect();
                 // After answering, not before: subscribers may learn a moment later.
                 let counters = counters.clone();
-                tokio::spawn(async move { counters.stock_taken(&taken).await });
+                tokio::spawn(async move { counters.announce_levels(levels).await });
             }
             Err(error) => {
                 // Nothing was committed: the units the counters took are not sold.
@@ -421,7 +434,8 @@ fn violates_stock_guard(error: &ApiError) -> bool {
 async fn reserve_batch(
     pool: &deadpool_postgres::Pool,
     batch: Vec<ReserveStock>,
-) -> Result<Vec<Result<Hold, ReserveError>>, ApiError> {
+) -> Result<(Vec<Result<Hold, ReserveError>>, Vec<Notice>), ApiError> {
+    let mut levels = Vec::new();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let skus: Vec<String> = batch.iter().map(|r| r.sku.to_ascii_uppercase()).collect();
@@ -484,18 +498,30 @@ async fn reserve_batch(
             &[&hold_ids, &variant_ids, &quantities, &owners, &expiries],
         )
         .await?;
-        tx.execute(
-            "UPDATE variants v SET held = v.held + d.quantity
-             FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
-                   FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
-                   GROUP BY variant_id) d
-             WHERE v.id = d.variant_id",
-            &[&variant_ids, &quantities],
-        )
-        .await?;
+        // The new availability, as committed with this batch, for live subscribers.
+        levels = tx
+            .query(
+                "UPDATE variants v SET held = v.held + d.quantity
+                 FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
+                       FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
+                       GROUP BY variant_id) d
+                 WHERE v.id = d.variant_id
+                 RETURNING v.sku, v.stock_on_hand - v.held - v.sold, v.xmin::text::int8,
+                           (SELECT p.seller_id FROM products p WHERE p.id = v.product_id)",
+                &[&variant_ids, &quantities],
+            )
+            .await?
+            .into_iter()
+            .map(|row| Notice::Stock {
+                sku: row.get(0),
+                available: i64::from(row.get::<_, i32>(1)),
+                version: row.get(2),
+                seller_id: row.get(3),
+            })
+            .collect();
     }
     tx.commit().await?;
-    Ok(answers)
+    Ok((answers, levels))
 }
 
 /// Returns the stock of up to [`MAX_HOLDS_PER_SWEEP`] expired holds; any process may run it,

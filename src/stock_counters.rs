@@ -77,9 +77,15 @@ impl StockCounters {
         self
     }
 
-    /// Units of `skus` were held or sold (the counters already know): tell subscribers.
-    pub async fn stock_taken<S: AsRef<str>>(&self, skus: &[S]) {
-        self.announce(skus).await;
+    /// Tells subscribers the availability a reservation batch committed (the counters
+    /// already know).
+    pub async fn announce_levels(&self, levels: Vec<crate::realtime::Notice>) {
+        if self.announce_from.is_none() {
+            return;
+        }
+        for notice in &levels {
+            crate::realtime::publish(&self.hot, notice).await;
+        }
     }
 
     /// Units of `skus` came back (released or expired holds, cancelled orders, restocks): the

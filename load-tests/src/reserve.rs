@@ -257,7 +257,8 @@ pub async fn run(
     let shards = InventoryShards::start(
         Arc::new(PgStockStore::new(
             pool.clone(),
-            StockCounters::new(HotState::new(&settings.redis)?),
+            // As `agora serve` runs them: announcing what each batch commits.
+            StockCounters::new(HotState::new(&settings.redis)?).announcing(pool.clone()),
         )),
         settings.inventory.shards,
         &[],

@@ -680,6 +680,24 @@ async fn a_process_dying_between_authorization_and_commit_is_reconciled_without_
     assert_eq!(settled_counts(&survivor, "MUG-X").await, (0, 2));
 }
 
+/// Checks out with one Idempotency-Key, retrying as a client should while the server is
+/// overloaded (503) or the key's first attempt is still being finished (409 in progress);
+/// answers the final status.
+async fn checkout_as_a_client_would(app: &TestApp, token: &str, cart: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = checkout(app, token, cart, "buy", APPROVED).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let retry = status == 503
+            || (status == 409 && body["error"]["code"] == "idempotency_key_in_progress");
+        if !retry || tokio::time::Instant::now() > deadline {
+            return status.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `shoppers` shoppers, alternating between the two processes, each adding one unit of a
 /// 100-unit SKU and checking out at once; `meanwhile` runs during the race and is told how many
 /// add-to-cart answers have come back. Asserts exactly 100 orders, 100 units sold, and the rest refused.
@@ -714,16 +732,19 @@ async fn race_for_a_hundred_units<F, Fut>(
         let app = if n % 2 == 0 { first } else { second };
         let answered = Arc::clone(&answered);
         async move {
-            let added = add(app, token, id, "HOT-1", 1).await;
+            let mut added = add(app, token, id, "HOT-1", 1).await;
+            // Overloaded (503): nothing was added, so a client adds again.
+            while added.status() == 503 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                added = add(app, token, id, "HOT-1", 1).await;
+            }
             answered.fetch_add(1, Ordering::SeqCst);
-            let outcome = if added.status() == 200 {
-                let paid = checkout(app, token, id, "buy", APPROVED).await;
-                paid.status().as_str().to_owned()
+            if added.status() == 200 {
+                checkout_as_a_client_would(app, token, id).await
             } else {
                 let body: Value = added.json().await.expect("json");
                 body["error"]["code"].as_str().unwrap_or("?").to_owned()
-            };
-            outcome
+            }
         }
     });
     let (outcomes, ()) = futures_util::future::join(

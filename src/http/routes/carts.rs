@@ -12,12 +12,16 @@ use crate::{
     carts::{self, CartView, MAX_QUANTITY},
     http::{
         auth::ShopperAuth,
-        error::{ApiError, ErrorBody},
+        error::{error_chain, ApiError, ErrorBody},
         extract::ApiJson,
         negotiation, AppState,
     },
-    realtime,
+    inventory, realtime,
 };
+
+/// Attempts to give back a hold whose cart line could not be written (e.g. no pooled
+/// connection was free), 100 ms apart, before leaving it to expire.
+const UNWRITTEN_HOLD_RELEASE_ATTEMPTS: u32 = 3;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -55,14 +59,13 @@ async fn render(
     .await
 }
 
-/// Answers a cart change with the cart, and shows it to every socket following the cart, on
-/// every process.
-pub async fn changed(
+/// The cart after a change, shown to every socket following it, on every process.
+pub async fn announce(
     state: &AppState,
     request: &HttpRequest,
     shopper: &ShopperAuth,
     cart_id: Uuid,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<CartView, ApiError> {
     let cart = render(state, request, shopper, cart_id).await?;
     if let Ok(rendered) = serde_json::to_value(&cart) {
         realtime::publish(
@@ -74,7 +77,17 @@ pub async fn changed(
         )
         .await;
     }
-    Ok(HttpResponse::Ok().json(cart))
+    Ok(cart)
+}
+
+/// Answers a cart change with the cart, announced.
+async fn changed(
+    state: &AppState,
+    request: &HttpRequest,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(announce(state, request, shopper, cart_id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -176,25 +189,49 @@ async fn change_line(
         owner: cart_id.to_string(),
         hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
     };
-    state.inventory.reserve(hold).await?;
+    let held = state.inventory.reserve(hold).await?;
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
-    let (_, _, now) = carts::line_of(&*tx, cart.id, &sku).await?;
-    let mut quantity = now.saturating_add(extra);
-    let surplus = match target {
-        Target::Set(units) if quantity > units.max(now) => quantity - units.max(now),
-        Target::Add(_) if quantity > MAX_QUANTITY => quantity - MAX_QUANTITY,
-        _ => 0,
-    };
-    if surplus > 0 {
-        carts::release(&*tx, cart.id, variant, surplus).await?;
-        quantity -= surplus;
+    let written = async {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
+        let (_, _, now) = carts::line_of(&*tx, cart.id, &sku).await?;
+        let mut quantity = now.saturating_add(extra);
+        let surplus = match target {
+            Target::Set(units) if quantity > units.max(now) => quantity - units.max(now),
+            Target::Add(_) if quantity > MAX_QUANTITY => quantity - MAX_QUANTITY,
+            _ => 0,
+        };
+        if surplus > 0 {
+            carts::release(&*tx, cart.id, variant, surplus).await?;
+            quantity -= surplus;
+        }
+        carts::set_line(&*tx, cart.id, variant, quantity).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(())
     }
-    carts::set_line(&*tx, cart.id, variant, quantity).await?;
-    tx.commit().await?;
-    Ok(())
+    .await;
+    if written.is_err() {
+        // The units are held but not in the cart: give them back now rather than at expiry.
+        for attempt in 1..=UNWRITTEN_HOLD_RELEASE_ATTEMPTS {
+            let released = async {
+                let client = state.pool.get().await?;
+                inventory::release_hold(&**client, held.id).await
+            }
+            .await;
+            match released {
+                Ok(()) => {
+                    state.counters.stock_returned(&[&sku]).await;
+                    break;
+                }
+                Err(error) if attempt == UNWRITTEN_HOLD_RELEASE_ATTEMPTS => {
+                    tracing::warn!(hold = %held.id, error = %error_chain(&error), "releasing an unwritten hold failed; it expires by itself");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    written
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -79,7 +79,9 @@ pub async fn checkout(
         checkout::checkout(&state, shopper.shopper.id, cart_id, &key, card, &preference).await?;
     if !outcome.replayed && outcome.response.status == 201 {
         // The ordered lines left the cart: show every tab.
-        let _ = super::carts::changed(&state, &request, &shopper, cart_id).await;
+        if let Err(error) = super::carts::announce(&state, &request, &shopper, cart_id).await {
+            tracing::warn!(error = %crate::http::error::error_chain(&error), "announcing the emptied cart failed");
+        }
     }
     let status = actix_web::http::StatusCode::from_u16(outcome.response.status)
         .map_err(ApiError::internal)?;
