@@ -41,6 +41,9 @@ impl Keys {
 pub struct HotState {
     /// Multiplexed connection shared by all tasks; it reconnects by itself after errors.
     connection: ConnectionManager,
+    /// A second one for realtime announcements, so that a burst of them never queues in front
+    /// of the stock scripts reservations wait for.
+    announcements: ConnectionManager,
     keys: Keys,
 }
 
@@ -52,14 +55,18 @@ impl HotState {
             .set_response_timeout(Some(Duration::from_millis(settings.response_timeout_ms)))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(RECONNECT_MAX_DELAY);
-        let connection = ConnectionManager::new_lazy_with_config(settings.client()?, config)
-            .map_err(|e| ConfigError::Invalid {
-                key: "redis.url",
-                env: "AGORA__REDIS__URL".into(),
-                problem: format!("cannot create a Redis client: {:?}", e.kind()),
-            })?;
+        let open = || {
+            ConnectionManager::new_lazy_with_config(settings.client()?, config.clone()).map_err(
+                |e| ConfigError::Invalid {
+                    key: "redis.url",
+                    env: "AGORA__REDIS__URL".into(),
+                    problem: format!("cannot create a Redis client: {:?}", e.kind()),
+                },
+            )
+        };
         Ok(Self {
-            connection,
+            connection: open()?,
+            announcements: open()?,
             keys: Keys::new(settings.prefix.clone()),
         })
     }
@@ -71,6 +78,11 @@ impl HotState {
     /// A connection handle for issuing commands; cloning it shares the one connection.
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// The connection realtime announcements are published on.
+    pub fn announcements(&self) -> ConnectionManager {
+        self.announcements.clone()
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

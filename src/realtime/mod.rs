@@ -91,7 +91,7 @@ pub async fn publish(hot: &HotState, notice: &Notice) {
     let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
         .arg(channel(hot.keys()))
         .arg(payload)
-        .query_async(&mut hot.connection())
+        .query_async(&mut hot.announcements())
         .await;
     metrics::histogram!("agora_redis_command_duration_seconds", "command" => "publish")
         .record(started.elapsed().as_secs_f64());
