@@ -90,9 +90,10 @@ struct ShippingRecord {
     amount: Decimal,
 }
 
+/// An amount as clients see it: always with the currency's minor units (`"0.00"`, not `"0"`).
 fn price(amount: Decimal, currency: Currency) -> Price {
     Price {
-        amount,
+        amount: currency.round(amount),
         currency: currency.code(),
         converted: false,
     }

@@ -157,6 +157,7 @@ async fn a_checkout_pays_for_the_cart_and_splits_the_order_per_seller() {
     assert_eq!(order["parts"].as_array().expect("parts").len(), 2);
     assert_eq!(order["payment"]["status"], "authorized");
     assert_eq!(order["payment"]["card_last4"], "4242");
+    assert_eq!(order["payment"]["refunded"]["amount"], "0.00");
     let order_id = order["id"].as_str().expect("id").to_owned();
 
     // The cart is empty, the units sold; the shopper sees the order, nobody else does.
