@@ -492,25 +492,29 @@ async fn reserve_batch(
         answers.push(Ok(hold));
     }
     if !hold_ids.is_empty() {
-        tx.execute(
+        // Sent together (pipelined on the connection): one round trip instead of two.
+        let hold_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&hold_ids, &variant_ids, &quantities, &owners, &expiries];
+        let level_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&variant_ids, &quantities];
+        let insert = tx.execute(
             "INSERT INTO stock_holds (id, variant_id, quantity, owner, expires_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[])",
-            &[&hold_ids, &variant_ids, &quantities, &owners, &expiries],
-        )
-        .await?;
+            &hold_params,
+        );
         // The new availability, as committed with this batch, for live subscribers.
-        levels = tx
-            .query(
-                "UPDATE variants v SET held = v.held + d.quantity
-                 FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
-                       FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
-                       GROUP BY variant_id) d
-                 WHERE v.id = d.variant_id
-                 RETURNING v.sku, v.stock_on_hand - v.held - v.sold, v.xmin::text::int8,
-                           (SELECT p.seller_id FROM products p WHERE p.id = v.product_id)",
-                &[&variant_ids, &quantities],
-            )
-            .await?
+        let update = tx.query(
+            "UPDATE variants v SET held = v.held + d.quantity
+             FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
+                   FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
+                   GROUP BY variant_id) d
+             WHERE v.id = d.variant_id
+             RETURNING v.sku, v.stock_on_hand - v.held - v.sold, v.xmin::text::int8,
+                       (SELECT p.seller_id FROM products p WHERE p.id = v.product_id)",
+            &level_params,
+        );
+        let (_, updated) = futures_util::future::try_join(insert, update).await?;
+        levels = updated
             .into_iter()
             .map(|row| Notice::Stock {
                 sku: row.get(0),
