@@ -220,10 +220,28 @@ pub async fn set_shipping(
     option: &str,
 ) -> Result<(), ApiError> {
     let region = regions::get(client, &cart.region).await?;
+    check_shipping(&region, country, option, "")?;
+    client
+        .execute(
+            "UPDATE carts SET shipping_country = $2, shipping_option = $3, updated_at = now() WHERE id = $1",
+            &[&cart.id, &country, &option],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Refuses a destination outside `region` or a shipping option it does not offer; the
+/// error names `{field_prefix}country` or `{field_prefix}option`.
+pub fn check_shipping(
+    region: &Region,
+    country: &str,
+    option: &str,
+    field_prefix: &str,
+) -> Result<(), ApiError> {
     if !region.details.countries.iter().any(|c| c == country) {
         return Err(ApiError::invalid_field(
             "country_outside_region",
-            "country",
+            format!("{field_prefix}country"),
             format!(
                 "region {} ships to {}",
                 region.code,
@@ -239,16 +257,10 @@ pub async fn set_shipping(
     {
         return Err(ApiError::invalid_field(
             "unknown_shipping_option",
-            "option",
-            "no such shipping option in the cart's region",
+            format!("{field_prefix}option"),
+            format!("no such shipping option in region {}", region.code),
         ));
     }
-    client
-        .execute(
-            "UPDATE carts SET shipping_country = $2, shipping_option = $3, updated_at = now() WHERE id = $1",
-            &[&cart.id, &country, &option],
-        )
-        .await?;
     Ok(())
 }
 
@@ -392,7 +404,27 @@ pub async fn view(
             held_until: row.get(6),
         });
     }
-    let country: Option<String> = cart.get(1);
+    Ok(priced(
+        cart_id,
+        &region,
+        currency,
+        lines,
+        (subtotal, weight),
+        (cart.get(1), cart.get(2)),
+    ))
+}
+
+/// A cart's totals from its priced lines (their subtotal and weight), in the region's
+/// currency: tax by the shipping country's rate (included or added) and the chosen shipping
+/// option's cost. Shared by flash-sale purchases, which price one line the same way.
+pub fn priced(
+    id: Uuid,
+    region: &Region,
+    currency: Currency,
+    lines: Vec<CartLine>,
+    (subtotal, weight): (Decimal, u32),
+    (country, option): (Option<String>, Option<String>),
+) -> CartView {
     let rate = region
         .tax_rate(country.as_deref().unwrap_or("default"))
         .unwrap_or(Decimal::ZERO);
@@ -403,7 +435,6 @@ pub async fn view(
         subtotal * rate
     };
     let tax = currency.round(tax);
-    let option: Option<String> = cart.get(2);
     let shipping = match (option, country) {
         (Some(option), Some(country)) if !lines.is_empty() => region
             .details
@@ -427,8 +458,8 @@ pub async fn view(
     if let Some(shipping) = &shipping {
         total += shipping.amount.amount;
     }
-    Ok(CartView {
-        id: cart_id,
+    CartView {
+        id,
         region: region.code.clone(),
         currency: currency.code(),
         lines,
@@ -440,5 +471,5 @@ pub async fn view(
         },
         shipping,
         total: money(total, currency),
-    })
+    }
 }

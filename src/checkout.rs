@@ -72,7 +72,7 @@ fn fingerprint(cart_id: Uuid, card: &CardNumber) -> Vec<u8> {
 }
 
 /// What an idempotency key already says about a request, if anything.
-async fn earlier_answer(
+pub(crate) async fn earlier_answer(
     state: &AppState,
     shopper_id: Uuid,
     key: &str,
@@ -245,7 +245,7 @@ async fn region_ships(
 }
 
 /// Finishes a pending order with the gateway's answer, then captures a granted authorization.
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     order_id: Uuid,
     reference: Uuid,

@@ -30,6 +30,7 @@ pub struct Settings {
     pub operator: OperatorSettings,
     pub inventory: InventorySettings,
     pub payments: PaymentSettings,
+    pub flash_sales: FlashSaleSettings,
     pub catalog: CatalogSettings,
     pub fx: FxSettings,
     pub log: LogSettings,
@@ -96,6 +97,18 @@ pub struct PaymentSettings {
     pub sandbox_latency_ms: u64,
     pub reconcile_interval_ms: u64,
     pub reconcile_after_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FlashSaleSettings {
+    pub queue_tick_ms: u64,
+    pub director_interval_ms: u64,
+    pub leader_lease_ms: u64,
+    pub admit_per_sec: u64,
+    pub admission_window_secs: u64,
+    pub position_interval_ms: u64,
+    pub rate_limit_requests: u64,
+    pub rate_limit_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +272,40 @@ impl Settings {
             if ms == 0 {
                 return Err(invalid(key, "must be at least 1 millisecond"));
             }
+        }
+        for (key, value) in [
+            ("flash_sales.queue_tick_ms", self.flash_sales.queue_tick_ms),
+            (
+                "flash_sales.director_interval_ms",
+                self.flash_sales.director_interval_ms,
+            ),
+            (
+                "flash_sales.admission_window_secs",
+                self.flash_sales.admission_window_secs,
+            ),
+            (
+                "flash_sales.position_interval_ms",
+                self.flash_sales.position_interval_ms,
+            ),
+            (
+                "flash_sales.rate_limit_requests",
+                self.flash_sales.rate_limit_requests,
+            ),
+            (
+                "flash_sales.rate_limit_window_secs",
+                self.flash_sales.rate_limit_window_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        // A queue renews its lease every tick: the lease must outlast a few of them.
+        if self.flash_sales.leader_lease_ms < 3 * self.flash_sales.queue_tick_ms {
+            return Err(invalid(
+                "flash_sales.leader_lease_ms",
+                "must be at least three times flash_sales.queue_tick_ms",
+            ));
         }
         // A checkout still waiting for the gateway must not be taken for abandoned.
         if self.payments.reconcile_after_ms <= 2 * self.payments.timeout_ms {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod dependencies;
+pub mod flash_sales;
 pub mod hot_state;
 pub mod http;
 pub mod inventory;

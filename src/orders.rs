@@ -652,14 +652,20 @@ async fn return_holds(
              WHERE h.order_id = $1 AND h.released_at IS NULL
                AND ($2::uuid IS NULL OR h.variant_id IN (
                    SELECT variant_id FROM order_lines WHERE order_id = $1 AND seller_id = $2))
-             RETURNING h.variant_id, h.quantity, h.settled_at IS NOT NULL",
+             RETURNING h.variant_id, h.quantity, h.settled_at IS NOT NULL, h.sale_id",
             &[&order_id, &seller_id],
         )
         .await?;
     let mut totals: BTreeMap<Uuid, (i32, i32)> = BTreeMap::new();
     for row in &returned {
+        let settled: bool = row.get(2);
+        if let (Some(sale), false) = (row.get::<_, Option<Uuid>>(3), settled) {
+            if give_back_to_sale(tx, order_id, sale, row.get(1)).await? {
+                continue;
+            }
+        }
         let entry = totals.entry(row.get(0)).or_default();
-        if row.get::<_, bool>(2) {
+        if settled {
             entry.1 += row.get::<_, i32>(1);
         } else {
             entry.0 += row.get::<_, i32>(1);
@@ -673,6 +679,36 @@ async fn return_holds(
         .await?;
     }
     Ok(())
+}
+
+/// Units a flash-sale order held go back to the sale while it is open (they are still in the
+/// variant's `held`, as the sale's reservation), and the shopper's admission with them if its
+/// window is still open. `false` when the sale is over: the units go back to stock.
+async fn give_back_to_sale(
+    tx: &impl GenericClient,
+    order_id: Uuid,
+    sale_id: Uuid,
+    quantity: i32,
+) -> Result<bool, ApiError> {
+    let reopened = tx
+        .execute(
+            "UPDATE flash_sales SET reserved = reserved + $2 WHERE id = $1 AND state = 'open'",
+            &[&sale_id, &quantity],
+        )
+        .await?;
+    if reopened == 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE flash_sale_tickets SET bought = greatest(bought - $3, 0),
+                state = CASE WHEN state <> 'purchased' THEN state
+                             WHEN admission_expires_at > now() THEN 'admitted'
+                             ELSE 'expired' END
+         WHERE sale_id = $1 AND shopper_id = (SELECT shopper_id FROM orders WHERE id = $2)",
+        &[&sale_id, &order_id, &quantity],
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The SKUs of an order's lines (to drop their stock counters when its units come back).

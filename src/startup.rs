@@ -12,6 +12,7 @@ use std::sync::Arc;
 use actix::{Arbiter, ArbiterHandle};
 use actix_web::{dev::ServerHandle, middleware::from_fn, web, App, HttpServer};
 use agora_actors::{
+    flash_sale::{QueueTiming, SaleDirector},
     inventory::{BatchLimits, InventoryShards},
     lifecycle::{ActorRegistry, FlushOutcome},
 };
@@ -21,6 +22,7 @@ use crate::{
     configuration::{ConfigError, InventorySettings, Settings},
     db::{self, DbError},
     dependencies,
+    flash_sales::{admission::AdmissionKey, keeper::PgSaleKeeper},
     hot_state::HotState,
     http::{self, error::ApiError, AppState},
     inventory::{self, PgStockStore},
@@ -85,6 +87,9 @@ impl Application {
         catalog::sync_exchange_rates(&mut client, &pricing.fx)
             .await
             .map_err(StartupError::Prepare)?;
+        let admission_key = AdmissionKey::load(&**client)
+            .await
+            .map_err(|error| StartupError::Prepare(ApiError::internal(error)))?;
         drop(client);
         let hot = HotState::new(&settings.redis)?;
         dependencies::spawn_sampler(
@@ -117,6 +122,7 @@ impl Application {
             counters.clone(),
             &settings.payments,
         );
+        start_flash_sale_director(&settings, &pool, &hot, &counters);
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
@@ -127,6 +133,7 @@ impl Application {
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
             payments,
+            admission_key,
             counters,
             pricing,
             settings,
@@ -261,6 +268,28 @@ fn start_inventory(
         Duration::from_millis(settings.expiry_sweep_interval_ms),
     );
     shards
+}
+
+/// Starts this process's flash-sale director: it leads the queues of the sales whose lease it
+/// gets (see `flash_sales::keeper`). It runs on the server's own thread, so it stops with the
+/// server's runtime; a queue's work is a few statements per tick.
+fn start_flash_sale_director(
+    settings: &Settings,
+    pool: &deadpool_postgres::Pool,
+    hot: &HotState,
+    counters: &StockCounters,
+) {
+    let keeper = PgSaleKeeper::new(
+        pool.clone(),
+        hot.clone(),
+        counters.clone(),
+        settings.flash_sales.clone(),
+    );
+    let timing = QueueTiming {
+        tick: Duration::from_millis(settings.flash_sales.queue_tick_ms),
+        director_interval: Duration::from_millis(settings.flash_sales.director_interval_ms),
+    };
+    SaleDirector::new(keeper, timing).start_supervised();
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, http::error::ApiError> {

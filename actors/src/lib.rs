@@ -4,5 +4,6 @@
 //! Every actor that buffers writes registers with the [`lifecycle::ActorRegistry`], so a
 //! graceful shutdown can ask it to persist what it holds before the process exits.
 
+pub mod flash_sale;
 pub mod inventory;
 pub mod lifecycle;

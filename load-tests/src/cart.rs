@@ -45,6 +45,8 @@ pub struct Shopper {
 pub struct Store {
     pub sku: String,
     pub region: &'static str,
+    /// The API key of the store's seller.
+    pub seller_key: String,
 }
 
 impl Store {
@@ -65,8 +67,8 @@ impl Store {
             json!({ "name": "Load test", "email": format!("load-{run_id}@load.example") }),
         )
         .await?;
-        let key = seller["api_key"].as_str().context("api_key")?;
-        post(client, format!("{first}/api/v1/products"), Some(key), json!({
+        let key = seller["api_key"].as_str().context("api_key")?.to_owned();
+        post(client, format!("{first}/api/v1/products"), Some(&key), json!({
             "default_locale": "en", "content": { "en": { "title": "Load-test mug" } },
             "variants": [{ "sku": sku, "prices": { "EUR": "9.90" }, "stock": stock, "weight_grams": 300 }]
         })).await?;
@@ -89,7 +91,11 @@ impl Store {
                 response.status()
             );
         }
-        Ok(Self { sku, region })
+        Ok(Self {
+            sku,
+            region,
+            seller_key: key,
+        })
     }
 
     /// `count` guest shoppers, spread over the targets, each with a cart in the region (and,

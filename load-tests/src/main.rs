@@ -5,11 +5,13 @@
 //! reservations (and with `--checkout`, orders) through the actors with the common row-lock
 //! way; `cart` churns carts over HTTP; `checkout-race` races a crowd through the HTTP checkout
 //! for one SKU and verifies the outcome in Postgres; `ws-bench` holds many WebSockets open and times the
-//! fan-out of stock changes. Each prints a JSON report. The flash-sale scenario arrives with
-//! the flash-sale issue.
+//! fan-out of stock changes; `flash-sale` drives a crowd through a flash sale's waiting queue
+//! end to end and verifies it in Postgres (`--compare-naive`: the same crowd the common way).
+//! Each prints a JSON report.
 
 mod browse;
 mod cart;
+mod flash;
 mod race;
 mod reserve;
 mod seed;
@@ -114,6 +116,50 @@ enum Scenario {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// A crowd through a flash sale: join the queue, wait (over sockets), be admitted, buy;
+    /// verified against Postgres.
+    FlashSale {
+        /// Comma-separated base URLs of the Agora processes under test.
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// The servers' database, to verify orders and units sold.
+        #[arg(long)]
+        database_url: String,
+        /// The servers' `operator.token` (the scenario creates its region).
+        #[arg(long, env = "AGORA__OPERATOR__TOKEN")]
+        operator_token: String,
+        /// Shoppers, each trying to buy one unit.
+        #[arg(long, default_value_t = 20_000)]
+        shoppers: usize,
+        /// Units on sale.
+        #[arg(long, default_value_t = 1_000)]
+        quantity: u32,
+        /// `all-at-once`, or `ramp:<seconds>` to spread the arrivals.
+        #[arg(long, default_value = "all-at-once")]
+        arrival: flash::Arrival,
+        /// Seconds from the first arrival to the sale's opening.
+        #[arg(long, default_value_t = 5)]
+        lead_secs: u64,
+        /// How many shoppers follow the queue over a WebSocket; the rest poll `queue/me`
+        /// (this process may hold ~20,000 descriptors in all).
+        #[arg(long, default_value_t = 15_000)]
+        socket_shoppers: usize,
+        /// Comma-separated loopback source addresses for the sockets.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
+        sources: Vec<std::net::IpAddr>,
+        /// HTTP requests (and socket handshakes) in flight at once.
+        #[arg(long, default_value_t = 512)]
+        requests_in_flight: usize,
+        /// Seconds after the opening before a shopper still waiting gives up.
+        #[arg(long, default_value_t = 300)]
+        deadline_secs: u64,
+        /// Then run the same crowd through the common row-lock checkout for a ratio.
+        #[arg(long)]
+        compare_naive: bool,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
     /// Reserve one hot SKU at a fixed rate through the inventory shards, then the common way.
     ReserveBench {
         /// Postgres URL of an Agora database (migrated if needed; a benchmark SKU is added).
@@ -208,6 +254,60 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             publish(&result, report.as_deref())?;
             if result.units_in_carts != result.units_held_in_database {
                 anyhow::bail!("held stock does not match the carts");
+            }
+            Ok(())
+        }
+        Scenario::FlashSale {
+            target,
+            database_url,
+            operator_token,
+            shoppers,
+            quantity,
+            arrival,
+            lead_secs,
+            socket_shoppers,
+            sources,
+            requests_in_flight,
+            deadline_secs,
+            compare_naive,
+            report,
+        } => {
+            let result = flash::run(flash::Options {
+                targets: target,
+                database_url,
+                operator_token,
+                shoppers,
+                quantity,
+                arrival,
+                lead: std::time::Duration::from_secs(lead_secs),
+                socket_shoppers,
+                sources,
+                requests_in_flight,
+                compare_naive,
+                deadline: std::time::Duration::from_secs(deadline_secs),
+            })
+            .await?;
+            print_latencies("step (ms)", &result.latency_ms);
+            eprintln!(
+                "sold {} of {} (oversold {}), orders acknowledged {}, in the database {}, lost {}; sold out in {} s, {:.0} orders/s; run {:.1} s",
+                result.sold, result.stock, result.oversold, result.orders_acknowledged,
+                result.orders_in_database, result.lost,
+                result.time_to_sell_out_s.map_or("-".into(), |s| format!("{s:.2}")),
+                result.orders_per_sec, result.duration_s
+            );
+            eprintln!(
+                "outcomes: {:?}; errors: {:?}",
+                result.outcomes, result.errors
+            );
+            if let (Some(naive), Some(ratio)) = (&result.naive, result.ratio) {
+                eprintln!(
+                    "common way: sold {} (oversold {}), {:.0} orders/s, p99 {:.2} ms; ratio {ratio:.2}×",
+                    naive.sold, naive.oversold, naive.orders_per_sec, naive.latency_ms.p99
+                );
+            }
+            publish(&result, report.as_deref())?;
+            if result.oversold > 0 || result.lost > 0 {
+                anyhow::bail!("oversold or lost orders");
             }
             Ok(())
         }

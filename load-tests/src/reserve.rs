@@ -50,9 +50,9 @@ pub struct Report {
 
 /// The benchmark's SKU, and who sells and buys it.
 #[derive(Clone)]
-struct Fixture {
+pub(crate) struct Fixture {
     sku: String,
-    variant: Uuid,
+    pub(crate) variant: Uuid,
     product: Uuid,
     seller: Uuid,
     shopper: Uuid,
@@ -117,7 +117,7 @@ async fn sell_hold(
 }
 
 /// Creates a seller, product, SKU with ample stock and a shopper straight in the database.
-async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<Fixture> {
+pub(crate) async fn hot_sku(pool: &deadpool_postgres::Pool, stock: i32) -> anyhow::Result<Fixture> {
     let client = pool.get().await?;
     let suffix = Uuid::new_v4().simple().to_string();
     let sku = format!("BENCH-{}", &suffix[..12]);
@@ -132,7 +132,7 @@ async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<Fixture> {
              INSERT INTO products (id, seller_id, default_locale, base_currency)
                  VALUES ('{product}', '{seller}', 'en', 'EUR');
              INSERT INTO variants (id, product_id, position, sku, stock_on_hand)
-                 VALUES ('{variant}', '{product}', 0, '{sku}', {STOCK});
+                 VALUES ('{variant}', '{product}', 0, '{sku}', {stock});
              INSERT INTO shoppers (id) VALUES ('{shopper}');"
         ))
         .await?;
@@ -147,7 +147,7 @@ async fn hot_sku(pool: &deadpool_postgres::Pool) -> anyhow::Result<Fixture> {
 
 /// The common way: one transaction per reservation (and its order, with `checkout`), locking
 /// the stock row throughout.
-async fn reserve_with_row_lock(
+pub(crate) async fn reserve_with_row_lock(
     pool: &deadpool_postgres::Pool,
     fixture: &Fixture,
     checkout: bool,
@@ -239,21 +239,40 @@ where
     }
 }
 
+/// Agora's settings, pointed at `database_url` with a pool of `connections`.
+fn settings(
+    database_url: &str,
+    connections: usize,
+) -> anyhow::Result<agora::configuration::Settings> {
+    let mut settings = agora::configuration::Settings::load()?;
+    settings.database.url = secrecy::SecretString::from(database_url.to_owned());
+    settings.database.max_connections = connections;
+    Ok(settings)
+}
+
+/// A pool of `connections` to an Agora database, as the server would open it.
+pub(crate) fn pool(
+    database_url: &str,
+    connections: usize,
+) -> anyhow::Result<deadpool_postgres::Pool> {
+    Ok(agora::db::build_pool(
+        &settings(database_url, connections)?.database,
+    )?)
+}
+
 pub async fn run(
     database_url: &str,
     rate: u32,
     duration: Duration,
     checkout: bool,
 ) -> anyhow::Result<Report> {
-    let mut settings = agora::configuration::Settings::load()?;
-    settings.database.url = secrecy::SecretString::from(database_url.to_owned());
-    settings.database.max_connections = 32;
+    let settings = settings(database_url, 32)?;
     agora::db::migrate(&settings.database)
         .await
         .context("migrating the benchmark database")?;
     let pool = agora::db::build_pool(&settings.database)?;
 
-    let fixture = hot_sku(&pool).await?;
+    let fixture = hot_sku(&pool, STOCK).await?;
     let shards = InventoryShards::start(
         Arc::new(PgStockStore::new(
             pool.clone(),

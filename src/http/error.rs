@@ -32,6 +32,15 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Authenticated, but not allowed to do this (e.g. buy without an admission).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The thing asked for existed and is gone for good (e.g. an admission that expired).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// Too many requests from this client; retry after the given seconds.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -87,7 +96,10 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::InvalidField { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Gone { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized(_) => "unauthorized",
@@ -149,6 +161,9 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Gone { .. } => StatusCode::GONE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict { .. } | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -164,6 +179,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         let mut body = ErrorBody::new(self.code(), self.to_string(), self.field());
         if let Self::InsufficientStock { available } = self {

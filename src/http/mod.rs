@@ -35,6 +35,8 @@ pub struct AppState {
     pub counters: crate::stock_counters::StockCounters,
     /// The payment gateway, every call bounded in time.
     pub payments: crate::payments::Payments,
+    /// Signs and checks flash-sale admission tokens (the store's key, shared by every process).
+    pub admission_key: crate::flash_sales::admission::AdmissionKey,
     pub settings: Settings,
 }
 
@@ -56,6 +58,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::regions::configure)
                 .configure(routes::operator::configure)
                 .configure(routes::carts::configure)
-                .configure(routes::orders::configure),
+                .configure(routes::orders::configure)
+                .configure(routes::flash_sales::configure),
         );
 }

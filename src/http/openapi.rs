@@ -6,7 +6,9 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::routes::{carts, inventory, operator, orders, products, regions, sellers, shoppers};
+use super::routes::{
+    carts, flash_sales, inventory, operator, orders, products, regions, sellers, shoppers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,8 @@ use super::routes::{carts, inventory, operator, orders, products, regions, selle
         operator::suspend, operator::reinstate,
         carts::create, carts::show, carts::add_item, carts::change_item, carts::remove_item, carts::set_shipping,
         orders::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
+        flash_sales::create, flash_sales::show, flash_sales::join, flash_sales::my_ticket,
+        flash_sales::purchase,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -29,6 +33,7 @@ use super::routes::{carts, inventory, operator, orders, products, regions, selle
         (name = "inventory", description = "Stock on hand, live"),
         (name = "carts", description = "Shoppers' baskets; every unit in them is held"),
         (name = "orders", description = "Checkout with idempotency keys; orders split per seller"),
+        (name = "flash sales", description = "A fair waiting queue, admissions and purchases that never oversell"),
         (name = "sellers"), (name = "shoppers"), (name = "regions"), (name = "operator"),
     )
 )]

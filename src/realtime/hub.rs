@@ -37,6 +37,10 @@ pub enum Topic {
     Sku(String),
     Cart(Uuid),
     Seller(Uuid),
+    /// Everyone waiting in a flash sale's queue.
+    Queue(Uuid),
+    /// One shopper's ticket in a flash sale's queue: sale, shopper.
+    Ticket(Uuid, Uuid),
 }
 
 /// Sent by the hub to a socket: a notice for one of its topics, with the message most sockets
@@ -248,6 +252,14 @@ impl Handler<Dispatch> for Hub {
             }
             Notice::Cart { cart_id, .. } => vec![Topic::Cart(*cart_id)],
             Notice::SellerEvents { seller_id } => vec![Topic::Seller(*seller_id)],
+            Notice::QueueAdmitted {
+                sale_id,
+                admissions,
+            } => admissions
+                .iter()
+                .map(|admission| Topic::Ticket(*sale_id, admission.shopper_id))
+                .collect(),
+            Notice::QueuePositions { sale_id, .. } => vec![Topic::Queue(*sale_id)],
         };
         let rendered: Option<Arc<str>> = match &envelope.notice {
             Notice::Stock { sku, available, .. } => Some(render_stock(sku, *available).into()),

@@ -48,6 +48,28 @@ pub enum Notice {
     },
     /// The seller's order event log has new entries (sessions read them from Postgres).
     SellerEvents { seller_id: Uuid },
+    /// A flash sale's queue admitted these tickets (sent to their shoppers only).
+    QueueAdmitted {
+        sale_id: Uuid,
+        admissions: Vec<QueueAdmission>,
+    },
+    /// A flash sale's queue as a whole: its state and how far admission got (sent to every
+    /// waiting shopper; each works out its own position).
+    QueuePositions {
+        sale_id: Uuid,
+        state: String,
+        admitted_through: i64,
+        waiting: i64,
+        admissions_per_sec: f64,
+    },
+}
+
+/// One ticket a flash sale's queue admitted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueAdmission {
+    pub ticket: i64,
+    pub shopper_id: Uuid,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A notice with when it was published, to measure fan-out latency.

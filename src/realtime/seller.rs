@@ -227,7 +227,7 @@ impl Handler<Deliver> for SellerSocket {
                     json!({ "type": "low_stock", "sku": sku, "available": available }),
                 );
             }
-            Notice::Cart { .. } => {}
+            Notice::Cart { .. } | Notice::QueueAdmitted { .. } | Notice::QueuePositions { .. } => {}
         }
     }
 }

@@ -26,7 +26,7 @@ use super::{
     hub::{self, stock_status, Deliver, Evict, Hub, Topic},
     since_published, Notice, PROTOCOL_VERSION,
 };
-use crate::{carts, http::AppState, locale::LocalePreference};
+use crate::{carts, flash_sales, http::AppState, locale::LocalePreference};
 
 /// Largest client frame accepted; client messages are small JSON commands.
 pub const MAX_FRAME_BYTES: usize = 4096;
@@ -78,6 +78,8 @@ pub struct ShopperSocket {
     /// Followed SKUs (upper-cased) with what was last sent for each.
     skus: HashMap<String, Option<Sent>>,
     carts: HashMap<Uuid, FollowedCart>,
+    /// Flash-sale queues followed: sale id and this shopper's ticket number.
+    queues: HashMap<Uuid, i64>,
     /// Stock notices received but not yet written: coalesced, the latest version per SKU.
     pending_stock: BTreeMap<String, PendingStock>,
     flush_scheduled: bool,
@@ -99,6 +101,7 @@ impl ShopperSocket {
             last_heard: Instant::now(),
             skus: HashMap::new(),
             carts: HashMap::new(),
+            queues: HashMap::new(),
             pending_stock: BTreeMap::new(),
             flush_scheduled: false,
         }
@@ -119,7 +122,159 @@ impl ShopperSocket {
     }
 
     fn follows(&self) -> usize {
-        self.skus.len() + self.carts.len()
+        self.skus.len() + self.carts.len() + self.queues.len()
+    }
+
+    fn send_queue(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        sale_id: Uuid,
+        status: &flash_sales::QueueStatus,
+    ) {
+        let mut message = serde_json::to_value(status).unwrap_or_default();
+        message["type"] = json!("queue");
+        message["sale_id"] = json!(sale_id);
+        self.send(ctx, message);
+    }
+
+    /// Follows the shopper's ticket in a sale's queue: its status now, then live positions,
+    /// the admission with its token, or sold out / closed.
+    fn follow_queue(&mut self, sale_id: Uuid, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(shopper) = self.shopper else {
+            self.error(
+                ctx,
+                "unauthorized",
+                "connect with your shopper token (?token= or Authorization) to follow a queue",
+            );
+            return;
+        };
+        if self.queues.contains_key(&sale_id) {
+            return;
+        }
+        if self.follows() >= MAX_SUBSCRIPTIONS {
+            self.error(ctx, "too_many_subscriptions", "too many subscriptions");
+            return;
+        }
+        // Subscribed before reading, so no announcement falls between the read and the
+        // subscription; the ticket number is filled in by the read.
+        for topic in [Topic::Queue(sale_id), Topic::Ticket(sale_id, shopper)] {
+            self.hub.do_send(hub::Subscribe { id: self.id, topic });
+        }
+        self.queues.insert(sale_id, i64::MAX);
+        let state = self.state.clone();
+        let read = async move {
+            let client = state.pool.get().await?;
+            flash_sales::status(&**client, &state.admission_key, sale_id, shopper).await
+        };
+        ctx.spawn(
+            read.into_actor(self)
+                .map(move |status, socket, ctx| match status {
+                    Ok(status) => {
+                        socket.send_queue(ctx, sale_id, &status);
+                        if status.state == "waiting" || status.state == "admitted" {
+                            socket.queues.insert(sale_id, status.ticket);
+                        } else {
+                            socket.unfollow_queue(sale_id);
+                        }
+                    }
+                    Err(error) => {
+                        socket.unfollow_queue(sale_id);
+                        let code = error.code();
+                        let message = if code == "not_found" {
+                            "join the queue first (POST /api/v1/flash-sales/{id}/queue)"
+                        } else {
+                            "the queue cannot be read now"
+                        };
+                        socket.error(ctx, code, message);
+                    }
+                }),
+        );
+    }
+
+    fn unfollow_queue(&mut self, sale_id: Uuid) {
+        if self.queues.remove(&sale_id).is_none() {
+            return;
+        }
+        let mut topics = vec![Topic::Queue(sale_id)];
+        if let Some(shopper) = self.shopper {
+            topics.push(Topic::Ticket(sale_id, shopper));
+        }
+        for topic in topics {
+            self.hub.do_send(hub::Unsubscribe { id: self.id, topic });
+        }
+    }
+
+    fn queue_notice(&mut self, notice: &Notice, ctx: &mut ws::WebsocketContext<Self>) {
+        match notice {
+            Notice::QueueAdmitted {
+                sale_id,
+                admissions,
+            } => {
+                let Some(shopper) = self.shopper else {
+                    return;
+                };
+                let Some(admitted) = admissions.iter().find(|a| a.shopper_id == shopper) else {
+                    return;
+                };
+                let admission = flash_sales::admission::Admission {
+                    sale_id: *sale_id,
+                    shopper_id: shopper,
+                    ticket: admitted.ticket,
+                    expires_at: admitted.expires_at,
+                };
+                let status = flash_sales::QueueStatus {
+                    state: "admitted",
+                    ticket: admitted.ticket,
+                    position: None,
+                    estimated_wait_secs: None,
+                    admission_token: Some(self.state.admission_key.sign(&admission)),
+                    admission_expires_at: Some(admitted.expires_at),
+                    reason: None,
+                };
+                self.queues.insert(*sale_id, admitted.ticket);
+                self.send_queue(ctx, *sale_id, &status);
+            }
+            Notice::QueuePositions {
+                sale_id,
+                state,
+                admitted_through,
+                admissions_per_sec,
+                ..
+            } => {
+                let Some(&ticket) = self.queues.get(sale_id) else {
+                    return;
+                };
+                let mut status = flash_sales::QueueStatus {
+                    state: "waiting",
+                    ticket,
+                    position: None,
+                    estimated_wait_secs: None,
+                    admission_token: None,
+                    admission_expires_at: None,
+                    reason: None,
+                };
+                match state.as_str() {
+                    "sold_out" => status.state = "sold_out",
+                    "closed" => {
+                        status.state = "closed";
+                        status.reason = Some("sale_ended");
+                    }
+                    // Admitted already (told so by its own notice), or not read yet.
+                    _ if ticket <= *admitted_through || ticket == i64::MAX => return,
+                    _ => {
+                        let position = flash_sales::position(ticket, *admitted_through);
+                        status.position = Some(position);
+                        status.estimated_wait_secs =
+                            flash_sales::estimated_wait(position, *admissions_per_sec);
+                    }
+                }
+                self.send_queue(ctx, *sale_id, &status);
+                if status.state != "waiting" {
+                    self.unfollow_queue(*sale_id);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Writes a stock state unless an equal or newer one was sent; `rendered` is the common
@@ -371,6 +526,8 @@ enum ClientMessage {
     Unsubscribe { skus: Vec<String> },
     SubscribeCart { cart_id: Uuid },
     UnsubscribeCart { cart_id: Uuid },
+    FollowQueue { sale_id: Uuid },
+    UnfollowQueue { sale_id: Uuid },
     Ping,
 }
 
@@ -448,6 +605,11 @@ impl Handler<Deliver> for ShopperSocket {
                 self.write_cart(ctx, *cart_id, cart.clone());
             }
             Notice::SellerEvents { .. } => {}
+            Notice::QueueAdmitted { .. } | Notice::QueuePositions { .. } => {
+                metrics::histogram!("agora_ws_fanout_seconds", "notice" => "queue")
+                    .record(since_published(&envelope));
+                self.queue_notice(&envelope.notice, ctx);
+            }
         }
     }
 }
@@ -508,6 +670,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                             });
                         }
                     }
+                    Ok(ClientMessage::FollowQueue { sale_id }) => self.follow_queue(sale_id, ctx),
+                    Ok(ClientMessage::UnfollowQueue { sale_id }) => self.unfollow_queue(sale_id),
                     Ok(ClientMessage::Ping) => self.send(ctx, json!({ "type": "pong" })),
                     Err(error) => self.error(ctx, "invalid_message", &error.to_string()),
                 }

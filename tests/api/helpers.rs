@@ -12,8 +12,15 @@ pub struct TestApp {
     pub address: String,
     pub settings: Settings,
     pub client: reqwest::Client,
-    db_name: String,
-    server: ServerHandle,
+    /// The database this app removes when dropped (the first of apps sharing one).
+    db_name: Option<String>,
+    /// An in-process server, or a separate `agora serve` process.
+    server: Server,
+}
+
+enum Server {
+    InProcess(ServerHandle),
+    Process(Option<std::process::Child>),
 }
 
 /// The test settings: `config/default.toml`, `config/test.toml`, then `AGORA__*` variables.
@@ -97,12 +104,71 @@ pub async fn spawn_app_with_gateway(
             .timeout(Duration::from_secs(10))
             .build()
             .expect("http client"),
-        db_name,
-        server,
+        db_name: Some(db_name),
+        server: Server::InProcess(server),
     }
 }
 
+/// `count` separate `agora serve` processes (the binary, test settings) on one fresh database
+/// and one Redis key prefix, each with `env` set; every one answers `/ready` before this returns.
+pub async fn spawn_processes(count: usize, env: &[(&str, &str)]) -> Vec<TestApp> {
+    let mut settings = test_settings();
+    let (db_name, url) = fresh_database(&settings).await;
+    settings.database.url = SecretString::from(url.clone());
+    settings.redis.prefix = format!("agora-test-{}", Uuid::new_v4().simple());
+    let mut apps = Vec::new();
+    for n in 0..count {
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_agora"))
+            .arg("serve")
+            .env("AGORA_ENV", "test")
+            .env("AGORA__DATABASE__URL", &url)
+            .env("AGORA__HTTP__ADDR", format!("127.0.0.1:{port}"))
+            .env("AGORA__REDIS__PREFIX", &settings.redis.prefix)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("agora serve starts");
+        let app = TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            settings: settings.clone(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+            db_name: (n == 0).then(|| db_name.clone()),
+            server: Server::Process(Some(child)),
+        };
+        assert!(
+            app.wait_for_status("/ready", 200, Duration::from_secs(30))
+                .await,
+            "agora serve #{n} never became ready"
+        );
+        apps.push(app);
+    }
+    apps
+}
+
 impl TestApp {
+    /// The OS process id of a separate `agora serve` process.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.server {
+            Server::Process(Some(child)) => Some(child.id()),
+            _ => None,
+        }
+    }
+
+    /// Kills a separate `agora serve` process at once (SIGKILL: no graceful anything).
+    pub fn kill(&mut self) {
+        if let Server::Process(Some(mut child)) =
+            std::mem::replace(&mut self.server, Server::Process(None))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Onboards a seller and returns its id and API key.
     pub async fn seller(&self, name: &str) -> (String, String) {
         let email = format!(
@@ -203,9 +269,14 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        // Stop accepting at once; the runtime ends with the test.
-        drop(self.server.stop(false));
-        let db_name = self.db_name.clone();
+        match &self.server {
+            // Stop accepting at once; the runtime ends with the test.
+            Server::InProcess(server) => drop(server.stop(false)),
+            Server::Process(_) => self.kill(),
+        }
+        let Some(db_name) = self.db_name.clone() else {
+            return;
+        };
         let settings = self.settings.clone();
         // Drop runs outside async; clean up on a thread with its own runtime.
         let cleanup = std::thread::spawn(move || {

@@ -6,6 +6,7 @@ mod catalog;
 mod checkout;
 mod cli;
 mod errors;
+mod flash_sales;
 mod health;
 mod helpers;
 mod inventory;

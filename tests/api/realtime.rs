@@ -17,10 +17,10 @@ use crate::{
     helpers::{free_port, spawn_app, spawn_app_with, OwnRedis, TestApp},
 };
 
-type Socket = Framed<BoxedSocket, Codec>;
+pub type Socket = Framed<BoxedSocket, Codec>;
 
 /// Another process on the same database and Redis (and Redis key prefix) as `first`.
-async fn second_process(first: &TestApp) -> TestApp {
+pub async fn second_process(first: &TestApp) -> TestApp {
     let (url, prefix) = (
         first.settings.database.url.clone(),
         first.settings.redis.prefix.clone(),
@@ -32,7 +32,7 @@ async fn second_process(first: &TestApp) -> TestApp {
     .await
 }
 
-async fn connect(app: &TestApp, path: &str, bearer: Option<&str>) -> Socket {
+pub async fn connect(app: &TestApp, path: &str, bearer: Option<&str>) -> Socket {
     let url = format!("{}{path}", app.address.replacen("http", "ws", 1));
     let mut request = awc::Client::new().ws(url);
     if let Some(token) = bearer {
@@ -43,7 +43,7 @@ async fn connect(app: &TestApp, path: &str, bearer: Option<&str>) -> Socket {
     socket
 }
 
-async fn say(socket: &mut Socket, message: Value) {
+pub async fn say(socket: &mut Socket, message: Value) {
     socket
         .send(ws::Message::Text(message.to_string().into()))
         .await
@@ -51,7 +51,7 @@ async fn say(socket: &mut Socket, message: Value) {
 }
 
 /// The next JSON message within `within`, skipping pings; `None` on timeout or close.
-async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
+pub async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())

@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod carts;
+pub mod flash_sales;
 pub mod health;
 pub mod inventory;
 pub mod operator;

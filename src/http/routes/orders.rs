@@ -39,7 +39,7 @@ pub struct PaymentDetails {
     /// The sandbox gateway's test cards: `4242424242424242` (approved), `4000000000000002`
     /// (declined), `4000000000000119` (the gateway never answers).
     #[schema(example = "4242424242424242")]
-    card_number: String,
+    pub(crate) card_number: String,
 }
 
 /// Pay for the cart: 201 with the paid order. Retrying with the same `Idempotency-Key` returns

@@ -1,0 +1,441 @@
+//! The flash-sale queue's state and leadership, in Postgres and Redis: what a `SaleQueue`
+//! actor (in `agora-actors`) steps through.
+//!
+//! Leadership is a lease in Redis (`{sale:<id>}:leader`, holding the leading process's id),
+//! taken with `SET NX PX` and renewed only by its holder. Each step runs in one Postgres
+//! transaction under the sale's row lock, so even two processes that both believe they lead
+//! (a lease lost in a Redis flush) step one after the other, never twice at once.
+//!
+//! A step: open the sale when due (its units move from free stock into the sale's
+//! reservation, as much as there is up to the quantity); expire admissions whose window
+//! passed; sell out once no unit is reserved or in a pending order; close at the end (unsold
+//! units back to stock); otherwise admit the next waiting tickets in number order, as many as
+//! units remain uncovered by live admissions (and the configured rate allows). Then it
+//! announces: admissions to their shoppers at once, positions to everyone waiting every
+//! `position_interval_ms`, and sold out or closed to everyone at once.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use agora_actors::flash_sale::{SaleKeeper, SaleProgress};
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use uuid::Uuid;
+
+use crate::{
+    configuration::FlashSaleSettings,
+    hot_state::HotState,
+    realtime::{self, Notice, QueueAdmission},
+    stock_counters::StockCounters,
+};
+
+/// How far ahead of its start a sale gets a queue (to show positions before it opens).
+const LEAD_AHEAD: Duration = Duration::from_secs(60);
+/// Admissions counted for the rate shown to waiting shoppers.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Most admissions announced in one notice; a step admits at most this many.
+pub const MAX_ADMISSIONS_PER_STEP: i64 = 500;
+
+const LEAD_SCRIPT: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+elseif holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+const RESIGN_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// What the leading process remembers about a sale between steps (lost with the process,
+/// and only used for pacing and estimates).
+#[derive(Default)]
+struct Pace {
+    /// When positions were last announced, and in which sale state.
+    announced: Option<(Instant, String)>,
+    /// Recent admissions: when, and how many.
+    admitted: VecDeque<(Instant, i64)>,
+    /// Admissions the configured rate allows but that were not yet used.
+    allowance: f64,
+    last_step: Option<Instant>,
+    /// Waiting tickets and reserved units at the last step, for the process's gauges.
+    waiting: i64,
+    reserved: i64,
+}
+
+pub struct PgSaleKeeper {
+    pool: deadpool_postgres::Pool,
+    hot: HotState,
+    counters: StockCounters,
+    settings: FlashSaleSettings,
+    /// This process's id in leases.
+    process: String,
+    /// Per led sale, pacing and gauges; written by steps (one at a time per sale).
+    pace: Mutex<HashMap<Uuid, Pace>>,
+}
+
+impl PgSaleKeeper {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        hot: HotState,
+        counters: StockCounters,
+        settings: FlashSaleSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            hot,
+            counters,
+            settings,
+            process: format!("{}:{}", std::process::id(), Uuid::new_v4().simple()),
+            pace: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The Redis key holding the lease on leading `sale`.
+    pub fn lease_key(keys: &crate::hot_state::Keys, sale: Uuid) -> String {
+        keys.tagged(&format!("sale:{sale}"), "leader")
+    }
+
+    fn pace<T>(&self, sale: Uuid, f: impl FnOnce(&mut Pace) -> T) -> T {
+        let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        let result = f(pace.entry(sale).or_default());
+        let (waiting, reserved) = pace
+            .values()
+            .fold((0, 0), |(w, r), p| (w + p.waiting, r + p.reserved));
+        metrics::gauge!("agora_flash_sale_queue_length").set(waiting as f64);
+        metrics::gauge!("agora_flash_sale_units_remaining").set(reserved as f64);
+        result
+    }
+
+    fn forget(&self, sale: Uuid) {
+        self.pace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sale);
+        self.pace(Uuid::nil(), |_| ());
+        self.pace
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Uuid::nil());
+    }
+
+    async fn run_step(&self, sale: Uuid) -> anyhow::Result<SaleProgress> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT s.state, s.starts_at <= now(), s.ends_at <= now(), s.quantity,
+                        s.reserved, s.admitted_through, s.variant_id, v.sku, s.opened_at
+                 FROM flash_sales s JOIN variants v ON v.id = s.variant_id
+                 WHERE s.id = $1 FOR UPDATE OF s",
+                &[&sale],
+            )
+            .await?
+        else {
+            return Ok(SaleProgress::Finished);
+        };
+        let mut state: String = row.get(0);
+        let (started, ended): (bool, bool) = (row.get(1), row.get(2));
+        let mut reserved = i64::from(row.get::<_, i32>(4));
+        let mut admitted_through: i64 = row.get(5);
+        let variant: Uuid = row.get(6);
+        let sku: String = row.get(7);
+        let mut stock_changed = false;
+        let mut admissions = Vec::new();
+
+        if state == "scheduled" && started && !ended {
+            let available: i32 = tx
+                .query_one(
+                    "SELECT stock_on_hand - held - sold FROM variants WHERE id = $1 FOR UPDATE",
+                    &[&variant],
+                )
+                .await?
+                .get(0);
+            let taken = available.clamp(0, row.get::<_, i32>(3));
+            tx.execute(
+                "UPDATE variants SET held = held + $2 WHERE id = $1",
+                &[&variant, &taken],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE flash_sales SET state = 'open', allocated = $2, reserved = $2, opened_at = now()
+                 WHERE id = $1",
+                &[&sale, &taken],
+            )
+            .await?;
+            tracing::info!(%sale, units = taken, "flash sale opened");
+            state = "open".into();
+            reserved = i64::from(taken);
+            stock_changed = true;
+        }
+
+        if ended && (state == "scheduled" || state == "open") {
+            self.finish(&*tx, sale, variant, "closed").await?;
+            state = "closed".into();
+            stock_changed = true;
+        } else if state == "open" {
+            let expired = tx
+                .execute(
+                    "UPDATE flash_sale_tickets SET state = 'expired'
+                     WHERE sale_id = $1 AND shopper_id IN (
+                         SELECT shopper_id FROM flash_sale_tickets
+                         WHERE sale_id = $1 AND state = 'admitted' AND admission_expires_at <= now()
+                         FOR UPDATE SKIP LOCKED)",
+                    &[&sale],
+                )
+                .await?;
+            if expired > 0 {
+                metrics::counter!("agora_flash_sale_admission_expiries_total").increment(expired);
+            }
+            let counts = tx
+                .query_one(
+                    "SELECT (SELECT coalesce(sum(quantity), 0) FROM stock_holds
+                              WHERE sale_id = $1 AND released_at IS NULL AND sold_at IS NULL),
+                            (SELECT count(*) FROM flash_sale_tickets
+                              WHERE sale_id = $1 AND state = 'admitted')",
+                    &[&sale],
+                )
+                .await?;
+            let (pending, live_admissions): (i64, i64) = (counts.get(0), counts.get(1));
+            if reserved == 0 && pending == 0 {
+                self.finish(&*tx, sale, variant, "sold_out").await?;
+                if let Some(opened) = row.get::<_, Option<DateTime<Utc>>>(8) {
+                    let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
+                    metrics::histogram!("agora_flash_sale_sell_out_seconds").record(took);
+                    tracing::info!(%sale, seconds = took, "flash sale sold out");
+                }
+                state = "sold_out".into();
+            } else {
+                let room = (reserved - live_admissions).clamp(0, MAX_ADMISSIONS_PER_STEP);
+                let budget = self.pace(sale, |pace| {
+                    let now = Instant::now();
+                    let elapsed = pace
+                        .last_step
+                        .map_or(Duration::ZERO, |at| now.duration_since(at));
+                    pace.last_step = Some(now);
+                    match self.settings.admit_per_sec {
+                        0 => room,
+                        rate => {
+                            pace.allowance = (pace.allowance + elapsed.as_secs_f64() * rate as f64)
+                                .min(rate as f64);
+                            let whole = pace.allowance.floor() as i64;
+                            // Before any time has passed, allow one tick's worth.
+                            let whole = whole.max(if pace.allowance == 0.0 { 1 } else { 0 });
+                            room.min(whole)
+                        }
+                    }
+                });
+                if budget > 0 {
+                    let window =
+                        i64::try_from(self.settings.admission_window_secs).unwrap_or(i64::MAX);
+                    let rows = tx
+                        .query(
+                            "UPDATE flash_sale_tickets t SET state = 'admitted', admitted_at = now(),
+                                    admission_expires_at = now() + $3::int8 * interval '1 second'
+                             WHERE t.sale_id = $1 AND t.shopper_id IN (
+                                 SELECT shopper_id FROM flash_sale_tickets
+                                 WHERE sale_id = $1 AND state = 'waiting'
+                                 ORDER BY ticket LIMIT $2 FOR UPDATE SKIP LOCKED)
+                             RETURNING t.ticket, t.shopper_id, t.admission_expires_at",
+                            &[&sale, &budget, &window],
+                        )
+                        .await?;
+                    admissions = rows
+                        .iter()
+                        .map(|row| QueueAdmission {
+                            ticket: row.get(0),
+                            shopper_id: row.get(1),
+                            expires_at: row.get(2),
+                        })
+                        .collect();
+                    admissions.sort_by_key(|a| a.ticket);
+                    if let Some(last) = admissions.last() {
+                        admitted_through = admitted_through.max(last.ticket);
+                    }
+                    let count = admissions.len() as i64;
+                    self.pace(sale, |pace| {
+                        pace.allowance = (pace.allowance - count as f64).max(0.0);
+                        pace.admitted.push_back((Instant::now(), count));
+                    });
+                    metrics::counter!("agora_flash_sale_admitted_total")
+                        .increment(count.unsigned_abs());
+                }
+            }
+        }
+
+        let per_sec = self.pace(sale, |pace| {
+            while pace
+                .admitted
+                .front()
+                .is_some_and(|(at, _)| at.elapsed() > RATE_WINDOW)
+            {
+                pace.admitted.pop_front();
+            }
+            let recent: i64 = pace.admitted.iter().map(|(_, n)| n).sum();
+            recent as f64 / RATE_WINDOW.as_secs_f64()
+        });
+        let waiting: i64 = tx
+            .query_one(
+                "UPDATE flash_sales SET admitted_through = $2, admissions_per_sec = $3 WHERE id = $1
+                 RETURNING (SELECT count(*) FROM flash_sale_tickets WHERE sale_id = $1 AND state = 'waiting')",
+                &[&sale, &admitted_through, &(per_sec as f32)],
+            )
+            .await?
+            .get(0);
+        tx.commit().await?;
+        drop(client);
+        self.pace(sale, |pace| {
+            pace.waiting = waiting;
+            pace.reserved = if state == "open" { reserved } else { 0 };
+        });
+
+        if stock_changed {
+            self.counters.stock_returned(&[&sku]).await;
+        }
+        if !admissions.is_empty() {
+            realtime::publish(
+                &self.hot,
+                &Notice::QueueAdmitted {
+                    sale_id: sale,
+                    admissions,
+                },
+            )
+            .await;
+        }
+        let announce = self.pace(sale, |pace| {
+            let due = match &pace.announced {
+                None => true,
+                Some((at, last_state)) => {
+                    *last_state != state
+                        || at.elapsed() >= Duration::from_millis(self.settings.position_interval_ms)
+                }
+            };
+            if due {
+                pace.announced = Some((Instant::now(), state.clone()));
+            }
+            due
+        });
+        if announce {
+            realtime::publish(
+                &self.hot,
+                &Notice::QueuePositions {
+                    sale_id: sale,
+                    state: state.clone(),
+                    admitted_through,
+                    waiting,
+                    admissions_per_sec: per_sec,
+                },
+            )
+            .await;
+        }
+        Ok(if state == "sold_out" || state == "closed" {
+            self.forget(sale);
+            SaleProgress::Finished
+        } else {
+            SaleProgress::Live
+        })
+    }
+
+    /// Ends an open (or never opened) sale: unsold units back to stock, every ticket still
+    /// waiting or admitted told the outcome.
+    async fn finish(
+        &self,
+        tx: &impl tokio_postgres::GenericClient,
+        sale: Uuid,
+        variant: Uuid,
+        outcome: &str,
+    ) -> anyhow::Result<()> {
+        tx.execute(
+            "UPDATE variants SET held = held - (SELECT reserved FROM flash_sales WHERE id = $2)
+             WHERE id = $1",
+            &[&variant, &sale],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE flash_sales SET state = $2, reserved = 0, finished_at = now() WHERE id = $1",
+            &[&sale, &outcome],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE flash_sale_tickets SET state = $2
+             WHERE sale_id = $1 AND state IN ('waiting', 'admitted')",
+            &[&sale, &outcome],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+impl SaleKeeper for PgSaleKeeper {
+    fn due_sales(&self) -> BoxFuture<'static, Result<Vec<Uuid>, String>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            let ahead = i64::try_from(LEAD_AHEAD.as_secs()).unwrap_or(60);
+            let rows = client
+                .query(
+                    "SELECT id FROM flash_sales
+                     WHERE state IN ('scheduled', 'open')
+                       AND starts_at <= now() + $1::int8 * interval '1 second'",
+                    &[&ahead],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    fn lead(&self, sale: Uuid) -> BoxFuture<'static, Result<bool, String>> {
+        let key = Self::lease_key(self.hot.keys(), sale);
+        let (mut redis, process, lease) = (
+            self.hot.connection(),
+            self.process.clone(),
+            self.settings.leader_lease_ms,
+        );
+        Box::pin(async move {
+            let led: i64 = redis::Script::new(LEAD_SCRIPT)
+                .key(key)
+                .arg(process)
+                .arg(lease)
+                .invoke_async(&mut redis)
+                .await
+                .map_err(|e| {
+                    metrics::counter!("agora_redis_errors_total", "command" => "sale_lead")
+                        .increment(1);
+                    e.to_string()
+                })?;
+            Ok(led == 1)
+        })
+    }
+
+    fn resign(&self, sale: Uuid) -> BoxFuture<'static, ()> {
+        let key = Self::lease_key(self.hot.keys(), sale);
+        let (mut redis, process) = (self.hot.connection(), self.process.clone());
+        Box::pin(async move {
+            let _: redis::RedisResult<i64> = redis::Script::new(RESIGN_SCRIPT)
+                .key(key)
+                .arg(process)
+                .invoke_async(&mut redis)
+                .await;
+        })
+    }
+
+    fn step(self: Arc<Self>, sale: Uuid) -> BoxFuture<'static, Result<SaleProgress, String>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let outcome = self.run_step(sale).await;
+            metrics::histogram!("agora_actor_handling_seconds", "actor" => "flash_sale_queue")
+                .record(started.elapsed().as_secs_f64());
+            outcome.map_err(|error| format!("{error:#}"))
+        })
+    }
+}
