@@ -17,6 +17,11 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Histogram buckets for reservations per inventory transaction.
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
+/// Histogram buckets for a flash sale's time to sell out: half a second to an hour.
+pub const SELL_OUT_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
 /// The recorder is global to the process (the `metrics` facade allows one), so every
 /// application built in the process (tests build many) renders the same registry.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -33,6 +38,11 @@ pub fn recorder() -> PrometheusHandle {
                     BATCH_SIZE_BUCKETS,
                 )
                 .expect("BATCH_SIZE_BUCKETS is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("agora_flash_sale_sell_out_seconds".into()),
+                    SELL_OUT_BUCKETS,
+                )
+                .expect("SELL_OUT_BUCKETS is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

@@ -682,32 +682,46 @@ async fn return_holds(
 }
 
 /// Units a flash-sale order held go back to the sale while it is open (they are still in the
-/// variant's `held`, as the sale's reservation), and the shopper's admission with them if its
-/// window is still open. `false` when the sale is over: the units go back to stock.
+/// variant's `held`): to the shopper's admission, as its allotment, if its window is still
+/// open (so a declined card can be retried), else to the sale's reservation for the next
+/// ticket. `false` when the sale is over: the units go back to stock.
 async fn give_back_to_sale(
     tx: &impl GenericClient,
     order_id: Uuid,
     sale_id: Uuid,
     quantity: i32,
 ) -> Result<bool, ApiError> {
-    let reopened = tx
-        .execute(
-            "UPDATE flash_sales SET reserved = reserved + $2 WHERE id = $1 AND state = 'open'",
+    // The sale's row lock orders this with the queue's steps (which may be closing it).
+    let open = tx
+        .query_opt(
+            "SELECT 1 FROM flash_sales WHERE id = $1 AND state = 'open' FOR UPDATE",
+            &[&sale_id],
+        )
+        .await?;
+    if open.is_none() {
+        return Ok(false);
+    }
+    let readmitted = tx
+        .query_opt(
+            "UPDATE flash_sale_tickets SET bought = greatest(bought - $3, 0),
+                    state = CASE WHEN state <> 'purchased' THEN state
+                                 WHEN admission_expires_at > now() THEN 'admitted'
+                                 ELSE 'expired' END,
+                    allotted = CASE WHEN state = 'purchased' AND admission_expires_at > now()
+                                    THEN allotted + $3 ELSE allotted END
+             WHERE sale_id = $1 AND shopper_id = (SELECT shopper_id FROM orders WHERE id = $2)
+             RETURNING state = 'admitted'",
+            &[&sale_id, &order_id, &quantity],
+        )
+        .await?
+        .is_some_and(|row| row.get(0));
+    if !readmitted {
+        tx.execute(
+            "UPDATE flash_sales SET reserved = reserved + $2 WHERE id = $1",
             &[&sale_id, &quantity],
         )
         .await?;
-    if reopened == 0 {
-        return Ok(false);
     }
-    tx.execute(
-        "UPDATE flash_sale_tickets SET bought = greatest(bought - $3, 0),
-                state = CASE WHEN state <> 'purchased' THEN state
-                             WHEN admission_expires_at > now() THEN 'admitted'
-                             ELSE 'expired' END
-         WHERE sale_id = $1 AND shopper_id = (SELECT shopper_id FROM orders WHERE id = $2)",
-        &[&sale_id, &order_id, &quantity],
-    )
-    .await?;
     Ok(true)
 }
 

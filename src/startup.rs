@@ -35,6 +35,9 @@ use crate::{
 
 /// Pooled connections of the sandbox payment gateway's own books.
 const SANDBOX_GATEWAY_CONNECTIONS: usize = 8;
+/// Postgres connections of this process's flash-sale queues, their own so that a crowd
+/// holding every pooled connection (joining, polling) never starves the queue that admits it.
+const FLASH_SALE_QUEUE_CONNECTIONS: usize = 2;
 
 /// Longest time actors get to flush their pending writes at shutdown.
 pub const ACTOR_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
@@ -122,7 +125,7 @@ impl Application {
             counters.clone(),
             &settings.payments,
         );
-        start_flash_sale_director(&settings, &pool, &hot, &counters);
+        start_flash_sale_director(&settings, &hot, &counters)?;
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
@@ -275,12 +278,13 @@ fn start_inventory(
 /// server's runtime; a queue's work is a few statements per tick.
 fn start_flash_sale_director(
     settings: &Settings,
-    pool: &deadpool_postgres::Pool,
     hot: &HotState,
     counters: &StockCounters,
-) {
+) -> Result<(), StartupError> {
+    let mut own = settings.database.clone();
+    own.max_connections = FLASH_SALE_QUEUE_CONNECTIONS;
     let keeper = PgSaleKeeper::new(
-        pool.clone(),
+        db::build_pool(&own)?,
         hot.clone(),
         counters.clone(),
         settings.flash_sales.clone(),
@@ -290,6 +294,7 @@ fn start_flash_sale_director(
         director_interval: Duration::from_millis(settings.flash_sales.director_interval_ms),
     };
     SaleDirector::new(keeper, timing).start_supervised();
+    Ok(())
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, http::error::ApiError> {

@@ -35,7 +35,8 @@ pub trait SaleKeeper: Send + Sync + 'static {
     fn due_sales(&self) -> BoxFuture<'static, Result<Vec<Uuid>, String>>;
     /// Takes or renews this process's lease on leading `sale`; `false` when another leads it.
     fn lead(&self, sale: Uuid) -> BoxFuture<'static, Result<bool, String>>;
-    /// Gives the lease up, so another process need not wait for it to lapse.
+    /// Stops leading `sale`: gives the lease up (if still held, so another process need not
+    /// wait for it to lapse) and forgets what this process kept about it.
     fn resign(&self, sale: Uuid) -> BoxFuture<'static, ()>;
     /// One step of the sale's queue.
     fn step(self: Arc<Self>, sale: Uuid) -> BoxFuture<'static, Result<SaleProgress, String>>;
@@ -95,11 +96,7 @@ impl SaleQueue {
                     tracing::warn!(sale = %queue.sale, %cause, "flash-sale queue step failed; next tick retries");
                 }
                 Ok(Ok(Some(SaleProgress::Live))) => {}
-                Ok(Ok(Some(SaleProgress::Finished))) => {
-                    let (keeper, sale) = (Arc::clone(&queue.keeper), queue.sale);
-                    actix::spawn(async move { keeper.resign(sale).await });
-                    queue.end();
-                }
+                Ok(Ok(Some(SaleProgress::Finished))) => queue.end(),
                 Ok(Ok(None)) => {
                     tracing::info!(sale = %queue.sale, "another process leads this flash sale now");
                     queue.end();
@@ -109,6 +106,8 @@ impl SaleQueue {
     }
 
     fn end(&mut self) {
+        let (keeper, sale) = (Arc::clone(&self.keeper), self.sale);
+        actix::spawn(async move { keeper.resign(sale).await });
         self.ended = true;
         self.director.do_send(QueueEnded { sale: self.sale });
     }

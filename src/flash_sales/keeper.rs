@@ -108,24 +108,14 @@ impl PgSaleKeeper {
     fn pace<T>(&self, sale: Uuid, f: impl FnOnce(&mut Pace) -> T) -> T {
         let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
         let result = f(pace.entry(sale).or_default());
-        let (waiting, reserved) = pace
-            .values()
-            .fold((0, 0), |(w, r), p| (w + p.waiting, r + p.reserved));
-        metrics::gauge!("agora_flash_sale_queue_length").set(waiting as f64);
-        metrics::gauge!("agora_flash_sale_units_remaining").set(reserved as f64);
+        record_gauges(&pace);
         result
     }
 
     fn forget(&self, sale: Uuid) {
-        self.pace
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&sale);
-        self.pace(Uuid::nil(), |_| ());
-        self.pace
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&Uuid::nil());
+        let mut pace = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        pace.remove(&sale);
+        record_gauges(&pace);
     }
 
     async fn run_step(&self, sale: Uuid) -> anyhow::Result<SaleProgress> {
@@ -183,30 +173,39 @@ impl PgSaleKeeper {
             state = "closed".into();
             stock_changed = true;
         } else if state == "open" {
+            // Lapsed admissions give their allotments back (a ticket mid-purchase is locked
+            // and skipped: its purchase decides).
             let expired = tx
-                .execute(
-                    "UPDATE flash_sale_tickets SET state = 'expired'
-                     WHERE sale_id = $1 AND shopper_id IN (
-                         SELECT shopper_id FROM flash_sale_tickets
+                .query_one(
+                    "WITH lapsed AS (
+                         SELECT shopper_id, allotted FROM flash_sale_tickets
                          WHERE sale_id = $1 AND state = 'admitted' AND admission_expires_at <= now()
-                         FOR UPDATE SKIP LOCKED)",
+                         FOR UPDATE SKIP LOCKED),
+                     done AS (
+                         UPDATE flash_sale_tickets t SET state = 'expired', allotted = 0
+                         FROM lapsed WHERE t.sale_id = $1 AND t.shopper_id = lapsed.shopper_id
+                         RETURNING lapsed.allotted)
+                     SELECT count(*), coalesce(sum(allotted), 0)::int8 FROM done",
                     &[&sale],
                 )
                 .await?;
-            if expired > 0 {
-                metrics::counter!("agora_flash_sale_admission_expiries_total").increment(expired);
+            let (lapsed, returned): (i64, i64) = (expired.get(0), expired.get(1));
+            if lapsed > 0 {
+                metrics::counter!("agora_flash_sale_admission_expiries_total")
+                    .increment(lapsed.unsigned_abs());
+                reserved += returned;
             }
             let counts = tx
                 .query_one(
                     "SELECT (SELECT coalesce(sum(quantity), 0) FROM stock_holds
                               WHERE sale_id = $1 AND released_at IS NULL AND sold_at IS NULL),
-                            (SELECT count(*) FROM flash_sale_tickets
+                            (SELECT coalesce(sum(allotted), 0)::int8 FROM flash_sale_tickets
                               WHERE sale_id = $1 AND state = 'admitted')",
                     &[&sale],
                 )
                 .await?;
-            let (pending, live_admissions): (i64, i64) = (counts.get(0), counts.get(1));
-            if reserved == 0 && pending == 0 {
+            let (pending, allotted): (i64, i64) = (counts.get(0), counts.get(1));
+            if reserved == 0 && pending == 0 && allotted == 0 {
                 self.finish(&*tx, sale, variant, "sold_out").await?;
                 if let Some(opened) = row.get::<_, Option<DateTime<Utc>>>(8) {
                     let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
@@ -215,22 +214,21 @@ impl PgSaleKeeper {
                 }
                 state = "sold_out".into();
             } else {
-                let room = (reserved - live_admissions).clamp(0, MAX_ADMISSIONS_PER_STEP);
+                // Each admission is allotted one unit of what is reserved.
+                let room = reserved.clamp(0, MAX_ADMISSIONS_PER_STEP);
+                let tick = Duration::from_millis(self.settings.queue_tick_ms);
                 let budget = self.pace(sale, |pace| {
                     let now = Instant::now();
-                    let elapsed = pace
-                        .last_step
-                        .map_or(Duration::ZERO, |at| now.duration_since(at));
+                    // The first step allows one tick's worth.
+                    let elapsed = pace.last_step.map_or(tick, |at| now.duration_since(at));
                     pace.last_step = Some(now);
                     match self.settings.admit_per_sec {
                         0 => room,
                         rate => {
+                            // Unused allowance carries over, up to one second's worth.
                             pace.allowance = (pace.allowance + elapsed.as_secs_f64() * rate as f64)
                                 .min(rate as f64);
-                            let whole = pace.allowance.floor() as i64;
-                            // Before any time has passed, allow one tick's worth.
-                            let whole = whole.max(if pace.allowance == 0.0 { 1 } else { 0 });
-                            room.min(whole)
+                            room.min(pace.allowance.floor() as i64)
                         }
                     }
                 });
@@ -239,7 +237,8 @@ impl PgSaleKeeper {
                         i64::try_from(self.settings.admission_window_secs).unwrap_or(i64::MAX);
                     let rows = tx
                         .query(
-                            "UPDATE flash_sale_tickets t SET state = 'admitted', admitted_at = now(),
+                            "UPDATE flash_sale_tickets t SET state = 'admitted', allotted = 1,
+                                    admitted_at = now(),
                                     admission_expires_at = now() + $3::int8 * interval '1 second'
                              WHERE t.sale_id = $1 AND t.shopper_id IN (
                                  SELECT shopper_id FROM flash_sale_tickets
@@ -262,6 +261,7 @@ impl PgSaleKeeper {
                         admitted_through = admitted_through.max(last.ticket);
                     }
                     let count = admissions.len() as i64;
+                    reserved -= count;
                     self.pace(sale, |pace| {
                         pace.allowance = (pace.allowance - count as f64).max(0.0);
                         pace.admitted.push_back((Instant::now(), count));
@@ -283,14 +283,46 @@ impl PgSaleKeeper {
             let recent: i64 = pace.admitted.iter().map(|(_, n)| n).sum();
             recent as f64 / RATE_WINDOW.as_secs_f64()
         });
-        let waiting: i64 = tx
-            .query_one(
-                "UPDATE flash_sales SET admitted_through = $2, admissions_per_sec = $3 WHERE id = $1
-                 RETURNING (SELECT count(*) FROM flash_sale_tickets WHERE sale_id = $1 AND state = 'waiting')",
-                &[&sale, &admitted_through, &(per_sec as f32)],
+        if state == "open" {
+            tx.execute(
+                "UPDATE flash_sales SET admitted_through = $2, admissions_per_sec = $3,
+                        reserved = $4
+                 WHERE id = $1",
+                &[
+                    &sale,
+                    &admitted_through,
+                    &(per_sec as f32),
+                    &i32::try_from(reserved)?,
+                ],
+            )
+            .await?;
+        }
+        let announce = self.pace(sale, |pace| {
+            let due = match &pace.announced {
+                None => true,
+                Some((at, last_state)) => {
+                    *last_state != state
+                        || at.elapsed() >= Duration::from_millis(self.settings.position_interval_ms)
+                }
+            };
+            if due {
+                pace.announced = Some((Instant::now(), state.clone()));
+            }
+            due
+        });
+        // Counting the waiting tickets walks them all: done when positions are announced; in
+        // between, the last count less those admitted since.
+        let waiting: i64 = if announce {
+            tx.query_one(
+                "SELECT count(*) FROM flash_sale_tickets WHERE sale_id = $1 AND state = 'waiting'",
+                &[&sale],
             )
             .await?
-            .get(0);
+            .get(0)
+        } else {
+            let admitted = admissions.len() as i64;
+            self.pace(sale, |pace| (pace.waiting - admitted).max(0))
+        };
         tx.commit().await?;
         drop(client);
         self.pace(sale, |pace| {
@@ -311,19 +343,6 @@ impl PgSaleKeeper {
             )
             .await;
         }
-        let announce = self.pace(sale, |pace| {
-            let due = match &pace.announced {
-                None => true,
-                Some((at, last_state)) => {
-                    *last_state != state
-                        || at.elapsed() >= Duration::from_millis(self.settings.position_interval_ms)
-                }
-            };
-            if due {
-                pace.announced = Some((Instant::now(), state.clone()));
-            }
-            due
-        });
         if announce {
             realtime::publish(
                 &self.hot,
@@ -338,7 +357,6 @@ impl PgSaleKeeper {
             .await;
         }
         Ok(if state == "sold_out" || state == "closed" {
-            self.forget(sale);
             SaleProgress::Finished
         } else {
             SaleProgress::Live
@@ -354,10 +372,28 @@ impl PgSaleKeeper {
         variant: Uuid,
         outcome: &str,
     ) -> anyhow::Result<()> {
+        // Every ticket still waiting or admitted is told the outcome; a ticket mid-purchase is
+        // waited for, and if it bought, its allotment is its order's now.
+        let allotted: i64 = tx
+            .query_one(
+                "WITH ending AS (
+                     SELECT shopper_id, allotted FROM flash_sale_tickets
+                     WHERE sale_id = $1 AND state IN ('waiting', 'admitted') FOR UPDATE),
+                 done AS (
+                     UPDATE flash_sale_tickets t SET state = $2, allotted = 0
+                     FROM ending WHERE t.sale_id = $1 AND t.shopper_id = ending.shopper_id
+                     RETURNING ending.allotted)
+                 SELECT coalesce(sum(allotted), 0)::int8 FROM done",
+                &[&sale, &outcome],
+            )
+            .await?
+            .get(0);
+        // Units neither sold nor in a pending order go back to stock.
         tx.execute(
-            "UPDATE variants SET held = held - (SELECT reserved FROM flash_sales WHERE id = $2)
+            "UPDATE variants SET held = held - $3
+                 - (SELECT reserved FROM flash_sales WHERE id = $2)
              WHERE id = $1",
-            &[&variant, &sale],
+            &[&variant, &sale, &i32::try_from(allotted)?],
         )
         .await?;
         tx.execute(
@@ -365,14 +401,17 @@ impl PgSaleKeeper {
             &[&sale, &outcome],
         )
         .await?;
-        tx.execute(
-            "UPDATE flash_sale_tickets SET state = $2
-             WHERE sale_id = $1 AND state IN ('waiting', 'admitted')",
-            &[&sale, &outcome],
-        )
-        .await?;
         Ok(())
     }
+}
+
+/// This process's queue gauges: the sums over the sales it leads.
+fn record_gauges(pace: &HashMap<Uuid, Pace>) {
+    let (waiting, reserved) = pace
+        .values()
+        .fold((0, 0), |(w, r), p| (w + p.waiting, r + p.reserved));
+    metrics::gauge!("agora_flash_sale_queue_length").set(waiting as f64);
+    metrics::gauge!("agora_flash_sale_units_remaining").set(reserved as f64);
 }
 
 impl SaleKeeper for PgSaleKeeper {
@@ -418,6 +457,7 @@ impl SaleKeeper for PgSaleKeeper {
     }
 
     fn resign(&self, sale: Uuid) -> BoxFuture<'static, ()> {
+        self.forget(sale);
         let key = Self::lease_key(self.hot.keys(), sale);
         let (mut redis, process) = (self.hot.connection(), self.process.clone());
         Box::pin(async move {

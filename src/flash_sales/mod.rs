@@ -80,7 +80,7 @@ pub struct SaleView {
     pub quantity: i32,
     /// Units taken from stock when the sale opened (the quantity unless stock ran short).
     pub allocated: i32,
-    /// Units not yet claimed by an order.
+    /// Units not yet claimed by an order (those set aside for admitted shoppers included).
     pub remaining: i32,
     /// Sale price by currency, as decimal strings.
     #[schema(value_type = BTreeMap<String, String>)]
@@ -232,7 +232,9 @@ pub async fn create(
 pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<SaleView, ApiError> {
     let row = client
         .query_opt(
-            "SELECT s.id, s.seller_id, v.sku, s.quantity, s.allocated, s.reserved,
+            "SELECT s.id, s.seller_id, v.sku, s.quantity, s.allocated,
+                    s.reserved + (SELECT coalesce(sum(t.allotted), 0)::int4 FROM flash_sale_tickets t
+                                  WHERE t.sale_id = s.id AND t.state = 'admitted'),
                     (SELECT coalesce(jsonb_object_agg(trim(fp.currency), fp.amount::text), '{}')
                        FROM flash_sale_prices fp WHERE fp.sale_id = s.id),
                     s.starts_at, s.ends_at, s.per_shopper_limit, s.state, s.admitted_through,
@@ -408,18 +410,16 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
     let client = state.pool.get().await?;
     let sale = client
         .query_opt(
-            "SELECT state, ends_at <= now() FROM flash_sales WHERE id = $1",
-            &[&sale_id],
+            "SELECT s.state, s.ends_at <= now(), t.ticket IS NOT NULL, s.admitted_through,
+                    s.admissions_per_sec
+             FROM flash_sales s
+             LEFT JOIN flash_sale_tickets t ON t.sale_id = s.id AND t.shopper_id = $2
+             WHERE s.id = $1",
+            &[&sale_id, &shopper_id],
         )
         .await?
         .ok_or(ApiError::NotFound("flash sale"))?;
-    let existing = client
-        .query_opt(
-            "SELECT 1 FROM flash_sale_tickets WHERE sale_id = $1 AND shopper_id = $2",
-            &[&sale_id, &shopper_id],
-        )
-        .await?;
-    if existing.is_some() {
+    if sale.get::<_, bool>(2) {
         return Ok(Joined {
             status: status(&**client, &state.admission_key, sale_id, shopper_id).await?,
             new: false,
@@ -478,8 +478,18 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             .await?;
         if inserted.is_some() {
             metrics::counter!("agora_flash_sale_tickets_total").increment(1);
+            // A new ticket waits: its place as of the sale row just read (at most a tick old).
+            let position = position(number, sale.get(3));
             return Ok(Joined {
-                status: status(&**client, &state.admission_key, sale_id, shopper_id).await?,
+                status: QueueStatus {
+                    state: "waiting",
+                    ticket: number,
+                    position: Some(position),
+                    estimated_wait_secs: estimated_wait(position, f64::from(sale.get::<_, f32>(4))),
+                    admission_token: None,
+                    admission_expires_at: None,
+                    reason: None,
+                },
                 new: true,
             });
         }
@@ -596,15 +606,18 @@ pub async fn purchase(
         key: &request.key,
         fingerprint: &fingerprint,
     };
-    if let Err(error) = claim_units(&*tx, &request, &admission, &cart).await {
-        outcome_counter(match error.code() {
-            "sold_out" => "sold_out",
-            "admission_expired" => "admission_expired",
-            "not_admitted" => "not_admitted",
-            _ => "refused",
-        });
-        return Err(error);
-    }
+    let beyond_allotment = match claim_units(&*tx, &request, &admission, &cart).await {
+        Ok(more) => more,
+        Err(error) => {
+            outcome_counter(match error.code() {
+                "sold_out" => "sold_out",
+                "admission_expired" => "admission_expired",
+                "not_admitted" => "not_admitted",
+                _ => "refused",
+            });
+            return Err(error);
+        }
+    };
     let placed = crate::db::timed(
         "flash_sale_place",
         orders::place(
@@ -633,20 +646,32 @@ pub async fn purchase(
         }
         Err(PlaceError::Api(error)) => return Err(error),
     };
-    // Last, so the sale's row is locked only from here to the commit: purchases of a hot
-    // sale queue on it one short moment each.
-    let taken = tx
-        .execute(
+    // Units beyond the admission's allotment (a shopper buying more than one) come from the
+    // sale's reservation: last, so the sale's row is locked only from here to the commit.
+    let taken = if beyond_allotment > 0 {
+        tx.execute(
             "UPDATE flash_sales SET reserved = reserved - $2
              WHERE id = $1 AND state = 'open' AND reserved >= $2",
-            &[
-                &request.sale_id,
-                &i32::try_from(request.quantity).unwrap_or(i32::MAX),
-            ],
+            &[&request.sale_id, &beyond_allotment],
         )
-        .await?;
+        .await?
+    } else {
+        1
+    };
     if taken == 0 {
+        let left: i32 = tx
+            .query_one(
+                "SELECT reserved FROM flash_sales WHERE id = $1",
+                &[&request.sale_id],
+            )
+            .await?
+            .get(0);
         outcome_counter("sold_out");
+        if left > 0 {
+            return Err(ApiError::InsufficientStock {
+                available: i64::from(left),
+            });
+        }
         return Err(ApiError::Conflict {
             code: "sold_out",
             message: "the sale has no units left".into(),
@@ -775,18 +800,18 @@ async fn sale_line(
 }
 
 /// Under the ticket's row lock: checks the admission is live and the per-shopper limit,
-/// marks the ticket purchased and holds the units for the order (from the sale's
-/// reservation, which the caller decrements last).
+/// marks the ticket purchased and holds the units for the order: its admission's allotment
+/// first; the answer is how many more the caller must take from the sale's reservation.
 async fn claim_units(
     tx: &impl GenericClient,
     request: &PurchaseRequest,
     admission: &Admission,
     cart: &carts::CartView,
-) -> Result<(), ApiError> {
+) -> Result<i32, ApiError> {
     let ticket = tx
         .query_opt(
             "SELECT t.ticket, t.state, t.admission_expires_at > now(), t.bought,
-                    s.per_shopper_limit, s.state
+                    s.per_shopper_limit, s.state, t.allotted
              FROM flash_sale_tickets t JOIN flash_sales s ON s.id = t.sale_id
              WHERE t.sale_id = $1 AND t.shopper_id = $2 FOR UPDATE OF t",
             &[&request.sale_id, &request.shopper_id],
@@ -834,10 +859,17 @@ async fn claim_units(
             ),
         ));
     }
+    let from_allotment = quantity.min(ticket.get(6));
     tx.execute(
-        "UPDATE flash_sale_tickets SET state = 'purchased', bought = bought + $3
+        "UPDATE flash_sale_tickets SET state = 'purchased', bought = bought + $3,
+                allotted = allotted - $4
          WHERE sale_id = $1 AND shopper_id = $2",
-        &[&request.sale_id, &request.shopper_id, &quantity],
+        &[
+            &request.sale_id,
+            &request.shopper_id,
+            &quantity,
+            &from_allotment,
+        ],
     )
     .await?;
     let line = cart
@@ -856,5 +888,5 @@ async fn claim_units(
         ],
     )
     .await?;
-    Ok(())
+    Ok(quantity - from_allotment)
 }

@@ -89,7 +89,99 @@ async fn shopper_cart(app: &TestApp) -> (String, String) {
     (token, cart["id"].as_str().expect("id").to_owned())
 }
 
+/// One flash sale of one unit from start to sold out: two shoppers queue (one watching over a
+/// socket), the sale opens, the first is admitted and buys.
+async fn flash_sale_round(app: &TestApp, key: &str) {
+    let now = chrono::Utc::now();
+    let sale: Value = app
+        .call(
+            Method::POST,
+            "/api/v1/flash-sales",
+            key,
+            Some(&json!({
+                "sku": "OBS-1", "quantity": 1, "prices": { "EUR": "1.00" },
+                "starts_at": now + chrono::Duration::hours(1),
+                "ends_at": now + chrono::Duration::hours(2), "per_shopper_limit": 1
+            })),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let sale = sale["id"].as_str().expect("sale id").to_owned();
+    let mut shoppers = Vec::new();
+    for _ in 0..2 {
+        let shopper: Value = app
+            .post_json("/api/v1/shoppers", &json!({ "guest": true }))
+            .await
+            .json()
+            .await
+            .expect("json");
+        let token = shopper["token"].as_str().expect("token").to_owned();
+        app.call(
+            Method::POST,
+            &format!("/api/v1/flash-sales/{sale}/queue"),
+            &token,
+            None,
+        )
+        .await;
+        shoppers.push(token);
+    }
+    let (_, mut watcher) = awc::Client::new()
+        .ws(format!("{}/ws", app.address.replacen("http", "ws", 1)))
+        .bearer_auth(&shoppers[1])
+        .connect()
+        .await
+        .expect("websocket");
+    let _ = watcher
+        .send(awc::ws::Message::Text(
+            json!({ "type": "follow_queue", "sale_id": sale })
+                .to_string()
+                .into(),
+        ))
+        .await;
+    actix_web::rt::spawn(async move { while let Some(Ok(_)) = watcher.next().await {} });
+    app.db()
+        .await
+        .execute(
+            "UPDATE flash_sales SET starts_at = now() WHERE id = $1::text::uuid",
+            &[&sale],
+        )
+        .await
+        .expect("sale opened");
+    for _ in 0..60 {
+        let status: Value = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/flash-sales/{sale}/queue/me"),
+                &shoppers[0],
+                None,
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        if let Some(admission) = status["admission_token"].as_str() {
+            app.client
+                .post(app.url(&format!("/api/v1/flash-sales/{sale}/purchase")))
+                .bearer_auth(&shoppers[0])
+                .header("Idempotency-Key", "observed")
+                .json(&json!({
+                    "admission_token": admission, "quantity": 1, "region": "OBS",
+                    "shipping": { "country": "DE", "option": "flat" },
+                    "payment": { "card_number": "4242424242424242" }
+                }))
+                .send()
+                .await
+                .expect("purchase sent");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn traffic(app: &TestApp, key: &str, product_path: &str, (token, cart): &(String, String)) {
+    flash_sale_round(app, key).await;
     // A checkout of one unit, and a socket closed for an oversized frame.
     let (buyer, basket) = shopper_cart(app).await;
     app.call(
