@@ -37,7 +37,7 @@ use crate::{
 /// Longest one HTTP request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often shoppers without a socket ask for their ticket.
-const POLL_EVERY: Duration = Duration::from_secs(2);
+const POLL_EVERY: Duration = Duration::from_secs(5);
 /// Pause before retrying a request the server shed (429, 503) or found in progress.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Connections (HTTP and sockets) the setup and the crowd open at once.
@@ -161,7 +161,13 @@ struct Crowd {
     http: reqwest::Client,
     sale: String,
     region: &'static str,
+    /// Joins in flight; the crowd's arrival queues here.
+    join_slots: Semaphore,
+    /// Polls and purchases in flight, apart from the joins: a shopper who was admitted does
+    /// not wait behind the crowd still arriving (their browsers do not share a queue either).
     slots: Semaphore,
+    /// Socket handshakes in flight.
+    connect_slots: Semaphore,
     progress: Progress,
     deadline: Instant,
 }
@@ -176,7 +182,12 @@ impl Crowd {
     ) -> Option<(u16, Value)> {
         loop {
             let answer = {
-                let Ok(_slot) = self.slots.acquire().await else {
+                let slots = if step == "join" {
+                    &self.join_slots
+                } else {
+                    &self.slots
+                };
+                let Ok(_slot) = slots.acquire().await else {
                     return None;
                 };
                 let sent = Instant::now();
@@ -259,7 +270,7 @@ impl Crowd {
             Some(client) => {
                 let url = format!("{}/ws", shopper.target.replacen("http", "ws", 1));
                 let connected = {
-                    let Ok(_slot) = self.slots.acquire().await else {
+                    let Ok(_slot) = self.connect_slots.acquire().await else {
                         return visit;
                     };
                     client.ws(url).bearer_auth(&shopper.token).connect().await
@@ -347,6 +358,11 @@ impl Crowd {
                     let _ = socket.send(ws::Message::Pong(payload)).await;
                 }
                 ws::Frame::Text(bytes) => {
+                    // Position updates are most frames and need no answer: skipped unparsed
+                    // (the client shares the servers' two cores).
+                    if bytes.windows(19).any(|w| w == b"\"state\":\"waiting\"") {
+                        continue;
+                    }
                     let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
                         continue;
                     };
@@ -493,7 +509,9 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         http: http.clone(),
         sale: sale_id.clone(),
         region: store.region,
+        join_slots: Semaphore::new(options.requests_in_flight.max(1)),
         slots: Semaphore::new(options.requests_in_flight.max(1)),
+        connect_slots: Semaphore::new(CONNECT_CONCURRENCY),
         progress: Progress::default(),
         deadline: Instant::now() + options.lead + options.deadline,
     });

@@ -147,7 +147,7 @@ enum Scenario {
         /// Comma-separated loopback source addresses for the sockets.
         #[arg(long, value_delimiter = ',', default_value = "127.0.0.1")]
         sources: Vec<std::net::IpAddr>,
-        /// HTTP requests (and socket handshakes) in flight at once.
+        /// Joins in flight at once (and as many polls and purchases besides).
         #[arg(long, default_value_t = 512)]
         requests_in_flight: usize,
         /// Seconds after the opening before a shopper still waiting gives up.
