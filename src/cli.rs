@@ -23,6 +23,8 @@ enum Command {
     Migrate,
     /// Apply pending migrations and write the demo store (never done by `serve`).
     Seed,
+    /// Forget what the recommender learned and learn it again from the whole order history.
+    RebuildRecommendations,
 }
 
 /// Exit code for configuration errors, distinct from runtime failures.
@@ -63,6 +65,14 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Seed => seed::run(&settings)
             .await
             .map_err(Box::<dyn std::error::Error>::from)?,
+        Command::RebuildRecommendations => {
+            db::migrate(&settings.database).await?;
+            let pool = db::build_pool(&settings.database)?;
+            let hot = crate::hot_state::HotState::new(&settings.redis)?;
+            let orders =
+                crate::recommendations::rebuild(&pool, &hot, &settings.recommendations).await?;
+            println!("learned from {orders} paid order(s)");
+        }
     }
     Ok(())
 }

@@ -31,6 +31,7 @@ pub struct Settings {
     pub inventory: InventorySettings,
     pub payments: PaymentSettings,
     pub flash_sales: FlashSaleSettings,
+    pub recommendations: RecommendationSettings,
     pub catalog: CatalogSettings,
     pub fx: FxSettings,
     pub log: LogSettings,
@@ -109,6 +110,13 @@ pub struct FlashSaleSettings {
     pub position_interval_ms: u64,
     pub rate_limit_requests: u64,
     pub rate_limit_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecommendationSettings {
+    pub learn_interval_ms: u64,
+    pub neighbours: i64,
+    pub batch: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +302,24 @@ impl Settings {
             (
                 "flash_sales.rate_limit_window_secs",
                 self.flash_sales.rate_limit_window_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, value) in [
+            (
+                "recommendations.learn_interval_ms",
+                self.recommendations.learn_interval_ms,
+            ),
+            (
+                "recommendations.neighbours",
+                u64::try_from(self.recommendations.neighbours).unwrap_or(0),
+            ),
+            (
+                "recommendations.batch",
+                u64::try_from(self.recommendations.batch).unwrap_or(0),
             ),
         ] {
             if value == 0 {

@@ -20,6 +20,7 @@ pub mod observability;
 pub mod orders;
 pub mod payments;
 pub mod realtime;
+pub mod recommendations;
 pub mod regions;
 pub mod seed;
 pub mod sellers;

@@ -126,6 +126,11 @@ impl Application {
             &settings.payments,
         );
         start_flash_sale_director(&settings, &hot, &counters)?;
+        crate::recommendations::spawn_learner(
+            pool.clone(),
+            hot.clone(),
+            settings.recommendations.clone(),
+        );
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();

@@ -7,12 +7,14 @@
 //! for one SKU and verifies the outcome in Postgres; `ws-bench` holds many WebSockets open and times the
 //! fan-out of stock changes; `flash-sale` drives a crowd through a flash sale's waiting queue
 //! end to end and verifies it in Postgres (`--compare-naive`: the same crowd the common way).
-//! Each prints a JSON report.
+//! `reco-eval` measures recommendation quality against a popularity baseline and `reco-bench`
+//! times the recommendation endpoints. Each prints a JSON report.
 
 mod browse;
 mod cart;
 mod flash;
 mod race;
+mod reco;
 mod reserve;
 mod seed;
 mod sockets;
@@ -156,6 +158,46 @@ enum Scenario {
         /// Then run the same crowd through the common row-lock checkout for a ratio.
         #[arg(long)]
         compare_naive: bool,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// Recommendation quality on generated bundles: precision@10 and recall@10 of "for you"
+    /// against a popularity baseline (replaces the recommender tables of a scratch database).
+    RecoEval {
+        /// Postgres URL of a scratch database (migrated if needed).
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 2000)]
+        products: usize,
+        #[arg(long, default_value_t = 6)]
+        bundle_size: usize,
+        #[arg(long, default_value_t = 20_000)]
+        shoppers: usize,
+        #[arg(long, default_value_t = 4)]
+        orders_per_shopper: usize,
+        /// Chance that an order also has one product drawn by popularity.
+        #[arg(long, default_value_t = 0.3)]
+        noise: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
+    /// Time "bought together" and "for you" against a server on a seeded catalog (replaces
+    /// the database's recommender tables with generated bundles over its products).
+    RecoBench {
+        /// Base URL of the Agora process under test.
+        #[arg(long)]
+        target: String,
+        /// The server's database (with a catalog from seed-catalog).
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 6000)]
+        requests: usize,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
         /// Write the JSON report here too.
         #[arg(long)]
         report: Option<std::path::PathBuf>,
@@ -310,6 +352,50 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
                 anyhow::bail!("oversold or lost orders");
             }
             Ok(())
+        }
+        Scenario::RecoEval {
+            database_url,
+            products,
+            bundle_size,
+            shoppers,
+            orders_per_shopper,
+            noise,
+            seed,
+            report,
+        } => {
+            let result = reco::evaluate(
+                &database_url,
+                agora::recommendations::evaluation::Shape {
+                    products,
+                    bundle_size,
+                    shoppers,
+                    orders_per_shopper,
+                    noise,
+                    seed,
+                },
+            )
+            .await?;
+            eprintln!(
+                "precision@10 {:.3} (popularity {:.3}, {:.1}×), recall@10 {:.3} (popularity {:.3})",
+                result.precision_at_10,
+                result.baseline_precision_at_10,
+                result.lift,
+                result.recall_at_10,
+                result.baseline_recall_at_10
+            );
+            publish(&result, report.as_deref())
+        }
+        Scenario::RecoBench {
+            target,
+            database_url,
+            requests,
+            connections,
+            report,
+        } => {
+            let result = reco::bench(&target, &database_url, requests, connections).await?;
+            print_latencies("request (ms)", &result.latency_ms);
+            eprintln!("errors: {:?}", result.errors);
+            publish(&result, report.as_deref())
         }
         Scenario::CheckoutRace {
             target,

@@ -59,6 +59,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::operator::configure)
                 .configure(routes::carts::configure)
                 .configure(routes::orders::configure)
-                .configure(routes::flash_sales::configure),
+                .configure(routes::flash_sales::configure)
+                .configure(routes::recommendations::configure),
         );
 }

@@ -7,7 +7,8 @@ use utoipa::{
 };
 
 use super::routes::{
-    carts, flash_sales, inventory, operator, orders, products, regions, sellers, shoppers,
+    carts, flash_sales, inventory, operator, orders, products, recommendations, regions, sellers,
+    shoppers,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +26,7 @@ use super::routes::{
         orders::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
         flash_sales::create, flash_sales::show, flash_sales::join, flash_sales::my_ticket,
         flash_sales::purchase,
+        recommendations::bought_together, recommendations::for_you,
     ),
     modifiers(&BearerSchemes),
     tags(

@@ -14,6 +14,7 @@ mod migrations;
 mod observability;
 mod operator;
 mod realtime;
+mod recommendations;
 mod sellers;
 mod shoppers;
 mod storefront;

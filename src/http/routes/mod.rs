@@ -8,6 +8,7 @@ pub mod operator;
 pub mod orders;
 pub mod products;
 pub mod realtime;
+pub mod recommendations;
 pub mod regions;
 pub mod sellers;
 pub mod shoppers;
