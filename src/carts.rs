@@ -40,16 +40,7 @@ pub async fn create(
     shopper_id: Uuid,
     region: &str,
 ) -> Result<Uuid, ApiError> {
-    let region = regions::get(client, region)
-        .await
-        .map_err(|error| match error {
-            ApiError::NotFound(_) => ApiError::invalid_field(
-                "unknown_region",
-                "region",
-                "no such region; see GET /api/v1/regions",
-            ),
-            other => other,
-        })?;
+    let region = regions::named_in_request(client, region).await?;
     let id = Uuid::now_v7();
     client
         .execute(

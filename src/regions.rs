@@ -284,6 +284,18 @@ pub async fn get(client: &impl GenericClient, code: &str) -> Result<Region, ApiE
     from_row(&row)
 }
 
+/// The region a request's `region` field names; an unknown one is that field's error (422).
+pub async fn named_in_request(client: &impl GenericClient, code: &str) -> Result<Region, ApiError> {
+    get(client, code).await.map_err(|error| match error {
+        ApiError::NotFound(_) => ApiError::invalid_field(
+            "unknown_region",
+            "region",
+            "no such region; see GET /api/v1/regions",
+        ),
+        other => other,
+    })
+}
+
 /// Creates or replaces a region; true when it was created. Refuses countries that belong to
 /// another region.
 pub async fn put(

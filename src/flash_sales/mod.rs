@@ -325,6 +325,21 @@ pub struct QueueStatus {
     pub reason: Option<&'static str>,
 }
 
+impl QueueStatus {
+    /// `state` of `ticket`, with nothing else said yet.
+    pub fn new(state: &'static str, ticket: i64) -> Self {
+        Self {
+            state,
+            ticket,
+            position: None,
+            estimated_wait_secs: None,
+            admission_token: None,
+            admission_expires_at: None,
+            reason: None,
+        }
+    }
+}
+
 /// Position of `ticket` behind the admission cursor (tickets are numbered without gaps
 /// but for rare failed joins, so this is exact or slightly pessimistic).
 pub fn position(ticket: i64, admitted_through: i64) -> i64 {
@@ -355,15 +370,7 @@ pub async fn status(
         .ok_or(ApiError::NotFound("ticket"))?;
     let ticket: i64 = row.get(0);
     let expires: Option<DateTime<Utc>> = row.get(2);
-    let mut status = QueueStatus {
-        state: "waiting",
-        ticket,
-        position: None,
-        estimated_wait_secs: None,
-        admission_token: None,
-        admission_expires_at: None,
-        reason: None,
-    };
+    let mut status = QueueStatus::new("waiting", ticket);
     match (row.get::<_, &str>(1), row.get::<_, &str>(4)) {
         ("purchased", _) => status.state = "purchased",
         ("expired", _) => {
@@ -482,13 +489,9 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             let position = position(number, sale.get(3));
             return Ok(Joined {
                 status: QueueStatus {
-                    state: "waiting",
-                    ticket: number,
                     position: Some(position),
                     estimated_wait_secs: estimated_wait(position, f64::from(sale.get::<_, f32>(4))),
-                    admission_token: None,
-                    admission_expires_at: None,
-                    reason: None,
+                    ..QueueStatus::new("waiting", number)
                 },
                 new: true,
             });
@@ -711,16 +714,7 @@ async fn sale_line(
     request: &PurchaseRequest,
     preference: &LocalePreference,
 ) -> Result<carts::CartView, ApiError> {
-    let region = regions::get(tx, &request.region)
-        .await
-        .map_err(|error| match error {
-            ApiError::NotFound(_) => ApiError::invalid_field(
-                "unknown_region",
-                "region",
-                "no such region; see GET /api/v1/regions",
-            ),
-            other => other,
-        })?;
+    let region = regions::named_in_request(tx, &request.region).await?;
     let currency = region.currency().ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
     })?;

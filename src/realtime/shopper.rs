@@ -223,13 +223,9 @@ impl ShopperSocket {
                     expires_at: admitted.expires_at,
                 };
                 let status = flash_sales::QueueStatus {
-                    state: "admitted",
-                    ticket: admitted.ticket,
-                    position: None,
-                    estimated_wait_secs: None,
                     admission_token: Some(self.state.admission_key.sign(&admission)),
                     admission_expires_at: Some(admitted.expires_at),
-                    reason: None,
+                    ..flash_sales::QueueStatus::new("admitted", admitted.ticket)
                 };
                 self.queues.insert(*sale_id, admitted.ticket);
                 self.send_queue(ctx, *sale_id, &status);
@@ -244,15 +240,7 @@ impl ShopperSocket {
                 let Some(&ticket) = self.queues.get(sale_id) else {
                     return;
                 };
-                let mut status = flash_sales::QueueStatus {
-                    state: "waiting",
-                    ticket,
-                    position: None,
-                    estimated_wait_secs: None,
-                    admission_token: None,
-                    admission_expires_at: None,
-                    reason: None,
-                };
+                let mut status = flash_sales::QueueStatus::new("waiting", ticket);
                 match state.as_str() {
                     "sold_out" => status.state = "sold_out",
                     "closed" => {

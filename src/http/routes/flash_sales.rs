@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    checkout,
     flash_sales::{self, NewSale, PurchaseRequest, QueueStatus, SaleView},
     http::{
         auth::{SellerAuth, ShopperAuth},
@@ -184,12 +183,7 @@ pub async fn purchase(
     id: web::Path<Uuid>,
     body: ApiJson<Purchase>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = checkout::parse_idempotency_key(
-        request
-            .headers()
-            .get("Idempotency-Key")
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    let key = super::orders::idempotency_key(&request)?;
     let body = body.0;
     let quantity = u32::try_from(body.quantity)
         .ok()
@@ -222,17 +216,5 @@ pub async fn purchase(
         &preference,
     )
     .await?;
-    let status = actix_web::http::StatusCode::from_u16(outcome.response.status)
-        .map_err(ApiError::internal)?;
-    let mut response = HttpResponse::build(status);
-    if outcome.replayed {
-        response.insert_header(("Idempotent-Replayed", "true"));
-    }
-    if let Some(order) = outcome.response.body.get("id").and_then(|id| id.as_str()) {
-        response.insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/v1/orders/{order}"),
-        ));
-    }
-    Ok(response.json(outcome.response.body))
+    super::orders::respond(outcome)
 }

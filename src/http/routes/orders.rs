@@ -65,12 +65,7 @@ pub async fn checkout(
     id: web::Path<Uuid>,
     body: ApiJson<CheckoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = checkout::parse_idempotency_key(
-        request
-            .headers()
-            .get("Idempotency-Key")
-            .and_then(|v| v.to_str().ok()),
-    )?;
+    let key = idempotency_key(&request)?;
     let card = CardNumber::parse("payment.card_number", &body.0.payment.card_number)?;
     let preference =
         negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
@@ -83,6 +78,22 @@ pub async fn checkout(
             tracing::warn!(error = %crate::http::error::error_chain(&error), "announcing the emptied cart failed");
         }
     }
+    respond(outcome)
+}
+
+/// The request's `Idempotency-Key` header, checked.
+pub fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
+    checkout::parse_idempotency_key(
+        request
+            .headers()
+            .get("Idempotency-Key")
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// The answer of a checkout (or flash-sale purchase), fresh or replayed: its stored status and
+/// body, `Idempotent-Replayed: true` on a replay, and the order's `Location`.
+pub fn respond(outcome: checkout::CheckoutResponse) -> Result<HttpResponse, ApiError> {
     let status = actix_web::http::StatusCode::from_u16(outcome.response.status)
         .map_err(ApiError::internal)?;
     let mut response = HttpResponse::build(status);
