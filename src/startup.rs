@@ -126,10 +126,14 @@ impl Application {
             &settings.payments,
         );
         start_flash_sale_director(&settings, &hot, &counters)?;
-        crate::recommendations::spawn_learner(
-            pool.clone(),
-            hot.clone(),
-            settings.recommendations.clone(),
+        // The recommender runs on the server's own thread, like the flash-sale director.
+        agora_actors::recommender::Recommender::start(
+            Arc::new(crate::recommendations::PgLearner {
+                pool: pool.clone(),
+                hot: hot.clone(),
+                settings: settings.recommendations.clone(),
+            }),
+            Duration::from_millis(settings.recommendations.learn_interval_ms),
         );
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());

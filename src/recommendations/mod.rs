@@ -534,40 +534,26 @@ pub async fn home_region(
         .map(|row| row.get(0)))
 }
 
-/// Spawns the learner: every `learn_interval_ms`, in every process (the advisory lock lets
-/// one at a time through), until the process stops.
-pub fn spawn_learner(
-    pool: deadpool_postgres::Pool,
-    hot: HotState,
-    settings: RecommendationSettings,
-) {
-    let interval = std::time::Duration::from_millis(settings.learn_interval_ms);
-    actix_web::rt::spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            // Catch up in batches, then wait for more.
-            loop {
-                match learn(&pool, &hot, &settings).await {
-                    Ok(learned) if learned.orders > 0 => {
-                        tracing::debug!(
-                            orders = learned.orders,
-                            products = learned.products,
-                            "learned from orders"
-                        );
-                    }
-                    Ok(_) => break,
-                    Err(error) => {
-                        metrics::counter!("agora_recommendations_learn_errors_total").increment(1);
-                        tracing::warn!(error = %crate::http::error::error_chain(&error), "learning from orders failed; retrying");
-                        break;
-                    }
-                }
-            }
-        }
-    });
+/// The learner the recommender actor runs: [`learn`] on this process's pool and Redis.
+pub struct PgLearner {
+    pub pool: deadpool_postgres::Pool,
+    pub hot: HotState,
+    pub settings: RecommendationSettings,
 }
 
-/// Groups candidate lists by product for evaluation and tests: the top `limit` ids.
+impl agora_actors::recommender::Learner for PgLearner {
+    fn learn(&self) -> futures_util::future::BoxFuture<'static, Result<usize, String>> {
+        let (pool, hot, settings) = (self.pool.clone(), self.hot.clone(), self.settings.clone());
+        Box::pin(async move {
+            learn(&pool, &hot, &settings)
+                .await
+                .map(|learned| learned.orders)
+                .map_err(|error| crate::http::error::error_chain(&error))
+        })
+    }
+}
+
+/// The first `limit` candidate ids not in `exclude` (what the evaluation compares).
 pub fn top_ids(candidates: &[(Uuid, f32)], exclude: &[Uuid], limit: usize) -> Vec<Uuid> {
     let excluded: BTreeSet<&Uuid> = exclude.iter().collect();
     candidates

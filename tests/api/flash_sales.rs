@@ -122,12 +122,23 @@ async fn purchase(
         .expect("request sent")
 }
 
-/// Polls the shopper's ticket until it is no longer waiting.
+/// Polls the shopper's ticket until it is no longer waiting, as a client would: a request
+/// the crowded test server drops (its one worker is busy past the request timeout) is retried.
 async fn wait_out(app: &TestApp, token: &str, sale: &str, every: Duration) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let status = me(app, token, sale).await;
-        if status["state"] != "waiting" || tokio::time::Instant::now() > deadline {
+        let answer = app
+            .client
+            .get(app.url(&format!("/api/v1/flash-sales/{sale}/queue/me")))
+            .bearer_auth(token)
+            .send()
+            .await;
+        let status = match answer {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        let waiting = status.is_null() || status["state"] == "waiting";
+        if !waiting || tokio::time::Instant::now() > deadline {
             return status;
         }
         tokio::time::sleep(every).await;
@@ -228,7 +239,7 @@ async fn two_thousand_shoppers_through_two_processes_buy_exactly_the_quantity_in
         .map(|(n, token)| {
             let (app, sale) = (apps[n % 2], sale.clone());
             async move {
-                let status = wait_out(app, token, &sale, Duration::from_millis(700)).await;
+                let status = wait_out(app, token, &sale, Duration::from_millis(1500)).await;
                 match status["state"].as_str() {
                     Some("admitted") => {
                         let admission = status["admission_token"].as_str().expect("token");
@@ -825,4 +836,129 @@ async fn killing_the_process_that_leads_the_queue_loses_no_ticket_and_sells_no_e
         .await,
         0
     );
+}
+
+#[actix_web::test]
+async fn a_sale_that_ends_returns_its_unsold_units_to_stock_and_closes_the_queue() {
+    let app = spawn_app_with(|_| {}).await;
+    digital_region(&app).await;
+    let key = seller_with(&app, "FLASH-6", 10).await;
+    let sale = schedule(&app, &key, "FLASH-6", 5, 1).await;
+    assert_eq!(
+        stock_of(&app, "FLASH-6").await,
+        10,
+        "nothing is taken before the start"
+    );
+    let (buyer, admission) = admitted(&app, &sale).await;
+    // The sale opened: its 5 units left normal stock.
+    assert_eq!(stock_of(&app, "FLASH-6").await, 5);
+    let bought = purchase(&app, &buyer, &sale, "one", &admission, 1, APPROVED).await;
+    assert_eq!(bought.status(), 201);
+    // Another shopper is admitted (a unit set aside for them) and does not buy.
+    let dawdler = shopper(&app).await;
+    assert_eq!(join(&app, &dawdler, &sale).await.status(), 201);
+    let status = wait_out(&app, &dawdler, &sale, Duration::from_millis(50)).await;
+    assert_eq!(status["state"], "admitted", "{status}");
+
+    // The end arrives with 4 units unsold, one of them set aside for the dawdler.
+    app.db()
+        .await
+        .execute(
+            "UPDATE flash_sales SET ends_at = now(), starts_at = now() - interval '1 hour'
+             WHERE id = $1::text::uuid",
+            &[&sale],
+        )
+        .await
+        .expect("end moved");
+    let mut state = Value::Null;
+    for _ in 0..50 {
+        state = app
+            .get(&format!("/api/v1/flash-sales/{sale}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if state["state"] == "closed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"], "closed", "{state}");
+    assert_eq!(state["remaining"], 0);
+    assert_eq!(
+        stock_of(&app, "FLASH-6").await,
+        9,
+        "the 4 unsold units are back"
+    );
+    let status = me(&app, &dawdler, &sale).await;
+    assert_eq!(
+        (status["state"].as_str(), status["reason"].as_str()),
+        (Some("closed"), Some("sale_ended")),
+        "{status}"
+    );
+    let late = shopper(&app).await;
+    let refused = join(&app, &late, &sale).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<Value>().await.expect("json")["error"]["code"],
+        "sale_closed"
+    );
+}
+
+async fn stock_of(app: &TestApp, sku: &str) -> i64 {
+    app.get(&format!("/api/v1/inventory/{sku}"))
+        .await
+        .json::<Value>()
+        .await
+        .expect("json")["available"]
+        .as_i64()
+        .expect("available")
+}
+
+#[actix_web::test]
+async fn a_shopper_sending_too_many_joins_or_purchases_gets_429_with_retry_after() {
+    let app = spawn_app_with(|settings| {
+        settings.flash_sales.rate_limit_requests = 3;
+        settings.flash_sales.rate_limit_window_secs = 60;
+    })
+    .await;
+    digital_region(&app).await;
+    let key = seller_with(&app, "FLASH-7", 10).await;
+    let sale = schedule(&app, &key, "FLASH-7", 5, 1).await;
+    let token = shopper(&app).await;
+    let statuses = [
+        join(&app, &token, &sale).await.status().as_u16(),
+        join(&app, &token, &sale).await.status().as_u16(),
+        join(&app, &token, &sale).await.status().as_u16(),
+    ];
+    assert_eq!(statuses, [201, 200, 200]);
+    let limited = join(&app, &token, &sale).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(
+        limited.json::<Value>().await.expect("json")["error"]["code"],
+        "rate_limited"
+    );
+    // Purchases count apart from joins; another shopper is not limited by this one.
+    let other = shopper(&app).await;
+    assert_eq!(join(&app, &other, &sale).await.status(), 201);
+    for attempt in 0..4 {
+        let answer = purchase(
+            &app,
+            &token,
+            &sale,
+            &format!("k{attempt}"),
+            "forged.token",
+            1,
+            APPROVED,
+        )
+        .await;
+        let expected = if attempt < 3 { 403 } else { 429 };
+        assert_eq!(answer.status().as_u16(), expected, "attempt {attempt}");
+    }
 }
