@@ -15,7 +15,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{from_history, popular, record, top_ids, Basket};
+use super::{from_history, popular, record, top_ids, Basket, Increments};
 
 /// Recommendations compared per shopper.
 pub const K: usize = 10;
@@ -125,15 +125,12 @@ pub async fn evaluate(
     }
     let baskets: Vec<&Basket> = dataset.train.iter().map(|(_, b)| b).collect();
     for chunk in baskets.chunks(TRAIN_CHUNK) {
+        let mut increments = Increments::default();
+        for basket in chunk {
+            increments.order(basket);
+        }
         let tx = client.transaction().await?;
-        let owned: Vec<Basket> = chunk
-            .iter()
-            .map(|b| Basket {
-                region: b.region.clone(),
-                products: b.products.clone(),
-            })
-            .collect();
-        record(&tx, &owned, neighbours).await?;
+        record(&tx, &increments, neighbours).await?;
         tx.commit().await?;
     }
     let best_sellers = popular(&*client, None).await?;

@@ -51,87 +51,137 @@ pub struct Basket {
     pub products: Vec<Uuid>,
 }
 
-/// Counts `baskets` and recomputes the neighbour lists of every product in them. Returns the
-/// products touched.
-pub async fn record(
-    tx: &impl GenericClient,
-    baskets: &[Basket],
-    neighbours: i64,
-) -> Result<Vec<Uuid>, tokio_postgres::Error> {
-    let mut items: BTreeMap<Uuid, i32> = BTreeMap::new();
-    let mut regions: BTreeMap<(String, Uuid), i32> = BTreeMap::new();
-    let mut pairs: BTreeMap<(Uuid, Uuid), i32> = BTreeMap::new();
-    for basket in baskets {
+/// How much an order weighs, and the weaker signals (a shopper carting or viewing a product).
+pub const ORDER_WEIGHT: f32 = 1.0;
+pub const CART_WEIGHT: f32 = 0.3;
+pub const VIEW_WEIGHT: f32 = 0.1;
+
+fn signal_weight(kind: &str) -> f32 {
+    if kind == "cart" {
+        CART_WEIGHT
+    } else {
+        VIEW_WEIGHT
+    }
+}
+
+/// What a learning pass adds: weight per product, per pair (both directions) and order
+/// counts per region (popularity counts orders only).
+#[derive(Default)]
+pub struct Increments {
+    items: BTreeMap<Uuid, f32>,
+    pairs: BTreeMap<(Uuid, Uuid), f32>,
+    regions: BTreeMap<(String, Uuid), i32>,
+}
+
+impl Increments {
+    /// An order: each of its products (up to [`MAX_BASKET`]) and each pair of them.
+    pub fn order(&mut self, basket: &Basket) {
         let distinct: BTreeSet<Uuid> = basket.products.iter().copied().collect();
         let kept: Vec<Uuid> = distinct.into_iter().take(MAX_BASKET).collect();
         for (i, a) in kept.iter().enumerate() {
-            *items.entry(*a).or_default() += 1;
-            *regions.entry((basket.region.clone(), *a)).or_default() += 1;
+            *self.items.entry(*a).or_default() += ORDER_WEIGHT;
+            *self.regions.entry((basket.region.clone(), *a)).or_default() += 1;
             for b in &kept[i + 1..] {
-                *pairs.entry((*a, *b)).or_default() += 1;
-                *pairs.entry((*b, *a)).or_default() += 1;
+                self.pair(*a, *b, ORDER_WEIGHT);
             }
         }
     }
-    if items.is_empty() {
+
+    /// A signal of `kind` for `product`, paired with what the shopper signalled before it.
+    pub fn signal(&mut self, product: Uuid, kind: &str, earlier: &[(Uuid, String)]) {
+        let weight = signal_weight(kind);
+        *self.items.entry(product).or_default() += weight;
+        for (other, other_kind) in earlier {
+            if *other != product {
+                self.pair(product, *other, weight.min(signal_weight(other_kind)));
+            }
+        }
+    }
+
+    fn pair(&mut self, a: Uuid, b: Uuid, weight: f32) {
+        *self.pairs.entry((a, b)).or_default() += weight;
+        *self.pairs.entry((b, a)).or_default() += weight;
+    }
+}
+
+/// Adds `increments` and recomputes the neighbour lists of every product in them. Returns the
+/// products touched.
+pub async fn record(
+    tx: &impl GenericClient,
+    increments: &Increments,
+    neighbours: i64,
+) -> Result<Vec<Uuid>, tokio_postgres::Error> {
+    if increments.items.is_empty() {
         return Ok(Vec::new());
     }
-    let (ids, counts): (Vec<Uuid>, Vec<i32>) = items.iter().map(|(k, v)| (*k, *v)).unzip();
+    let (ids, weights): (Vec<Uuid>, Vec<f32>) =
+        increments.items.iter().map(|(k, v)| (*k, *v)).unzip();
     tx.execute(
-        "INSERT INTO reco_item_counts (product_id, orders)
-         SELECT * FROM unnest($1::uuid[], $2::int4[])
-         ON CONFLICT (product_id) DO UPDATE SET orders = reco_item_counts.orders + EXCLUDED.orders",
-        &[&ids, &counts],
+        "INSERT INTO reco_item_counts (product_id, weight)
+         SELECT * FROM unnest($1::uuid[], $2::real[])
+         ON CONFLICT (product_id) DO UPDATE SET weight = reco_item_counts.weight + EXCLUDED.weight",
+        &[&ids, &weights],
     )
     .await?;
-    let mut region_names = Vec::new();
-    let mut region_ids = Vec::new();
-    let mut region_counts = Vec::new();
-    for ((region, id), count) in &regions {
-        region_names.push(region.clone());
-        region_ids.push(*id);
-        region_counts.push(*count);
+    if !increments.regions.is_empty() {
+        let mut region_names = Vec::new();
+        let mut region_ids = Vec::new();
+        let mut region_counts = Vec::new();
+        for ((region, id), count) in &increments.regions {
+            region_names.push(region.clone());
+            region_ids.push(*id);
+            region_counts.push(*count);
+        }
+        tx.execute(
+            "INSERT INTO reco_region_counts (region, product_id, orders)
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::int4[])
+             ON CONFLICT (region, product_id)
+             DO UPDATE SET orders = reco_region_counts.orders + EXCLUDED.orders",
+            &[&region_names, &region_ids, &region_counts],
+        )
+        .await?;
     }
-    tx.execute(
-        "INSERT INTO reco_region_counts (region, product_id, orders)
-         SELECT * FROM unnest($1::text[], $2::uuid[], $3::int4[])
-         ON CONFLICT (region, product_id)
-         DO UPDATE SET orders = reco_region_counts.orders + EXCLUDED.orders",
-        &[&region_names, &region_ids, &region_counts],
-    )
-    .await?;
-    if !pairs.is_empty() {
-        let mut left = Vec::with_capacity(pairs.len());
-        let mut right = Vec::with_capacity(pairs.len());
-        let mut together = Vec::with_capacity(pairs.len());
-        for ((a, b), n) in &pairs {
+    if !increments.pairs.is_empty() {
+        let mut left = Vec::with_capacity(increments.pairs.len());
+        let mut right = Vec::with_capacity(increments.pairs.len());
+        let mut together = Vec::with_capacity(increments.pairs.len());
+        for ((a, b), weight) in &increments.pairs {
             left.push(*a);
             right.push(*b);
-            together.push(*n);
+            together.push(*weight);
         }
         tx.execute(
             "INSERT INTO reco_pairs (product_id, other_id, together)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[])
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::real[])
              ON CONFLICT (product_id, other_id)
              DO UPDATE SET together = reco_pairs.together + EXCLUDED.together",
             &[&left, &right, &together],
         )
         .await?;
     }
-    // A product's similarities change with every order of it; its partners' lists are
-    // recomputed when they are ordered themselves.
+    // The lists of every product with a new event or a new pair are recomputed; a partner
+    // whose similarity only moved because this product's weight grew catches up at its own
+    // next event.
+    let touched: Vec<Uuid> = increments
+        .items
+        .keys()
+        .chain(increments.pairs.keys().map(|(a, _)| a))
+        .copied()
+        .collect::<BTreeSet<Uuid>>()
+        .into_iter()
+        .collect();
     tx.execute(
         "DELETE FROM reco_neighbours WHERE product_id = ANY($1)",
-        &[&ids],
+        &[&touched],
     )
     .await?;
     tx.execute(
         "INSERT INTO reco_neighbours (product_id, neighbour_id, score)
          SELECT product_id, other_id, score FROM (
              SELECT p.product_id, p.other_id,
-                    (p.together / sqrt(a.orders::float8 * b.orders::float8))::real AS score,
+                    (p.together / sqrt(a.weight::float8 * b.weight::float8))::real AS score,
                     row_number() OVER (PARTITION BY p.product_id
-                        ORDER BY p.together / sqrt(a.orders::float8 * b.orders::float8) DESC,
+                        ORDER BY p.together / sqrt(a.weight::float8 * b.weight::float8) DESC,
                                  p.other_id) AS rank
              FROM reco_pairs p
              JOIN reco_item_counts a ON a.product_id = p.product_id
@@ -139,21 +189,62 @@ pub async fn record(
              WHERE p.product_id = ANY($1)
          ) ranked
          WHERE rank <= $2",
-        &[&ids, &neighbours],
+        &[&touched, &neighbours],
     )
     .await?;
-    Ok(ids)
+    Ok(touched)
+}
+
+/// What a weaker signal is about.
+pub enum Signal {
+    /// A signed-in shopper added units of this variant to a cart.
+    Carted { variant: Uuid },
+    /// A signed-in shopper viewed this product.
+    Viewed { product: Uuid },
+}
+
+/// Appends a weaker signal for the learner, after the request's own work committed: a
+/// failure costs only the signal (logged), never the request.
+pub async fn note(pool: &deadpool_postgres::Pool, shopper: Uuid, signal: Signal) {
+    let noted = async {
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        let (sql, subject) = match signal {
+            Signal::Carted { variant } => (
+                "INSERT INTO reco_signals (shopper_id, product_id, kind)
+                 SELECT $1, product_id, 'cart' FROM variants WHERE id = $2",
+                variant,
+            ),
+            Signal::Viewed { product } => (
+                "INSERT INTO reco_signals (shopper_id, product_id, kind) VALUES ($1, $2, 'view')",
+                product,
+            ),
+        };
+        client
+            .execute(sql, &[&shopper, &subject])
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(error) = noted {
+        tracing::warn!(%error, "noting a recommendation signal failed");
+    }
 }
 
 /// What one learning pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Learned {
     pub orders: usize,
+    pub signals: usize,
     pub products: usize,
 }
 
-/// Counts the paid orders logged since the cursor (at most `batch`), if no other process is
-/// learning right now. Drops the touched products' cached lists.
+/// How far back a shopper's earlier carts and views pair with a new one.
+const SIGNAL_WINDOW: &str = "1 hour";
+/// Earlier signals of one shopper a new one is paired with.
+const SIGNAL_PAIRS: i64 = 20;
+
+/// Learns the paid orders and the signals logged since the cursors (at most `batch` of each),
+/// if no other process is learning right now. Drops the touched products' cached lists.
 pub async fn learn(
     pool: &deadpool_postgres::Pool,
     hot: &HotState,
@@ -168,13 +259,66 @@ pub async fn learn(
     if !locked {
         return Ok(Learned::default());
     }
-    let cursor = tx
+    let mut increments = Increments::default();
+    let orders = read_orders(&*tx, settings.batch, &mut increments).await?;
+    let signals = read_signals(&*tx, settings.batch, &mut increments).await?;
+    if orders + signals == 0 {
+        return Ok(Learned::default());
+    }
+    let touched = crate::db::timed(
+        "recommendations_learn",
+        record(&*tx, &increments, settings.neighbours),
+    )
+    .await?;
+    // Signals only pair within the window: a day later they have served.
+    tx.execute(
+        "DELETE FROM reco_signals WHERE id IN (
+             SELECT id FROM reco_signals WHERE created_at < now() - interval '1 day' LIMIT 1000)",
+        &[],
+    )
+    .await?;
+    tx.commit().await?;
+    forget_cached(hot, &touched).await;
+    metrics::counter!("agora_recommendations_orders_learned_total").increment(orders as u64);
+    metrics::counter!("agora_recommendations_signals_learned_total").increment(signals as u64);
+    Ok(Learned {
+        orders,
+        signals,
+        products: touched.len(),
+    })
+}
+
+/// The cursor of one log: `(xid, id)` of the last entry learned.
+async fn cursor(tx: &impl GenericClient, log: &str) -> Result<(String, i64), ApiError> {
+    let row = tx
         .query_one(
-            "SELECT xid::text, event_id FROM reco_progress WHERE name = 'orders' FOR UPDATE",
-            &[],
+            "SELECT xid::text, event_id FROM reco_progress WHERE name = $1 FOR UPDATE",
+            &[&log],
         )
         .await?;
-    let (xid, event_id): (String, i64) = (cursor.get(0), cursor.get(1));
+    Ok((row.get(0), row.get(1)))
+}
+
+async fn advance(
+    tx: &impl GenericClient,
+    log: &str,
+    (xid, id): (&str, i64),
+) -> Result<(), ApiError> {
+    tx.execute(
+        "UPDATE reco_progress SET xid = $2::text::xid8, event_id = $3 WHERE name = $1",
+        &[&log, &xid, &id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads paid orders after the cursor into `increments`; answers how many.
+async fn read_orders(
+    tx: &impl GenericClient,
+    batch: i64,
+    increments: &mut Increments,
+) -> Result<usize, ApiError> {
+    let (xid, event_id) = cursor(tx, "orders").await?;
     // Only transactions older than every one still running: a later commit can never slip in
     // below the cursor (the seller feed reads the log the same way).
     let events = tx
@@ -184,15 +328,15 @@ pub async fn learn(
                AND (e.xid, e.id) > ($1::text::xid8, $2)
                AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
              ORDER BY e.xid, e.id LIMIT $3",
-            &[&xid, &event_id, &settings.batch],
+            &[&xid, &event_id, &batch],
         )
         .await?;
     let Some(last) = events.last() else {
-        return Ok(Learned::default());
+        return Ok(0);
     };
-    let (last_xid, last_id): (String, i64) = (last.get(0), last.get(1));
+    advance(tx, "orders", (last.get(0), last.get(1))).await?;
     let orders: Vec<Uuid> = events.iter().map(|row| row.get(2)).collect();
-    let baskets: Vec<Basket> = tx
+    for row in tx
         .query(
             "SELECT o.region, array_agg(DISTINCT l.product_id) FROM orders o
              JOIN order_lines l ON l.order_id = o.id
@@ -200,29 +344,63 @@ pub async fn learn(
             &[&orders],
         )
         .await?
-        .into_iter()
-        .map(|row| Basket {
+    {
+        increments.order(&Basket {
             region: row.get(0),
             products: row.get(1),
-        })
-        .collect();
-    let touched = crate::db::timed(
-        "recommendations_learn",
-        record(&*tx, &baskets, settings.neighbours),
-    )
-    .await?;
-    tx.execute(
-        "UPDATE reco_progress SET xid = $1::text::xid8, event_id = $2 WHERE name = 'orders'",
-        &[&last_xid, &last_id],
-    )
-    .await?;
-    tx.commit().await?;
-    forget_cached(hot, &touched).await;
-    metrics::counter!("agora_recommendations_orders_learned_total").increment(orders.len() as u64);
-    Ok(Learned {
-        orders: orders.len(),
-        products: touched.len(),
-    })
+        });
+    }
+    Ok(events.len())
+}
+
+/// Reads carts and views after the cursor into `increments`, each paired with what the same
+/// shopper carted or viewed in the window before it (a repeat of the same signal counts
+/// once); answers how many were read.
+async fn read_signals(
+    tx: &impl GenericClient,
+    batch: i64,
+    increments: &mut Increments,
+) -> Result<usize, ApiError> {
+    let (xid, id) = cursor(tx, "signals").await?;
+    let signals = tx
+        .query(
+            &format!(
+                "SELECT s.xid::text, s.id, s.product_id, s.kind,
+                        EXISTS (SELECT 1 FROM reco_signals r
+                                WHERE r.shopper_id = s.shopper_id AND r.product_id = s.product_id
+                                  AND r.kind = s.kind AND (r.xid, r.id) < (s.xid, s.id)
+                                  AND r.created_at > s.created_at - interval '{SIGNAL_WINDOW}'),
+                        earlier.products, earlier.kinds
+                 FROM reco_signals s
+                 CROSS JOIN LATERAL (
+                     SELECT coalesce(array_agg(e.product_id), '{{}}') AS products,
+                            coalesce(array_agg(e.kind), '{{}}') AS kinds
+                     FROM (SELECT product_id, min(kind) AS kind FROM reco_signals
+                           WHERE shopper_id = s.shopper_id AND (xid, id) < (s.xid, s.id)
+                             AND created_at > s.created_at - interval '{SIGNAL_WINDOW}'
+                           GROUP BY product_id LIMIT {SIGNAL_PAIRS}) e
+                 ) earlier
+                 WHERE (s.xid, s.id) > ($1::text::xid8, $2)
+                   AND s.xid < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY s.xid, s.id LIMIT $3"
+            ),
+            &[&xid, &id, &batch],
+        )
+        .await?;
+    let Some(last) = signals.last() else {
+        return Ok(0);
+    };
+    advance(tx, "signals", (last.get(0), last.get(1))).await?;
+    for row in &signals {
+        if row.get::<_, bool>(4) {
+            continue;
+        }
+        let products: Vec<Uuid> = row.get(5);
+        let kinds: Vec<String> = row.get(6);
+        let earlier: Vec<(Uuid, String)> = products.into_iter().zip(kinds).collect();
+        increments.signal(row.get(2), row.get(3), &earlier);
+    }
+    Ok(signals.len())
 }
 
 /// Forgets everything learned and learns it again from the whole order history.
@@ -244,7 +422,7 @@ pub async fn rebuild(
             .collect();
         tx.batch_execute(
             "TRUNCATE reco_item_counts, reco_region_counts, reco_pairs, reco_neighbours;
-             UPDATE reco_progress SET xid = '0', event_id = 0 WHERE name = 'orders';",
+             UPDATE reco_progress SET xid = '0', event_id = 0;",
         )
         .await?;
         tx.commit().await?;
@@ -254,7 +432,7 @@ pub async fn rebuild(
     let mut orders = 0;
     loop {
         let learned = learn(pool, hot, settings).await?;
-        if learned.orders == 0 {
+        if learned.orders + learned.signals == 0 {
             return Ok(orders);
         }
         orders += learned.orders;
@@ -378,8 +556,10 @@ pub async fn popular(
         Some(region) => {
             client
                 .query(
-                    "SELECT product_id, orders::real FROM reco_region_counts WHERE region = $1
-                     ORDER BY orders DESC, product_id LIMIT $2",
+                    // Ordered by the column itself (not the cast output), so the index serves it.
+                    "SELECT product_id, orders::real AS score FROM reco_region_counts
+                     WHERE region = $1
+                     ORDER BY reco_region_counts.orders DESC, product_id LIMIT $2",
                     &[&region, &CANDIDATES],
                 )
                 .await?
@@ -387,8 +567,8 @@ pub async fn popular(
         None => {
             client
                 .query(
-                    "SELECT product_id, orders::real FROM reco_item_counts
-                     ORDER BY orders DESC, product_id LIMIT $1",
+                    "SELECT product_id, weight FROM reco_item_counts
+                     ORDER BY weight DESC, product_id LIMIT $1",
                     &[&CANDIDATES],
                 )
                 .await?
@@ -547,7 +727,7 @@ impl agora_actors::recommender::Learner for PgLearner {
         Box::pin(async move {
             learn(&pool, &hot, &settings)
                 .await
-                .map(|learned| learned.orders)
+                .map(|learned| learned.orders + learned.signals)
                 .map_err(|error| crate::http::error::error_chain(&error))
         })
     }

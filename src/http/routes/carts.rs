@@ -211,6 +211,14 @@ async fn change_line(
         Ok::<_, ApiError>(())
     }
     .await;
+    if written.is_ok() {
+        crate::recommendations::note(
+            &state.pool,
+            shopper.shopper.id,
+            crate::recommendations::Signal::Carted { variant },
+        )
+        .await;
+    }
     if written.is_err() {
         // The units are held but not in the cart: give them back now rather than at expiry.
         for attempt in 1..=UNWRITTEN_HOLD_RELEASE_ATTEMPTS {

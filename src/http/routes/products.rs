@@ -1,6 +1,6 @@
 //! Products: sellers create and change their own; shoppers browse, search and read them.
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use actix_web::{http::header, web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -189,6 +189,24 @@ pub async fn show(
     };
     if !product.is_on_storefront() {
         return Err(ApiError::NotFound("product"));
+    }
+    // A signed-in shopper's view is a weak signal for recommendations; noted off the
+    // response's path (an anonymous or unknown token is simply not noted).
+    if request
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION)
+    {
+        if let Ok(shopper) = crate::http::auth::ShopperAuth::extract(&request).await {
+            let pool = state.pool.clone();
+            actix_web::rt::spawn(async move {
+                crate::recommendations::note(
+                    &pool,
+                    shopper.shopper.id,
+                    crate::recommendations::Signal::Viewed { product: id },
+                )
+                .await;
+            });
+        }
     }
     let rendered = storefront::render(&product, &preference, currency, &state.pricing.fx)?;
     let catalog = &state.settings.catalog;
