@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use crate::{
-    carts::shopper,
+    carts::{available, shopper},
     helpers::{spawn_app_with, spawn_processes, TestApp},
     realtime::{connect, next, say},
 };
@@ -348,13 +348,7 @@ async fn two_thousand_shoppers_through_two_processes_buy_exactly_the_quantity_in
         0
     );
     // The 50 units outside the sale stay on sale normally.
-    let stock: Value = first
-        .get("/api/v1/inventory/FLASH-1")
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(stock["available"], 50, "{stock}");
+    assert_eq!(available(&first, "FLASH-1").await, 50);
 }
 
 /// A shopper admitted to `sale` (joined alone, the sale opened).
@@ -845,13 +839,13 @@ async fn a_sale_that_ends_returns_its_unsold_units_to_stock_and_closes_the_queue
     let key = seller_with(&app, "FLASH-6", 10).await;
     let sale = schedule(&app, &key, "FLASH-6", 5, 1).await;
     assert_eq!(
-        stock_of(&app, "FLASH-6").await,
+        available(&app, "FLASH-6").await,
         10,
         "nothing is taken before the start"
     );
     let (buyer, admission) = admitted(&app, &sale).await;
     // The sale opened: its 5 units left normal stock.
-    assert_eq!(stock_of(&app, "FLASH-6").await, 5);
+    assert_eq!(available(&app, "FLASH-6").await, 5);
     let bought = purchase(&app, &buyer, &sale, "one", &admission, 1, APPROVED).await;
     assert_eq!(bought.status(), 201);
     // Another shopper is admitted (a unit set aside for them) and does not buy.
@@ -886,7 +880,7 @@ async fn a_sale_that_ends_returns_its_unsold_units_to_stock_and_closes_the_queue
     assert_eq!(state["state"], "closed", "{state}");
     assert_eq!(state["remaining"], 0);
     assert_eq!(
-        stock_of(&app, "FLASH-6").await,
+        available(&app, "FLASH-6").await,
         9,
         "the 4 unsold units are back"
     );
@@ -903,16 +897,6 @@ async fn a_sale_that_ends_returns_its_unsold_units_to_stock_and_closes_the_queue
         refused.json::<Value>().await.expect("json")["error"]["code"],
         "sale_closed"
     );
-}
-
-async fn stock_of(app: &TestApp, sku: &str) -> i64 {
-    app.get(&format!("/api/v1/inventory/{sku}"))
-        .await
-        .json::<Value>()
-        .await
-        .expect("json")["available"]
-        .as_i64()
-        .expect("available")
 }
 
 #[actix_web::test]
