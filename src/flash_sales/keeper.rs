@@ -8,9 +8,10 @@
 //!
 //! A step: open the sale when due (its units move from free stock into the sale's
 //! reservation, as much as there is up to the quantity); expire admissions whose window
-//! passed; sell out once no unit is reserved or in a pending order; close at the end (unsold
-//! units back to stock); otherwise admit the next waiting tickets in number order, as many as
-//! units remain uncovered by live admissions (and the configured rate allows). Then it
+//! passed (their allotted units back to the reservation); sell out once no unit is reserved,
+//! allotted or in a pending order; close at the end (unsold and allotted units back to
+//! stock); otherwise admit the next waiting tickets in number order, each allotted one
+//! reserved unit, as many as there are (and the configured rate allows). Then it
 //! announces: admissions to their shoppers at once, positions to everyone waiting every
 //! `position_interval_ms`, and sold out or closed to everyone at once.
 
@@ -67,7 +68,8 @@ struct Pace {
     /// Admissions the configured rate allows but that were not yet used.
     allowance: f64,
     last_step: Option<Instant>,
-    /// Waiting tickets and reserved units at the last step, for the process's gauges.
+    /// Waiting tickets and units not yet claimed by an order (reserved or allotted) at the
+    /// last step, for the process's gauges.
     waiting: i64,
     reserved: i64,
 }
@@ -140,6 +142,8 @@ impl PgSaleKeeper {
         let variant: Uuid = row.get(6);
         let sku: String = row.get(7);
         let mut stock_changed = false;
+        // Units allotted to live admissions, for the units-left gauge (known once open).
+        let mut unclaimed_allotments = 0;
         let mut admissions = Vec::new();
 
         if state == "scheduled" && started && !ended {
@@ -205,6 +209,7 @@ impl PgSaleKeeper {
                 )
                 .await?;
             let (pending, allotted): (i64, i64) = (counts.get(0), counts.get(1));
+            unclaimed_allotments = allotted;
             if reserved == 0 && pending == 0 && allotted == 0 {
                 self.finish(&*tx, sale, variant, "sold_out").await?;
                 if let Some(opened) = row.get::<_, Option<DateTime<Utc>>>(8) {
@@ -327,7 +332,11 @@ impl PgSaleKeeper {
         drop(client);
         self.pace(sale, |pace| {
             pace.waiting = waiting;
-            pace.reserved = if state == "open" { reserved } else { 0 };
+            pace.reserved = if state == "open" {
+                reserved + unclaimed_allotments
+            } else {
+                0
+            };
         });
 
         if stock_changed {

@@ -8,11 +8,12 @@
 //!
 //! A purchase runs the checkout protocol (`crate::checkout`) on a one-line order priced at the
 //! sale price: one transaction checks the ticket's admission and the per-shopper limit under
-//! the ticket's row lock, moves the units from the sale's reservation to the order's hold and
-//! writes the pending order; the payment is then authorized and the order finished as any
-//! checkout. A declined or timed-out payment gives the units back to the sale and the
-//! admission back to the shopper. The sale's `reserved >= 0` check, in the same transaction,
-//! is the final word: no one is charged for a unit the sale does not have.
+//! the ticket's row lock, moves the unit its admission was allotted (and any more from the
+//! sale's reservation) to the order's hold and writes the pending order; the payment is then
+//! authorized and the order finished as any checkout. A declined or timed-out payment gives
+//! the units back to the admission while its window is open, else to the sale. The
+//! `allotted >= 0` and `reserved >= 0` checks, in the same transaction, are the final word: no
+//! one is charged for a unit the sale does not have.
 
 pub mod admission;
 pub mod keeper;
