@@ -110,6 +110,24 @@ pub(crate) async fn earlier_answer(
     }
 }
 
+/// The answer under a key that a concurrent request took first (placing found it taken).
+pub(crate) async fn replay_taken_key(
+    state: &AppState,
+    shopper_id: Uuid,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<CheckoutResponse, ApiError> {
+    match earlier_answer(state, shopper_id, key, fingerprint).await? {
+        Some(response) => Ok(CheckoutResponse {
+            response,
+            replayed: true,
+        }),
+        None => Err(ApiError::internal(anyhow::anyhow!(
+            "idempotency key taken but not found"
+        ))),
+    }
+}
+
 /// Re-holds whatever part of the cart's lines is no longer held (holds lapsed, or were
 /// released by an earlier declined payment).
 async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError> {
@@ -201,15 +219,7 @@ pub async fn checkout(
         Err(PlaceError::KeyTaken) => {
             drop(tx);
             drop(client);
-            return match earlier_answer(state, shopper_id, key, &fingerprint).await? {
-                Some(response) => Ok(CheckoutResponse {
-                    response,
-                    replayed: true,
-                }),
-                None => Err(ApiError::internal(anyhow::anyhow!(
-                    "idempotency key taken but not found"
-                ))),
-            };
+            return replay_taken_key(state, shopper_id, key, &fingerprint).await;
         }
         Err(PlaceError::Api(error)) => return Err(error),
     };

@@ -638,15 +638,13 @@ pub async fn purchase(
         Err(PlaceError::KeyTaken) => {
             drop(tx);
             drop(client);
-            return checkout::earlier_answer(state, request.shopper_id, &request.key, &fingerprint)
-                .await?
-                .map(|response| CheckoutResponse {
-                    response,
-                    replayed: true,
-                })
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("idempotency key taken but not found"))
-                });
+            return checkout::replay_taken_key(
+                state,
+                request.shopper_id,
+                &request.key,
+                &fingerprint,
+            )
+            .await;
         }
         Err(PlaceError::Api(error)) => return Err(error),
     };
