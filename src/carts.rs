@@ -10,10 +10,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -36,7 +36,7 @@ pub struct LockedCart {
 }
 
 pub async fn create(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     shopper_id: Uuid,
     region: &str,
 ) -> Result<Uuid, ApiError> {
@@ -53,7 +53,7 @@ pub async fn create(
 
 /// Locks the shopper's own cart; any other cart is "not found".
 pub async fn lock_own(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     shopper_id: Uuid,
     cart_id: Uuid,
 ) -> Result<LockedCart, ApiError> {
@@ -72,7 +72,7 @@ pub async fn lock_own(
 
 /// The variant of a storefront SKU and the cart's quantity of it so far.
 pub async fn line_of(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     cart_id: Uuid,
     sku: &str,
 ) -> Result<(Uuid, String, u32), ApiError> {
@@ -95,7 +95,7 @@ pub async fn line_of(
 
 /// Refuses a new line beyond [`MAX_LINES`] (checked before any stock is held for it).
 pub async fn check_room(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     cart_id: Uuid,
     variant_id: Uuid,
 ) -> Result<(), ApiError> {
@@ -118,7 +118,7 @@ pub async fn check_room(
 
 /// Sets a line's quantity (0 removes it).
 pub async fn set_line(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     cart_id: Uuid,
     variant_id: Uuid,
     quantity: u32,
@@ -154,7 +154,7 @@ pub async fn set_line(
 
 /// Returns `units` of the cart's live holds on a variant to stock, newest holds first.
 pub async fn release(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     cart_id: Uuid,
     variant_id: Uuid,
     units: u32,
@@ -205,7 +205,7 @@ pub async fn release(
 }
 
 pub async fn set_shipping(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     cart: &LockedCart,
     country: &str,
     option: &str,
@@ -316,7 +316,7 @@ fn money(amount: Decimal, currency: Currency) -> Price {
 
 /// The cart as its owner sees it, priced now; anyone else's cart is "not found".
 pub async fn view(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     shopper_id: Uuid,
     cart_id: Uuid,
     preference: &LocalePreference,

@@ -16,6 +16,7 @@
 //! 5. The authorization is captured. A crash before it leaves a paid order with an authorized
 //!    payment, which the reconciler captures.
 
+use crate::db::PreparedClient;
 use std::time::Duration;
 
 use agora_actors::inventory::ReserveStock;
@@ -187,16 +188,16 @@ pub async fn checkout(
     }
 
     let client = state.pool.get().await?;
-    let cart = carts::view(&**client, shopper_id, cart_id, preference, &state.pricing).await?;
-    let needs_shipping = region_ships(&**client, &cart.region).await?;
+    let cart = carts::view(&*client, shopper_id, cart_id, preference, &state.pricing).await?;
+    let needs_shipping = region_ships(&*client, &cart.region).await?;
     drop(client);
     check_ready(&cart, needs_shipping)?;
     top_up_holds(state, &cart).await?;
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    carts::lock_own(&*tx, shopper_id, cart_id).await?;
-    let cart = carts::view(&*tx, shopper_id, cart_id, preference, &state.pricing).await?;
+    carts::lock_own(&tx, shopper_id, cart_id).await?;
+    let cart = carts::view(&tx, shopper_id, cart_id, preference, &state.pricing).await?;
     check_ready(&cart, needs_shipping)?;
     let claim = IdempotencyClaim {
         shopper_id,
@@ -206,7 +207,7 @@ pub async fn checkout(
     let placed = crate::db::timed(
         "checkout_place",
         orders::place(
-            &*tx,
+            &tx,
             &claim,
             &cart,
             card.last4(),
@@ -244,7 +245,7 @@ pub async fn checkout(
 }
 
 async fn region_ships(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     region: &str,
 ) -> Result<bool, ApiError> {
     Ok(!crate::regions::get(client, region)
@@ -292,14 +293,14 @@ pub(crate) async fn finish(
         (Ok(authorization), _) => {
             crate::db::timed(
                 "checkout_finish",
-                orders::finish_paid(&*tx, order_id, authorization),
+                orders::finish_paid(&tx, order_id, authorization),
             )
             .await?
         }
         (Err(_), Some(why)) => {
             crate::db::timed(
                 "checkout_cancel",
-                orders::finish_cancelled(&*tx, order_id, why),
+                orders::finish_cancelled(&tx, order_id, why),
             )
             .await?
         }
@@ -309,17 +310,17 @@ pub(crate) async fn finish(
     if finished.is_some() && cancellation.is_some() {
         state
             .counters
-            .stock_returned(&orders::skus(&**client, order_id).await?)
+            .stock_returned(&orders::skus(&*client, order_id).await?)
             .await;
     }
     let paid_now = finished.is_some() && cancellation.is_none();
     let response = match finished {
         Some(response) => response,
         // The reconciler finished it first; its answer is the key's answer.
-        None => stored_for(&**client, order_id).await?,
+        None => stored_for(&*client, order_id).await?,
     };
     if paid_now {
-        crate::realtime::announce_order(&state.hot, &**client, order_id).await;
+        crate::realtime::announce_order(&state.hot, &*client, order_id).await;
     }
     drop(client);
     // Only who paid the order captures it (a reconciler that finished it first captures its own).
@@ -330,7 +331,7 @@ pub(crate) async fn finish(
 }
 
 async fn stored_for(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     order_id: Uuid,
 ) -> Result<StoredResponse, ApiError> {
     let row = client
@@ -352,7 +353,7 @@ async fn capture(state: &AppState, order_id: Uuid, authorization: &crate::paymen
     match state.payments.capture(authorization).await {
         Ok(()) => {
             let marked = match state.pool.get().await {
-                Ok(client) => orders::mark_captured(&**client, order_id).await,
+                Ok(client) => orders::mark_captured(&*client, order_id).await,
                 Err(error) => Err(error.into()),
             };
             if let Err(error) = marked {
@@ -414,12 +415,12 @@ pub async fn reconcile(
             Ok(authorization) => {
                 let mut client = pool.get().await?;
                 let tx = client.transaction().await?;
-                let done = orders::finish_paid(&*tx, order_id, &authorization).await?;
+                let done = orders::finish_paid(&tx, order_id, &authorization).await?;
                 tx.commit().await?;
                 drop(client);
                 if done.is_some() {
                     if payments.capture(&authorization).await.is_ok() {
-                        orders::mark_captured(&**pool.get().await?, order_id).await?;
+                        orders::mark_captured(&*pool.get().await?, order_id).await?;
                     }
                     "paid"
                 } else {
@@ -434,12 +435,11 @@ pub async fn reconcile(
                 }
                 let mut client = pool.get().await?;
                 let tx = client.transaction().await?;
-                let done =
-                    orders::finish_cancelled(&*tx, order_id, Cancellation::Abandoned).await?;
+                let done = orders::finish_cancelled(&tx, order_id, Cancellation::Abandoned).await?;
                 tx.commit().await?;
                 if done.is_some() {
                     counters
-                        .stock_returned(&orders::skus(&**client, order_id).await?)
+                        .stock_returned(&orders::skus(&*client, order_id).await?)
                         .await;
                     "cancelled"
                 } else {
@@ -458,7 +458,7 @@ pub async fn reconcile(
         };
         let authorization = crate::payments::Authorization { id: authorization };
         if payments.capture(&authorization).await.is_ok() {
-            orders::mark_captured(&**pool.get().await?, order_id).await?;
+            orders::mark_captured(&*pool.get().await?, order_id).await?;
             metrics::counter!("agora_checkout_reconciled_total", "outcome" => "captured")
                 .increment(1);
             handled += 1;

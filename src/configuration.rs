@@ -29,6 +29,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub operator: OperatorSettings,
     pub inventory: InventorySettings,
+    pub carts: CartSettings,
     pub payments: PaymentSettings,
     pub flash_sales: FlashSaleSettings,
     pub recommendations: RecommendationSettings,
@@ -90,6 +91,27 @@ pub struct InventorySettings {
     pub max_queued_per_shard: usize,
     pub hold_ttl_secs: u64,
     pub expiry_sweep_interval_ms: u64,
+}
+
+/// Live cart actors (`agora_actors::cart`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CartSettings {
+    /// Most carts with a live actor in one process; a change to one more gets 503.
+    pub max_live: usize,
+    /// Most changes sent to one cart and not finished; one more gets 429.
+    pub max_queued_changes: usize,
+    /// Seconds without a change after which a cart's actor is passivated.
+    pub idle_secs: u64,
+}
+
+impl CartSettings {
+    pub fn limits(&self) -> agora_actors::cart::CartLimits {
+        agora_actors::cart::CartLimits {
+            max_live: self.max_live,
+            max_queued: self.max_queued_changes,
+            idle: std::time::Duration::from_secs(self.idle_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -265,6 +287,12 @@ impl Settings {
                 "inventory.expiry_sweep_interval_ms",
                 self.inventory.expiry_sweep_interval_ms,
             ),
+            ("carts.max_live", self.carts.max_live as u64),
+            (
+                "carts.max_queued_changes",
+                self.carts.max_queued_changes as u64,
+            ),
+            ("carts.idle_secs", self.carts.idle_secs),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));

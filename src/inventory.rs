@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::PreparedClient;
 use agora_actors::inventory::{Hold, ReserveError, ReserveStock, StockStore};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -66,7 +66,7 @@ pub fn parse_reason(raw: Option<&str>, default: &str) -> Result<String, ApiError
 
 /// Stock a shopper may buy, for an SKU on the storefront.
 pub async fn availability(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     sku: &str,
 ) -> Result<Availability, ApiError> {
     let row = client
@@ -95,7 +95,7 @@ struct LockedVariant {
 }
 
 async fn lock_own_variant(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     sku: &str,
 ) -> Result<LockedVariant, ApiError> {
@@ -128,7 +128,7 @@ fn below_committed(field: &str, committed: i32) -> ApiError {
 }
 
 async fn record(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     variant: Uuid,
     sku: String,
     kind: &str,
@@ -159,7 +159,7 @@ async fn record(
 
 /// Sets stock on hand to an absolute value (a count after a stock-take).
 pub async fn set(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     sku: &str,
     stock: u32,
@@ -183,7 +183,7 @@ pub async fn set(
 
 /// Adds `delta` (negative to remove) to stock on hand; 409 when the result would be negative.
 pub async fn adjust(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     sku: &str,
     delta: i32,
@@ -231,7 +231,7 @@ pub async fn adjust(
 
 /// The newest ledger entries of one of the seller's SKUs, newest first.
 pub async fn ledger(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     sku: &str,
     limit: i64,
@@ -266,7 +266,7 @@ pub async fn ledger(
 
 /// Returns one live hold's units to stock at once (a hold granted for a cart line that could
 /// not then be written). A hold already released, sold or claimed by an order is left alone.
-pub async fn release_hold(client: &impl GenericClient, hold: Uuid) -> Result<(), ApiError> {
+pub async fn release_hold(client: &impl PreparedClient, hold: Uuid) -> Result<(), ApiError> {
     client
         .execute(
             "WITH released AS (

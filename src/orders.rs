@@ -11,10 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -143,7 +143,7 @@ pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> 
 
 /// The order as its shopper sees it, or `None` when it is not theirs (or does not exist).
 pub async fn view(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     order_id: Uuid,
     shopper_id: Option<Uuid>,
 ) -> Result<Option<OrderView>, ApiError> {
@@ -254,7 +254,7 @@ impl<E: Into<ApiError>> From<E> for PlaceError {
 /// Writes a pending order for the cart as priced in `cart` (read in this transaction, under
 /// the cart's lock), claims exactly the held units of its lines, and takes the idempotency key.
 pub async fn place(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     claim: &IdempotencyClaim<'_>,
     cart: &CartView,
     card_last4: &str,
@@ -386,7 +386,7 @@ pub async fn place(
 /// Moves the cart's live holds to the order, after checking they cover every line exactly
 /// (a surplus goes back to stock; a shortfall means a hold lapsed meanwhile: 409, retry).
 async fn claim_holds(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     cart: &CartView,
     order_id: Uuid,
 ) -> Result<(), ApiError> {
@@ -439,7 +439,7 @@ async fn claim_holds(
 }
 
 async fn append_event(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Option<Uuid>,
     kind: &str,
@@ -454,7 +454,7 @@ async fn append_event(
 }
 
 /// Locks a pending order; `None` when someone else already finished it.
-async fn lock_pending(tx: &impl GenericClient, order_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+async fn lock_pending(tx: &impl PreparedClient, order_id: Uuid) -> Result<Option<Uuid>, ApiError> {
     Ok(tx
         .query_opt(
             "SELECT cart_id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE",
@@ -471,7 +471,7 @@ pub struct StoredResponse {
 }
 
 async fn store_response(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     response: &StoredResponse,
 ) -> Result<(), ApiError> {
@@ -490,7 +490,7 @@ async fn store_response(
 /// The pending order is paid: its holds become sales, the cart's ordered lines go, each
 /// seller's part is ready to fulfill. `None` when it was no longer pending.
 pub async fn finish_paid(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     authorization: &Authorization,
 ) -> Result<Option<StoredResponse>, ApiError> {
@@ -604,7 +604,7 @@ impl Cancellation {
 /// The pending order is cancelled: its holds go back to stock. `None` when it was no longer
 /// pending.
 pub async fn finish_cancelled(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     why: Cancellation,
 ) -> Result<Option<StoredResponse>, ApiError> {
@@ -642,7 +642,7 @@ pub async fn finish_cancelled(
 /// Returns the units of an order's holds (of one seller's lines, or all) to stock: unsettled
 /// ones from `held`, settled ones from `sold`; each variant row locked once, in id order.
 async fn return_holds(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
@@ -686,7 +686,7 @@ async fn return_holds(
 /// open (so a declined card can be retried), else to the sale's reservation for the next
 /// ticket. `false` when the sale is over: the units go back to stock.
 async fn give_back_to_sale(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     sale_id: Uuid,
     quantity: i32,
@@ -726,7 +726,7 @@ async fn give_back_to_sale(
 }
 
 /// The SKUs of an order's lines (to drop their stock counters when its units come back).
-pub async fn skus(client: &impl GenericClient, order_id: Uuid) -> Result<Vec<String>, ApiError> {
+pub async fn skus(client: &impl PreparedClient, order_id: Uuid) -> Result<Vec<String>, ApiError> {
     Ok(client
         .query(
             "SELECT sku FROM order_lines WHERE order_id = $1",
@@ -739,7 +739,7 @@ pub async fn skus(client: &impl GenericClient, order_id: Uuid) -> Result<Vec<Str
 }
 
 /// Records that the authorized payment of a paid order was captured.
-pub async fn mark_captured(client: &impl GenericClient, order_id: Uuid) -> Result<(), ApiError> {
+pub async fn mark_captured(client: &impl PreparedClient, order_id: Uuid) -> Result<(), ApiError> {
     client
         .execute(
             "UPDATE payments SET status = 'captured', updated_at = now()
@@ -786,7 +786,7 @@ pub struct SellerOrderPage {
 /// A seller's parts of paid orders, newest first, from before `before` (an order id: ids are
 /// time-ordered, so new orders never shift later pages).
 pub async fn seller_orders(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
@@ -861,7 +861,7 @@ struct LockedPart {
 }
 
 async fn lock_part(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Uuid,
 ) -> Result<LockedPart, ApiError> {
@@ -901,7 +901,7 @@ fn invalid_transition(from: &str, to: &str) -> ApiError {
 
 /// After a part changed: the order is `refunded` when every part is, `fulfilled` when every
 /// part is fulfilled or refunded, else it stays `paid`.
-async fn roll_up(tx: &impl GenericClient, order_id: Uuid) -> Result<String, ApiError> {
+async fn roll_up(tx: &impl PreparedClient, order_id: Uuid) -> Result<String, ApiError> {
     let status: String = tx
         .query_one(
             "UPDATE orders SET updated_at = now(), status = (
@@ -919,7 +919,7 @@ async fn roll_up(tx: &impl GenericClient, order_id: Uuid) -> Result<String, ApiE
 
 /// The seller has shipped its part.
 pub async fn fulfill(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Uuid,
 ) -> Result<(), ApiError> {
@@ -945,7 +945,7 @@ pub async fn fulfill(
 /// Refunds the seller's part: its lines (and tax where it was added; shipping with the last
 /// part refunded). An unfulfilled part's units go back to stock.
 pub async fn refund(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Uuid,
     payments: &crate::payments::Payments,

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::PreparedClient;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 
 use crate::{configuration::Pricing, http::error::ApiError, money::Currency};
@@ -264,7 +264,7 @@ fn from_row(row: &tokio_postgres::Row) -> Result<Region, ApiError> {
 
 const COLUMNS: &str = "code, name, currency, countries, tax_inclusive, tax_rates, shipping_options";
 
-pub async fn list(client: &impl GenericClient) -> Result<Vec<Region>, ApiError> {
+pub async fn list(client: &impl PreparedClient) -> Result<Vec<Region>, ApiError> {
     client
         .query(&format!("SELECT {COLUMNS} FROM regions ORDER BY code"), &[])
         .await?
@@ -273,7 +273,7 @@ pub async fn list(client: &impl GenericClient) -> Result<Vec<Region>, ApiError> 
         .collect()
 }
 
-pub async fn get(client: &impl GenericClient, code: &str) -> Result<Region, ApiError> {
+pub async fn get(client: &impl PreparedClient, code: &str) -> Result<Region, ApiError> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM regions WHERE code = upper($1)"),
@@ -285,7 +285,10 @@ pub async fn get(client: &impl GenericClient, code: &str) -> Result<Region, ApiE
 }
 
 /// The region a request's `region` field names; an unknown one is that field's error (422).
-pub async fn named_in_request(client: &impl GenericClient, code: &str) -> Result<Region, ApiError> {
+pub async fn named_in_request(
+    client: &impl PreparedClient,
+    code: &str,
+) -> Result<Region, ApiError> {
     get(client, code).await.map_err(|error| match error {
         ApiError::NotFound(_) => ApiError::invalid_field(
             "unknown_region",
@@ -299,7 +302,7 @@ pub async fn named_in_request(client: &impl GenericClient, code: &str) -> Result
 /// Creates or replaces a region; true when it was created. Refuses countries that belong to
 /// another region.
 pub async fn put(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     raw_code: &str,
     input: RegionInput,
     pricing: &Pricing,

@@ -105,7 +105,7 @@ pub struct OnboardedSeller {
 
 /// Creates a seller account; 409 `email_taken` when the address already has one.
 pub async fn onboard(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     name: &SellerName,
     email: &Email,
 ) -> Result<OnboardedSeller, ApiError> {
@@ -141,7 +141,7 @@ pub async fn onboard(
 
 /// The active seller owning `api_key`; suspended sellers and unknown keys are both refused.
 pub async fn authenticate(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     api_key: &str,
 ) -> Result<Seller, ApiError> {
     if !api_key.starts_with(API_KEY_PREFIX) {
@@ -160,7 +160,7 @@ pub async fn authenticate(
 
 /// Sets a seller's status (`active` or `suspended`), for the operator.
 pub async fn set_status(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     id: Uuid,
     status: &str,
 ) -> Result<Seller, ApiError> {

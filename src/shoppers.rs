@@ -15,7 +15,9 @@ use argon2::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use tokio_postgres::{error::SqlState, GenericClient};
+use tokio_postgres::error::SqlState;
+
+use crate::db::PreparedClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -142,7 +144,7 @@ pub fn parse_password(raw: &str) -> Result<String, ApiError> {
 
 /// Registers a shopper with email and password; 409 `email_taken` when the address has one.
 pub async fn register(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     email: &Email,
     password_hash: &str,
     locale: Option<&Locale>,
@@ -175,7 +177,7 @@ pub async fn register(
 
 /// A guest: no email, no password; only its session token identifies it.
 pub async fn register_guest(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     locale: Option<&Locale>,
 ) -> Result<Shopper, ApiError> {
     let row = client
@@ -189,7 +191,7 @@ pub async fn register_guest(
 
 /// The id and password hash of the shopper with this email, if any.
 pub async fn credentials(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     email: &Email,
 ) -> Result<Option<(Uuid, String)>, ApiError> {
     Ok(client
@@ -202,7 +204,7 @@ pub async fn credentials(
 }
 
 pub async fn open_session(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     shopper_id: Uuid,
     ttl: Duration,
 ) -> Result<Session, ApiError> {
@@ -218,7 +220,7 @@ pub async fn open_session(
 }
 
 /// The shopper owning a live session token.
-pub async fn authenticate(client: &impl GenericClient, token: &str) -> Result<Shopper, ApiError> {
+pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<Shopper, ApiError> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(ApiError::Unauthorized("not a shopper session token"));
     }
@@ -236,7 +238,7 @@ pub async fn authenticate(client: &impl GenericClient, token: &str) -> Result<Sh
         ))
 }
 
-pub async fn revoke(client: &impl GenericClient, token: &str) -> Result<(), ApiError> {
+pub async fn revoke(client: &impl PreparedClient, token: &str) -> Result<(), ApiError> {
     client
         .execute(
             "UPDATE shopper_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",

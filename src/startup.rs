@@ -90,7 +90,7 @@ impl Application {
         catalog::sync_exchange_rates(&mut client, &pricing.fx)
             .await
             .map_err(StartupError::Prepare)?;
-        let admission_key = AdmissionKey::load(&**client)
+        let admission_key = AdmissionKey::load(&*client)
             .await
             .map_err(|error| StartupError::Prepare(ApiError::internal(error)))?;
         drop(client);
@@ -135,6 +135,9 @@ impl Application {
             }),
             Duration::from_millis(settings.recommendations.learn_interval_ms),
         );
+        // One registry per process (on the server's own thread, like the recommender), so one
+        // cart's changes are serialized across the HTTP workers.
+        let carts = agora_actors::cart::LiveCarts::start(settings.carts.limits());
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
@@ -144,6 +147,7 @@ impl Application {
             metrics: observability::recorder(),
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
+            carts,
             payments,
             admission_key,
             counters,

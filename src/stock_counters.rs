@@ -14,6 +14,7 @@
 //! script and the commit); stock returned to a SKU drops its counter; with Redis down,
 //! reservations go straight to Postgres.
 
+use crate::db::PreparedClient;
 use std::time::Duration;
 
 use redis::Script;

@@ -5,6 +5,7 @@
 //! Every actor that buffers writes registers with the [`lifecycle::ActorRegistry`], so a
 //! graceful shutdown can ask it to persist what it holds before the process exits.
 
+pub mod cart;
 pub mod flash_sale;
 pub mod inventory;
 pub mod lifecycle;

@@ -10,6 +10,10 @@
 //! `reco-eval` measures recommendation quality against a popularity baseline and `reco-bench`
 //! times the recommendation endpoints. Each prints a JSON report.
 
+// Scenarios check their outcome in Postgres with plain statements on one-off connections; the
+// timed paths use `agora::db::PreparedClient`, as the server does.
+#![allow(clippy::disallowed_methods)]
+
 mod browse;
 mod cart;
 mod flash;

@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use agora::{hot_state::HotState, inventory::PgStockStore, stock_counters::StockCounters};
+use agora::{
+    db::PreparedClient, hot_state::HotState, inventory::PgStockStore, stock_counters::StockCounters,
+};
 use agora_actors::inventory::{BatchLimits, InventoryShards, ReserveError, ReserveStock};
 use anyhow::Context;
 use serde::Serialize;
@@ -62,7 +64,7 @@ pub(crate) struct Fixture {
 /// with `hold`, that hold is marked sold by the same statement (atomic without a transaction
 /// block: one round trip).
 async fn write_order(
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl PreparedClient,
     fixture: &Fixture,
     hold: Option<Uuid>,
 ) -> Result<(), tokio_postgres::Error> {
@@ -111,7 +113,7 @@ async fn sell_hold(
     hold: Uuid,
 ) -> Result<(), String> {
     let client = pool.get().await.map_err(|e| e.to_string())?;
-    write_order(&**client, fixture, Some(hold))
+    write_order(&*client, fixture, Some(hold))
         .await
         .map_err(|e| e.to_string())
 }
@@ -166,7 +168,7 @@ pub(crate) async fn reserve_with_row_lock(
         return Err("insufficient stock".into());
     }
     if checkout {
-        write_order(&*tx, fixture, None)
+        write_order(&tx, fixture, None)
             .await
             .map_err(|e| e.to_string())?;
         tx.execute(

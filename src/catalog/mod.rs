@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::{error::SqlState, GenericClient, Transaction};
+use tokio_postgres::error::SqlState;
+
+use crate::db::PreparedClient;
 use uuid::Uuid;
 
 use self::input::{ContentInput, ProductDraft, ProductPatch, VariantDraft};
@@ -81,7 +83,7 @@ impl ProductRecord {
 
 /// Loads one product with its content, variants, prices and stock.
 pub async fn load(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     id: Uuid,
 ) -> Result<Option<ProductRecord>, ApiError> {
     Ok(load_many(client, &[id]).await?.pop())
@@ -89,7 +91,7 @@ pub async fn load(
 
 /// Loads products in one round trip, in the order of `ids` (missing ones are skipped).
 pub async fn load_many(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     ids: &[Uuid],
 ) -> Result<Vec<ProductRecord>, ApiError> {
     let rows = client
@@ -136,7 +138,7 @@ pub async fn load_many(
 
 /// Loads a product only if `seller_id` owns it; anything else is "not found".
 pub async fn load_own(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     id: Uuid,
 ) -> Result<ProductRecord, ApiError> {
@@ -148,7 +150,7 @@ pub async fn load_own(
 
 /// Creates a product with its variants, content, prices, stock ledger and listing prices.
 pub async fn create(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     pricing: &Pricing,
     seller_id: Uuid,
     draft: &ProductDraft,
@@ -166,7 +168,7 @@ pub async fn create(
 }
 
 async fn write_content(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     product_id: Uuid,
     content: &BTreeMap<Locale, ContentInput>,
 ) -> Result<(), ApiError> {
@@ -188,7 +190,7 @@ async fn write_content(
 
 /// Inserts variants from `first_position` on, with their prices and initial ledger entries.
 async fn insert_variants(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     product_id: Uuid,
     first_position: i16,
     variants: &[VariantDraft],
@@ -266,7 +268,7 @@ fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> ApiE
 
 /// Replaces the whole explicit price set of each given variant.
 async fn replace_prices<'a>(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     prices: impl Iterator<Item = (Uuid, &'a BTreeMap<Currency, Decimal>)>,
 ) -> Result<(), ApiError> {
     let mut variant_ids = Vec::new();
@@ -301,7 +303,7 @@ async fn replace_prices<'a>(
 /// whether the product is listed. For one product it first share-locks the seller, so a
 /// concurrent suspension waits for this transaction and then sees its rows.
 pub async fn refresh_listing_prices(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     fx: &FxRates,
     product: Option<Uuid>,
 ) -> Result<u64, ApiError> {
@@ -362,7 +364,7 @@ pub async fn refresh_listing_prices(
 
 /// After a seller's suspension or reinstatement: lists or unlists all its products, in the
 /// transaction that changed its status.
-pub async fn relist_seller(client: &impl GenericClient, seller_id: Uuid) -> Result<u64, ApiError> {
+pub async fn relist_seller(client: &impl PreparedClient, seller_id: Uuid) -> Result<u64, ApiError> {
     Ok(client
         .execute(
             "UPDATE product_listing_prices lp
@@ -416,7 +418,7 @@ pub async fn sync_exchange_rates(
     // A large catalog takes longer than the per-request statement timeout allows.
     tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let started = std::time::Instant::now();
-    let rows = refresh_listing_prices(&*tx, fx, None).await?;
+    let rows = refresh_listing_prices(&tx, fx, None).await?;
     tx.execute(
         "INSERT INTO catalog_state (key, value) VALUES ('fx_rates', $1)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -439,7 +441,7 @@ pub async fn sync_exchange_rates(
 
 /// Applies a seller's patch to its own product, in one transaction.
 pub async fn update(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     pricing: &Pricing,
     seller_id: Uuid,
     id: Uuid,
@@ -636,7 +638,7 @@ pub async fn update(
 
 /// Takes a seller's product off the storefront (or puts it back); its SKUs stay reserved.
 pub async fn set_status(
-    tx: &Transaction<'_>,
+    tx: &impl PreparedClient,
     fx: &FxRates,
     seller_id: Uuid,
     id: Uuid,
@@ -658,7 +660,7 @@ pub async fn set_status(
 
 /// A page of a seller's own products (archived ones too), newest first.
 pub async fn list_own(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
@@ -678,7 +680,7 @@ pub async fn list_own(
 
 /// The ids of a seller's products, for evicting their cache entries.
 pub async fn product_ids_of(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     seller_id: Uuid,
 ) -> Result<Vec<Uuid>, ApiError> {
     Ok(client

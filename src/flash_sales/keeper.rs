@@ -15,6 +15,7 @@
 //! announces: admissions to their shoppers at once, positions to everyone waiting every
 //! `position_interval_ms`, and sold out or closed to everyone at once.
 
+use crate::db::PreparedClient;
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
@@ -173,7 +174,7 @@ impl PgSaleKeeper {
         }
 
         if ended && (state == "scheduled" || state == "open") {
-            self.finish(&*tx, sale, variant, "closed").await?;
+            self.finish(&tx, sale, variant, "closed").await?;
             state = "closed".into();
             stock_changed = true;
         } else if state == "open" {
@@ -211,7 +212,7 @@ impl PgSaleKeeper {
             let (pending, allotted): (i64, i64) = (counts.get(0), counts.get(1));
             unclaimed_allotments = allotted;
             if reserved == 0 && pending == 0 && allotted == 0 {
-                self.finish(&*tx, sale, variant, "sold_out").await?;
+                self.finish(&tx, sale, variant, "sold_out").await?;
                 if let Some(opened) = row.get::<_, Option<DateTime<Utc>>>(8) {
                     let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
                     metrics::histogram!("agora_flash_sale_sell_out_seconds").record(took);
@@ -376,7 +377,7 @@ impl PgSaleKeeper {
     /// waiting or admitted told the outcome.
     async fn finish(
         &self,
-        tx: &impl tokio_postgres::GenericClient,
+        tx: &impl crate::db::PreparedClient,
         sale: Uuid,
         variant: Uuid,
         outcome: &str,

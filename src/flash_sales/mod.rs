@@ -20,11 +20,11 @@ pub mod keeper;
 
 use std::collections::BTreeMap;
 
+use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -224,13 +224,13 @@ pub async fn create(
         )
         .await?;
     }
-    let view = get(&*tx, id).await?;
+    let view = get(&tx, id).await?;
     tx.commit().await?;
     metrics::counter!("agora_flash_sales_scheduled_total").increment(1);
     Ok(view)
 }
 
-pub async fn get(client: &impl GenericClient, id: Uuid) -> Result<SaleView, ApiError> {
+pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, ApiError> {
     let row = client
         .query_opt(
             "SELECT s.id, s.seller_id, v.sku, s.quantity, s.allocated,
@@ -354,7 +354,7 @@ pub fn estimated_wait(position: i64, per_sec: f64) -> Option<u64> {
 
 /// The queue status of a shopper's ticket, as Postgres has it now.
 pub async fn status(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     key: &admission::AdmissionKey,
     sale_id: Uuid,
     shopper_id: Uuid,
@@ -429,7 +429,7 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
         .ok_or(ApiError::NotFound("flash sale"))?;
     if sale.get::<_, bool>(2) {
         return Ok(Joined {
-            status: status(&**client, &state.admission_key, sale_id, shopper_id).await?,
+            status: status(&*client, &state.admission_key, sale_id, shopper_id).await?,
             new: false,
         });
     }
@@ -473,7 +473,7 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             .record(started.elapsed().as_secs_f64());
         if number < 0 {
             // Redis lost the counter (flush or restart): carry on from Postgres's tickets.
-            floor = highest_ticket(&**client, sale_id).await?;
+            floor = highest_ticket(&*client, sale_id).await?;
             metrics::counter!("agora_flash_sale_counter_rebuilds_total").increment(1);
             continue;
         }
@@ -507,18 +507,18 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             .await?;
         if mine.is_some() {
             return Ok(Joined {
-                status: status(&**client, &state.admission_key, sale_id, shopper_id).await?,
+                status: status(&*client, &state.admission_key, sale_id, shopper_id).await?,
                 new: false,
             });
         }
-        floor = highest_ticket(&**client, sale_id).await?;
+        floor = highest_ticket(&*client, sale_id).await?;
     }
     Err(ApiError::Unavailable(
         "could not issue a ticket; retry shortly".into(),
     ))
 }
 
-async fn highest_ticket(client: &impl GenericClient, sale_id: Uuid) -> Result<i64, ApiError> {
+async fn highest_ticket(client: &impl PreparedClient, sale_id: Uuid) -> Result<i64, ApiError> {
     Ok(client
         .query_one(
             "SELECT coalesce(max(ticket), 0) FROM flash_sale_tickets WHERE sale_id = $1",
@@ -598,7 +598,7 @@ pub async fn purchase(
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let cart = match sale_line(&*tx, &request, preference).await {
+    let cart = match sale_line(&tx, &request, preference).await {
         Ok(cart) => cart,
         Err(error) => {
             outcome_counter("refused");
@@ -610,7 +610,7 @@ pub async fn purchase(
         key: &request.key,
         fingerprint: &fingerprint,
     };
-    let beyond_allotment = match claim_units(&*tx, &request, &admission, &cart).await {
+    let beyond_allotment = match claim_units(&tx, &request, &admission, &cart).await {
         Ok(more) => more,
         Err(error) => {
             outcome_counter(match error.code() {
@@ -625,7 +625,7 @@ pub async fn purchase(
     let placed = crate::db::timed(
         "flash_sale_place",
         orders::place(
-            &*tx,
+            &tx,
             &claim,
             &cart,
             request.card.last4(),
@@ -709,7 +709,7 @@ pub async fn purchase(
 /// The sale's line as the order will have it, priced at the sale price in the region's
 /// currency, with the region's tax and the chosen shipping.
 async fn sale_line(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     request: &PurchaseRequest,
     preference: &LocalePreference,
 ) -> Result<carts::CartView, ApiError> {
@@ -796,7 +796,7 @@ async fn sale_line(
 /// marks the ticket purchased and holds the units for the order: its admission's allotment
 /// first; the answer is how many more the caller must take from the sale's reservation.
 async fn claim_units(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     request: &PurchaseRequest,
     admission: &Admission,
     cart: &carts::CartView,

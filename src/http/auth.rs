@@ -48,7 +48,7 @@ impl FromRequest for SellerAuth {
         Box::pin(async move {
             let (state, key) = found?;
             let client = state.pool.get().await?;
-            let seller = sellers::authenticate(&**client, &key).await?;
+            let seller = sellers::authenticate(&*client, &key).await?;
             tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
             Ok(Self(seller))
         })
@@ -70,7 +70,7 @@ impl FromRequest for ShopperAuth {
         Box::pin(async move {
             let (state, token) = found?;
             let client = state.pool.get().await?;
-            let shopper = shoppers::authenticate(&**client, &token).await?;
+            let shopper = shoppers::authenticate(&*client, &token).await?;
             Ok(Self { shopper, token })
         })
     }

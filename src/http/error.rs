@@ -218,6 +218,20 @@ impl From<agora_actors::inventory::ReserveError> for ApiError {
     }
 }
 
+impl From<agora_actors::cart::CartBusy> for ApiError {
+    fn from(error: agora_actors::cart::CartBusy) -> Self {
+        use agora_actors::cart::CartBusy;
+        match error {
+            // Another tab's changes to the same cart are still running: a moment suffices.
+            CartBusy::TooManyChanges => Self::RateLimited {
+                retry_after_secs: 1,
+            },
+            CartBusy::TooManyCarts => Self::Unavailable(error.to_string()),
+            CartBusy::Failed => Self::internal(anyhow::anyhow!(error)),
+        }
+    }
+}
+
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(error: deadpool_postgres::PoolError) -> Self {
         use deadpool_postgres::PoolError;

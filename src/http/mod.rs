@@ -31,6 +31,8 @@ pub struct AppState {
     pub passwords: PasswordHashing,
     /// The inventory shard actors that serialize and batch stock reservations.
     pub inventory: agora_actors::inventory::InventoryShards,
+    /// The carts in use in this process, each an actor running its changes one at a time.
+    pub carts: agora_actors::cart::CartsHandle,
     /// Redis stock counters shared by every process; dropped when stock comes back.
     pub counters: crate::stock_counters::StockCounters,
     /// The payment gateway, every call bounded in time.

@@ -8,6 +8,7 @@
 //! must void). Any other valid number is declined as unknown to the sandbox. Every call takes
 //! the configured latency first.
 
+use crate::db::PreparedClient;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;

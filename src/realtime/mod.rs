@@ -126,7 +126,7 @@ pub async fn publish(hot: &HotState, notice: &Notice) {
 /// Tells the sessions of every seller with a part in `order_id` that their feed has news.
 pub async fn announce_order(
     hot: &HotState,
-    client: &impl tokio_postgres::GenericClient,
+    client: &impl crate::db::PreparedClient,
     order_id: Uuid,
 ) {
     let sellers = client

@@ -8,6 +8,7 @@
 //! appear behind it); notices from other processes make the session read at once, and it also
 //! reads every [`FEED_POLL_INTERVAL`] in case a notice was lost.
 
+use crate::db::PreparedClient;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -60,9 +61,7 @@ impl FeedPosition {
 
 /// Where a new session starts when the client names no last event: after every transaction
 /// finished before now (one still running, or later, is sent once it commits).
-pub async fn feed_now(
-    client: &impl tokio_postgres::GenericClient,
-) -> Result<FeedPosition, ApiError> {
+pub async fn feed_now(client: &impl crate::db::PreparedClient) -> Result<FeedPosition, ApiError> {
     let row = client
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
         .await?;

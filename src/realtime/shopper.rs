@@ -8,6 +8,7 @@
 //! and the socket stays open; a frame over [`MAX_FRAME_BYTES`] closes the socket with 1009; a
 //! client silent for [`CLIENT_TIMEOUT`] is closed.
 
+use crate::db::PreparedClient;
 use std::{
     collections::{BTreeMap, HashMap},
     sync::Arc,
@@ -164,7 +165,7 @@ impl ShopperSocket {
         let state = self.state.clone();
         let read = async move {
             let client = state.pool.get().await?;
-            flash_sales::status(&**client, &state.admission_key, sale_id, shopper).await
+            flash_sales::status(&*client, &state.admission_key, sale_id, shopper).await
         };
         ctx.spawn(
             read.into_actor(self)
@@ -416,7 +417,7 @@ impl ShopperSocket {
         let (state, preference) = (self.state.clone(), self.preference.clone());
         let read = async move {
             let client = state.pool.get().await?;
-            carts::view(&**client, shopper, cart_id, &preference, &state.pricing).await
+            carts::view(&*client, shopper, cart_id, &preference, &state.pricing).await
         };
         ctx.spawn(
             read.into_actor(self)

@@ -18,9 +18,9 @@ pub mod evaluation;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -107,7 +107,7 @@ impl Increments {
 /// Adds `increments` and recomputes the neighbour lists of every product in them. Returns the
 /// products touched.
 pub async fn record(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     increments: &Increments,
     neighbours: i64,
 ) -> Result<Vec<Uuid>, tokio_postgres::Error> {
@@ -260,14 +260,14 @@ pub async fn learn(
         return Ok(Learned::default());
     }
     let mut increments = Increments::default();
-    let orders = read_orders(&*tx, settings.batch, &mut increments).await?;
-    let signals = read_signals(&*tx, settings.batch, &mut increments).await?;
+    let orders = read_orders(&tx, settings.batch, &mut increments).await?;
+    let signals = read_signals(&tx, settings.batch, &mut increments).await?;
     if orders + signals == 0 {
         return Ok(Learned::default());
     }
     let touched = crate::db::timed(
         "recommendations_learn",
-        record(&*tx, &increments, settings.neighbours),
+        record(&tx, &increments, settings.neighbours),
     )
     .await?;
     // Signals only pair within the window: a day later they have served.
@@ -289,7 +289,7 @@ pub async fn learn(
 }
 
 /// The cursor of one log: `(xid, id)` of the last entry learned.
-async fn cursor(tx: &impl GenericClient, log: &str) -> Result<(String, i64), ApiError> {
+async fn cursor(tx: &impl PreparedClient, log: &str) -> Result<(String, i64), ApiError> {
     let row = tx
         .query_one(
             "SELECT xid::text, event_id FROM reco_progress WHERE name = $1 FOR UPDATE",
@@ -300,7 +300,7 @@ async fn cursor(tx: &impl GenericClient, log: &str) -> Result<(String, i64), Api
 }
 
 async fn advance(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     log: &str,
     (xid, id): (&str, i64),
 ) -> Result<(), ApiError> {
@@ -314,7 +314,7 @@ async fn advance(
 
 /// Reads paid orders after the cursor into `increments`; answers how many.
 async fn read_orders(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     batch: i64,
     increments: &mut Increments,
 ) -> Result<usize, ApiError> {
@@ -357,7 +357,7 @@ async fn read_orders(
 /// shopper carted or viewed in the window before it (a repeat of the same signal counts
 /// once); answers how many were read.
 async fn read_signals(
-    tx: &impl GenericClient,
+    tx: &impl PreparedClient,
     batch: i64,
     increments: &mut Increments,
 ) -> Result<usize, ApiError> {
@@ -462,7 +462,7 @@ async fn forget_cached(hot: &HotState, products: &[Uuid]) {
 /// A product's neighbours with their similarity, best first: from Redis, else from Postgres
 /// (then cached).
 pub async fn bought_together(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     hot: &HotState,
     product: Uuid,
 ) -> Result<Vec<(Uuid, f32)>, ApiError> {
@@ -501,7 +501,7 @@ pub async fn bought_together(
 }
 
 /// The products a shopper bought (paid or fulfilled orders), most recent first.
-pub async fn history(client: &impl GenericClient, shopper: Uuid) -> Result<Vec<Uuid>, ApiError> {
+pub async fn history(client: &impl PreparedClient, shopper: Uuid) -> Result<Vec<Uuid>, ApiError> {
     Ok(client
         .query(
             "SELECT l.product_id FROM orders o JOIN order_lines l ON l.order_id = o.id
@@ -528,7 +528,7 @@ pub enum Strategy {
 /// Candidates for a shopper from their history: each neighbour of a product they bought,
 /// scored by the sum of its similarities to their products.
 pub async fn from_history(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     history: &[Uuid],
 ) -> Result<Vec<(Uuid, f32)>, ApiError> {
     if history.is_empty() {
@@ -549,7 +549,7 @@ pub async fn from_history(
 
 /// What sells most in `region` (all regions when `None`), best first.
 pub async fn popular(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     region: Option<&str>,
 ) -> Result<Vec<(Uuid, f32)>, ApiError> {
     let rows = match region {
@@ -605,7 +605,7 @@ pub struct Recommendations {
 /// language and `currency`. With `prefer_locale`, products written in the chain's first
 /// locale rank first within each run of candidates looked at (for popularity lists).
 pub async fn render(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     candidates: &[(Uuid, f32)],
     exclude: &[Uuid],
     locales: &[&str],
@@ -639,7 +639,7 @@ pub async fn render(
 }
 
 async fn render_run(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     candidates: &[(Uuid, f32)],
     exclude: &[Uuid],
     locales: &[&str],
@@ -698,7 +698,7 @@ async fn render_run(
 
 /// The region a shopper last ordered or carted in, for the popularity fallback.
 pub async fn home_region(
-    client: &impl GenericClient,
+    client: &impl PreparedClient,
     shopper: Uuid,
 ) -> Result<Option<String>, ApiError> {
     Ok(client

@@ -313,3 +313,43 @@ async fn shoppers_racing_through_two_server_processes_get_exactly_the_stock() {
     assert_eq!(available(&first, "HOT-MUG").await, 0);
     assert_eq!(available(&second, "HOT-MUG").await, 0);
 }
+
+#[actix_web::test]
+async fn many_tabs_changing_one_cart_at_once_are_served_in_turn_and_every_unit_counts() {
+    let app = spawn_app_with(|settings| {
+        settings.carts.max_queued_changes = 64;
+        settings.carts.idle_secs = 1;
+    })
+    .await;
+    regions(&app).await;
+    stocked(&app, "TAB-MUG", 100).await;
+    let token = shopper(&app).await;
+    let id = cart(&app, &token, "EU").await;
+
+    let tabs = (0..20).map(|_| add(&app, &token, &id, "TAB-MUG", 1));
+    let statuses: Vec<u16> = futures_util::future::join_all(tabs)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    assert_eq!(statuses, vec![200; 20]);
+    let quantity = |cart: &Value| cart["lines"][0]["quantity"].as_u64();
+    let shown: Value = app
+        .call(Method::GET, &format!("/api/v1/carts/{id}"), &token, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(quantity(&shown), Some(20));
+    assert_eq!(available(&app, "TAB-MUG").await, 80);
+
+    // Idle past `carts.idle_secs`: the cart's actor is passivated; the cart is not.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let again: Value = add(&app, &token, &id, "TAB-MUG", 1)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(quantity(&again), Some(21));
+    assert_eq!(available(&app, "TAB-MUG").await, 79);
+}

@@ -16,7 +16,9 @@ use crate::{
         extract::ApiJson,
         negotiation, AppState,
     },
-    inventory, realtime,
+    inventory,
+    locale::LocalePreference,
+    realtime,
 };
 
 /// Attempts to give back a hold whose cart line could not be written (e.g. no pooled
@@ -38,35 +40,35 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 async fn render(
     state: &AppState,
-    request: &HttpRequest,
-    shopper: &ShopperAuth,
+    shopper_id: Uuid,
     cart_id: Uuid,
+    preference: &LocalePreference,
 ) -> Result<CartView, ApiError> {
-    // The shopper's chosen locale wins over the browser's Accept-Language.
-    let preference =
-        negotiation::locale_preference(request, shopper.shopper.locale.as_deref(), state)?;
     let client = state.pool.get().await?;
     crate::db::timed(
         "cart_view",
-        carts::view(
-            &**client,
-            shopper.shopper.id,
-            cart_id,
-            &preference,
-            &state.pricing,
-        ),
+        carts::view(&*client, shopper_id, cart_id, preference, &state.pricing),
     )
     .await
 }
 
-/// The cart after a change, shown to every socket following it, on every process.
-pub async fn announce(
+/// The shopper's chosen locale, else the browser's Accept-Language.
+fn preference(
     state: &AppState,
     request: &HttpRequest,
     shopper: &ShopperAuth,
+) -> Result<LocalePreference, ApiError> {
+    negotiation::locale_preference(request, shopper.shopper.locale.as_deref(), state)
+}
+
+/// The cart after a change, shown to every socket following it, on every process.
+async fn announce(
+    state: &AppState,
+    shopper_id: Uuid,
     cart_id: Uuid,
+    preference: &LocalePreference,
 ) -> Result<CartView, ApiError> {
-    let cart = render(state, request, shopper, cart_id).await?;
+    let cart = render(state, shopper_id, cart_id, preference).await?;
     if let Ok(rendered) = serde_json::to_value(&cart) {
         realtime::publish(
             &state.hot,
@@ -80,14 +82,45 @@ pub async fn announce(
     Ok(cart)
 }
 
-/// Answers a cart change with the cart, announced.
-async fn changed(
-    state: &AppState,
+/// Answers a cart change, run on the cart's actor, with the cart.
+async fn changed<F, Fut>(
+    state: &web::Data<AppState>,
     request: &HttpRequest,
     shopper: &ShopperAuth,
     cart_id: Uuid,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(announce(state, request, shopper, cart_id).await?))
+    change: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(web::Data<AppState>, Uuid) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    Ok(HttpResponse::Ok()
+        .json(change_and_announce(state, request, shopper, cart_id, change).await?))
+}
+
+/// Runs `change` on the cart's actor, then renders and announces the cart there too: one
+/// cart's changes in this process run one at a time, and their announcements go out in the
+/// order the changes were made. Answers the cart.
+pub async fn change_and_announce<F, Fut>(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+    change: F,
+) -> Result<CartView, ApiError>
+where
+    F: FnOnce(web::Data<AppState>, Uuid) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let preference = preference(state, request, shopper)?;
+    let (owner, shopper_id) = (state.clone(), shopper.shopper.id);
+    state
+        .carts
+        .change(cart_id, async move {
+            change(owner.clone(), shopper_id).await?;
+            announce(&owner, shopper_id, cart_id, &preference).await
+        })
+        .await?
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,9 +141,15 @@ pub async fn create(
     body: ApiJson<NewCart>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let id = carts::create(&**client, shopper.shopper.id, &body.0.region).await?;
+    let id = carts::create(&*client, shopper.shopper.id, &body.0.region).await?;
     drop(client);
-    let cart = render(&state, &request, &shopper, id).await?;
+    let cart = render(
+        &state,
+        shopper.shopper.id,
+        id,
+        &preference(&state, &request, &shopper)?,
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -129,7 +168,9 @@ pub async fn show(
     shopper: ShopperAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(render(&state, &request, &shopper, id.into_inner()).await?))
+    let preference = preference(&state, &request, &shopper)?;
+    Ok(HttpResponse::Ok()
+        .json(render(&state, shopper.shopper.id, id.into_inner(), &preference).await?))
 }
 
 fn check_quantity(quantity: u32, allow_zero: bool) -> Result<u32, ApiError> {
@@ -158,7 +199,7 @@ enum Target {
 /// whatever another tab changed in between.
 async fn change_line(
     state: &AppState,
-    shopper: &ShopperAuth,
+    shopper_id: Uuid,
     cart_id: Uuid,
     sku: &str,
     target: Target,
@@ -166,20 +207,20 @@ async fn change_line(
     let (variant, sku, extra) = {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
-        let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
-        let (variant, sku, current) = carts::line_of(&*tx, cart.id, sku).await?;
+        let cart = carts::lock_own(&tx, shopper_id, cart_id).await?;
+        let (variant, sku, current) = carts::line_of(&tx, cart.id, sku).await?;
         let wanted = match target {
             Target::Add(units) => check_quantity(current.saturating_add(units), false)?,
             Target::Set(units) => check_quantity(units, true)?,
         };
         if wanted <= current {
-            carts::release(&*tx, cart.id, variant, current - wanted).await?;
-            carts::set_line(&*tx, cart.id, variant, wanted).await?;
+            carts::release(&tx, cart.id, variant, current - wanted).await?;
+            carts::set_line(&tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
             state.counters.stock_returned(&[&sku]).await;
             return Ok(());
         }
-        carts::check_room(&*tx, cart.id, variant).await?;
+        carts::check_room(&tx, cart.id, variant).await?;
         (variant, sku, wanted - current)
     };
 
@@ -194,8 +235,8 @@ async fn change_line(
     let written = async {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
-        let cart = carts::lock_own(&*tx, shopper.shopper.id, cart_id).await?;
-        let (_, _, now) = carts::line_of(&*tx, cart.id, &sku).await?;
+        let cart = carts::lock_own(&tx, shopper_id, cart_id).await?;
+        let (_, _, now) = carts::line_of(&tx, cart.id, &sku).await?;
         let mut quantity = now.saturating_add(extra);
         let surplus = match target {
             Target::Set(units) if quantity > units.max(now) => quantity - units.max(now),
@@ -203,10 +244,10 @@ async fn change_line(
             _ => 0,
         };
         if surplus > 0 {
-            carts::release(&*tx, cart.id, variant, surplus).await?;
+            carts::release(&tx, cart.id, variant, surplus).await?;
             quantity -= surplus;
         }
-        carts::set_line(&*tx, cart.id, variant, quantity).await?;
+        carts::set_line(&tx, cart.id, variant, quantity).await?;
         tx.commit().await?;
         Ok::<_, ApiError>(())
     }
@@ -214,7 +255,7 @@ async fn change_line(
     if written.is_ok() {
         crate::recommendations::note(
             &state.pool,
-            shopper.shopper.id,
+            shopper_id,
             crate::recommendations::Signal::Carted { variant },
         )
         .await;
@@ -224,7 +265,7 @@ async fn change_line(
         for attempt in 1..=UNWRITTEN_HOLD_RELEASE_ATTEMPTS {
             let released = async {
                 let client = state.pool.get().await?;
-                inventory::release_hold(&**client, held.id).await
+                inventory::release_hold(&*client, held.id).await
             }
             .await;
             match released {
@@ -265,8 +306,17 @@ pub async fn add_item(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let add = check_quantity(body.0.quantity, false)?;
-    change_line(&state, &shopper, id, &body.0.sku, Target::Add(add)).await?;
-    changed(&state, &request, &shopper, id).await
+    let sku = body.0.sku;
+    changed(
+        &state,
+        &request,
+        &shopper,
+        id,
+        move |state, shopper_id| async move {
+            change_line(&state, shopper_id, id, &sku, Target::Add(add)).await
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -290,8 +340,17 @@ pub async fn change_item(
     body: ApiJson<ChangeItem>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
-    change_line(&state, &shopper, id, &sku, Target::Set(body.0.quantity)).await?;
-    changed(&state, &request, &shopper, id).await
+    let quantity = body.0.quantity;
+    changed(
+        &state,
+        &request,
+        &shopper,
+        id,
+        move |state, shopper_id| async move {
+            change_line(&state, shopper_id, id, &sku, Target::Set(quantity)).await
+        },
+    )
+    .await
 }
 
 /// Remove a line, releasing its held stock.
@@ -306,8 +365,16 @@ pub async fn remove_item(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
-    change_line(&state, &shopper, id, &sku, Target::Set(0)).await?;
-    changed(&state, &request, &shopper, id).await
+    changed(
+        &state,
+        &request,
+        &shopper,
+        id,
+        move |state, shopper_id| async move {
+            change_line(&state, shopper_id, id, &sku, Target::Set(0)).await
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -333,11 +400,20 @@ pub async fn set_shipping(
     body: ApiJson<SetShipping>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let cart = carts::lock_own(&*tx, shopper.shopper.id, id).await?;
-    carts::set_shipping(&*tx, &cart, &body.0.country, &body.0.option).await?;
-    tx.commit().await?;
-    drop(client);
-    changed(&state, &request, &shopper, id).await
+    let SetShipping { country, option } = body.0;
+    changed(
+        &state,
+        &request,
+        &shopper,
+        id,
+        move |state, shopper_id| async move {
+            let mut client = state.pool.get().await?;
+            let tx = client.transaction().await?;
+            let cart = carts::lock_own(&tx, shopper_id, id).await?;
+            carts::set_shipping(&tx, &cart, &country, &option).await?;
+            tx.commit().await?;
+            Ok(())
+        },
+    )
+    .await
 }

@@ -87,7 +87,7 @@ pub async fn show(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let view = flash_sales::get(&**client, id.into_inner()).await?;
+    let view = flash_sales::get(&*client, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))
@@ -127,7 +127,7 @@ pub async fn my_ticket(
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let status = flash_sales::status(
-        &**client,
+        &*client,
         &state.admission_key,
         id.into_inner(),
         shopper.shopper.id,

@@ -37,7 +37,7 @@ pub async fn availability(
     sku: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let available = inventory::availability(&**client, &sku).await?;
+    let available = inventory::availability(&*client, &sku).await?;
     Ok(HttpResponse::Ok()
         .insert_header(caching::no_store())
         .json(available))
@@ -68,7 +68,7 @@ pub async fn set_stock(
     let reason = inventory::parse_reason(body.0.reason.as_deref(), "stock set")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let level = inventory::set(&*tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
+    let level = inventory::set(&tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
     tx.commit().await?;
     // The shared counter is rebuilt with the new stock at the next reservation.
     state.counters.stock_returned(&[&level.sku]).await;
@@ -100,7 +100,7 @@ pub async fn adjust_stock(
     let reason = inventory::parse_reason(Some(&body.0.reason), "")?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let level = inventory::adjust(&*tx, seller.0.id, &sku, body.0.delta, &reason).await?;
+    let level = inventory::adjust(&tx, seller.0.id, &sku, body.0.delta, &reason).await?;
     tx.commit().await?;
     // The shared counter is rebuilt with the new stock at the next reservation.
     state.counters.stock_returned(&[&level.sku]).await;
@@ -128,6 +128,6 @@ pub async fn ledger(
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let entries =
-        inventory::ledger(&**client, seller.0.id, &sku, params.limit.unwrap_or(50)).await?;
+        inventory::ledger(&*client, seller.0.id, &sku, params.limit.unwrap_or(50)).await?;
     Ok(HttpResponse::Ok().json(entries))
 }

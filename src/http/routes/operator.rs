@@ -24,10 +24,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 async fn set_status(state: &AppState, id: Uuid, status: &str) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let seller = sellers::set_status(&*tx, id, status).await?;
-    catalog::relist_seller(&*tx, id).await?;
+    let seller = sellers::set_status(&tx, id, status).await?;
+    catalog::relist_seller(&tx, id).await?;
     tx.commit().await?;
-    let products = catalog::product_ids_of(&**client, id).await?;
+    let products = catalog::product_ids_of(&*client, id).await?;
     cache::evict(&state.hot, &products).await;
     tracing::info!(seller_id = %id, status, products = products.len(), "seller status changed");
     Ok(HttpResponse::Ok().json(seller))

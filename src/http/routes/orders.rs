@@ -74,7 +74,10 @@ pub async fn checkout(
         checkout::checkout(&state, shopper.shopper.id, cart_id, &key, card, &preference).await?;
     if !outcome.replayed && outcome.response.status == 201 {
         // The ordered lines left the cart: show every tab.
-        if let Err(error) = super::carts::announce(&state, &request, &shopper, cart_id).await {
+        let unchanged = |_, _| async { Ok(()) };
+        if let Err(error) =
+            super::carts::change_and_announce(&state, &request, &shopper, cart_id, unchanged).await
+        {
             tracing::warn!(error = %crate::http::error::error_chain(&error), "announcing the emptied cart failed");
         }
     }
@@ -119,7 +122,7 @@ pub async fn show(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let order = orders::view(&**client, id.into_inner(), Some(shopper.shopper.id))
+    let order = orders::view(&*client, id.into_inner(), Some(shopper.shopper.id))
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     Ok(HttpResponse::Ok().json(order))
@@ -166,7 +169,7 @@ pub async fn seller_orders(
             })?,
     };
     let client = state.pool.get().await?;
-    let page = orders::seller_orders(&**client, seller.0.id, before, limit).await?;
+    let page = orders::seller_orders(&*client, seller.0.id, before, limit).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -189,7 +192,7 @@ pub async fn fulfill(
 ) -> Result<HttpResponse, ApiError> {
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    orders::fulfill(&*tx, id.into_inner(), seller.0.id).await?;
+    orders::fulfill(&tx, id.into_inner(), seller.0.id).await?;
     tx.commit().await?;
     announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())
@@ -209,12 +212,12 @@ pub async fn refund(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let order_id = id.into_inner();
-    orders::refund(&*tx, order_id, seller.0.id, &state.payments).await?;
+    orders::refund(&tx, order_id, seller.0.id, &state.payments).await?;
     tx.commit().await?;
     // An unshipped part's units are back on sale.
     state
         .counters
-        .stock_returned(&orders::skus(&**client, order_id).await?)
+        .stock_returned(&orders::skus(&*client, order_id).await?)
         .await;
     announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())

@@ -65,7 +65,7 @@ pub async fn create(
     let tx = client.transaction().await?;
     let id = catalog::create(&tx, &state.pricing, seller.0.id, &draft).await?;
     tx.commit().await?;
-    let product = catalog::load_own(&**client, seller.0.id, id).await?;
+    let product = catalog::load_own(&*client, seller.0.id, id).await?;
     tracing::info!(product_id = %id, variants = product.variants.len(), "product created");
     Ok(HttpResponse::Created()
         .insert_header((
@@ -97,7 +97,7 @@ pub async fn update(
     catalog::update(&tx, &state.pricing, seller.0.id, id, &body.0).await?;
     tx.commit().await?;
     cache::evict(&state.hot, &[id]).await;
-    Ok(HttpResponse::Ok().json(catalog::load_own(&**client, seller.0.id, id).await?))
+    Ok(HttpResponse::Ok().json(catalog::load_own(&*client, seller.0.id, id).await?))
 }
 
 async fn set_status(
@@ -112,7 +112,7 @@ async fn set_status(
     tx.commit().await?;
     cache::evict(&state.hot, &[id]).await;
     tracing::info!(product_id = %id, status, "product status changed");
-    Ok(HttpResponse::Ok().json(catalog::load_own(&**client, seller.0.id, id).await?))
+    Ok(HttpResponse::Ok().json(catalog::load_own(&*client, seller.0.id, id).await?))
 }
 
 /// Take a product off the storefront (seller); its SKUs stay reserved.
@@ -174,7 +174,7 @@ pub async fn show(
         Some(product) => product,
         None => {
             let client = state.pool.get().await?;
-            let product = catalog::load(&**client, id)
+            let product = catalog::load(&*client, id)
                 .await?
                 .ok_or(ApiError::NotFound("product"))?
                 .without_stock();

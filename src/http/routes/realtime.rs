@@ -51,7 +51,7 @@ pub async fn shopper_socket(
     let shopper = match token {
         Some(token) => {
             let client = state.pool.get().await?;
-            Some(shoppers::authenticate(&**client, &token).await?)
+            Some(shoppers::authenticate(&*client, &token).await?)
         }
         None => None,
     };
@@ -93,10 +93,10 @@ pub async fn seller_socket(
         None => bearer_token(&request)?.to_owned(),
     };
     let client = state.pool.get().await?;
-    let seller = sellers::authenticate(&**client, &key).await?;
+    let seller = sellers::authenticate(&*client, &key).await?;
     let position = match query.last_event_id.as_deref() {
         Some(raw) => FeedPosition::parse(raw)?,
-        None => seller::feed_now(&**client).await?,
+        None => seller::feed_now(&*client).await?,
     };
     drop(client);
     let socket = SellerSocket::new(state.clone(), hub.0.clone(), seller.id, position);

@@ -1,5 +1,6 @@
 //! Recommendations: "bought together" for a product, "for you" for a shopper.
 
+use crate::db::PreparedClient;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -95,10 +96,10 @@ pub async fn bought_together(
                     .await?,
             )
         },
-        recommendations::bought_together(&**client, &state.hot, product),
+        recommendations::bought_together(&*client, &state.hot, product),
         async {
             match shopper {
-                Some(shopper) => recommendations::history(&**client, shopper).await,
+                Some(shopper) => recommendations::history(&*client, shopper).await,
                 None => Ok(Vec::new()),
             }
         },
@@ -112,7 +113,7 @@ pub async fn bought_together(
     let items = crate::db::timed(
         "recommendations_render",
         recommendations::render(
-            &**client,
+            &*client,
             &candidates,
             &exclude,
             &chain,
@@ -164,19 +165,19 @@ pub async fn for_you(
     // The best-sellers of a region named in the request are read with the history (one round
     // trip), in case there is no history to go on.
     let (history, named_best_sellers) = futures_util::try_join!(
-        recommendations::history(&**client, shopper.shopper.id),
+        recommendations::history(&*client, shopper.shopper.id),
         async {
             match &asked_region {
-                Some(region) => recommendations::popular(&**client, Some(region))
+                Some(region) => recommendations::popular(&*client, Some(region))
                     .await
                     .map(Some),
                 None => Ok(None),
             }
         },
     )?;
-    let candidates = recommendations::from_history(&**client, &history).await?;
+    let candidates = recommendations::from_history(&*client, &history).await?;
     let mut items = recommendations::render(
-        &**client,
+        &*client,
         &candidates,
         &history,
         &chain,
@@ -190,12 +191,12 @@ pub async fn for_you(
         let best_sellers = match named_best_sellers {
             Some(best_sellers) => best_sellers,
             None => {
-                let region = recommendations::home_region(&**client, shopper.shopper.id).await?;
-                recommendations::popular(&**client, region.as_deref()).await?
+                let region = recommendations::home_region(&*client, shopper.shopper.id).await?;
+                recommendations::popular(&*client, region.as_deref()).await?
             }
         };
         items = recommendations::render(
-            &**client,
+            &*client,
             &best_sellers,
             &history,
             &chain,

@@ -27,7 +27,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     responses((status = 200, body = Vec<Region>)))]
 pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(regions::list(&**client).await?))
+    Ok(HttpResponse::Ok().json(regions::list(&*client).await?))
 }
 
 /// One region.
@@ -39,7 +39,7 @@ pub async fn show(
     code: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(regions::get(&**client, &code).await?))
+    Ok(HttpResponse::Ok().json(regions::get(&*client, &code).await?))
 }
 
 /// Create or replace a region (operator).
@@ -56,7 +56,7 @@ pub async fn put(
     body: ApiJson<RegionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    let (region, created) = regions::put(&**client, &code, body.0, &state.pricing).await?;
+    let (region, created) = regions::put(&*client, &code, body.0, &state.pricing).await?;
     Ok(if created {
         HttpResponse::Created().json(region)
     } else {

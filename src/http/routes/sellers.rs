@@ -52,7 +52,7 @@ pub async fn onboard(
     let name = SellerName::parse("name", &body.0.name)?;
     let email = Email::parse("email", &body.0.email)?;
     let client = state.pool.get().await?;
-    let onboarded = sellers::onboard(&**client, &name, &email).await?;
+    let onboarded = sellers::onboard(&*client, &name, &email).await?;
     tracing::info!(seller_id = %onboarded.seller.id, "seller onboarded");
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::LOCATION, "/api/v1/sellers/me"))
@@ -102,7 +102,7 @@ pub async fn own_products(
         });
     }
     let client = state.pool.get().await?;
-    let items = catalog::list_own(&**client, seller.0.id, params.cursor, limit).await?;
+    let items = catalog::list_own(&*client, seller.0.id, params.cursor, limit).await?;
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|p| p.id))
         .flatten();
@@ -120,5 +120,5 @@ pub async fn own_product(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(catalog::load_own(&**client, seller.0.id, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(catalog::load_own(&*client, seller.0.id, id.into_inner()).await?))
 }

@@ -77,7 +77,7 @@ pub async fn register(
             }
         }
         let client = state.pool.get().await?;
-        shoppers::register_guest(&**client, locale.as_ref()).await?
+        shoppers::register_guest(&*client, locale.as_ref()).await?
     } else {
         let email = body
             .email
@@ -99,10 +99,10 @@ pub async fn register(
             .and_then(shoppers::parse_password)?;
         let hash = state.passwords.hash(password).await?;
         let client = state.pool.get().await?;
-        shoppers::register(&**client, &email, &hash, locale.as_ref()).await?
+        shoppers::register(&*client, &email, &hash, locale.as_ref()).await?
     };
     let client = state.pool.get().await?;
-    let session = shoppers::open_session(&**client, shopper.id, session_ttl(&state)).await?;
+    let session = shoppers::open_session(&*client, shopper.id, session_ttl(&state)).await?;
     tracing::info!(shopper_id = %shopper.id, guest = shopper.guest, "shopper registered");
     Ok(HttpResponse::Created().json(Registered {
         id: shopper.id,
@@ -130,7 +130,7 @@ pub async fn sign_in(
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse("email", &body.0.email)?;
     let client = state.pool.get().await?;
-    let account = shoppers::credentials(&**client, &email).await?;
+    let account = shoppers::credentials(&*client, &email).await?;
     drop(client);
     let (id, hash) = match account {
         Some((id, hash)) => (Some(id), Some(hash)),
@@ -144,7 +144,7 @@ pub async fn sign_in(
         .filter(|_| valid)
         .ok_or(ApiError::Unauthorized("email or password is wrong"))?;
     let client = state.pool.get().await?;
-    let session = shoppers::open_session(&**client, id, session_ttl(&state)).await?;
+    let session = shoppers::open_session(&*client, id, session_ttl(&state)).await?;
     Ok(HttpResponse::Ok().json(session))
 }
 
@@ -157,7 +157,7 @@ pub async fn sign_out(
     shopper: ShopperAuth,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
-    shoppers::revoke(&**client, &shopper.token).await?;
+    shoppers::revoke(&*client, &shopper.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,0 +1,365 @@
+//! Live carts: one actor per cart in use in this process, passivated when idle.
+//!
+//! A cart's state lives in Postgres, so any process serves any cart and every tab sees the same
+//! one; the cart row's lock stays the guard between processes. While a cart is in use here, its
+//! [`CartActor`] owns it in this process: every change to it runs through the actor one at a
+//! time, in arrival order, so a shopper's tabs never queue on the row lock holding pooled
+//! connections, and the changes of one cart cannot overtake each other.
+//!
+//! [`LiveCarts`] (one supervised actor per process) starts a cart's actor on its first change
+//! and drops it once the cart was idle for [`CartLimits::idle`]: the actor finishes what it was
+//! given and stops (passivation). Nothing is lost by that, or by a restart of either actor:
+//! they hold no state that Postgres does not.
+//!
+//! Promises: at most [`CartLimits::max_live`] carts are live and at most
+//! [`CartLimits::max_queued`] changes wait per cart (beyond either, [`CartBusy`] at once, never
+//! a growing queue); a change that panics is answered [`CartBusy::Failed`] and the cart takes
+//! the next one.
+
+use std::{
+    collections::HashMap,
+    panic::AssertUnwindSafe,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use actix::{prelude::*, AtomicResponse, Supervised, Supervisor, WrapFuture};
+use futures_util::{future::BoxFuture, FutureExt};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// How often [`LiveCarts`] looks for idle carts to passivate.
+const PASSIVATION_SWEEP: Duration = Duration::from_secs(1);
+
+/// How many carts live and how long.
+#[derive(Debug, Clone, Copy)]
+pub struct CartLimits {
+    /// Most carts with a live actor in this process.
+    pub max_live: usize,
+    /// Most changes sent to one cart and not finished (the running one included).
+    pub max_queued: usize,
+    /// A cart without a change for this long is passivated.
+    pub idle: Duration,
+}
+
+/// Why a change was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CartBusy {
+    #[error("too many carts are live in this process")]
+    TooManyCarts,
+    #[error("too many changes are waiting for this cart")]
+    TooManyChanges,
+    #[error("the change panicked or its cart stopped")]
+    Failed,
+}
+
+/// One change to a cart, run to completion before the cart's next one.
+type Change = BoxFuture<'static, ()>;
+
+/// Sent by [`LiveCarts`] to a cart's actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunChange {
+    change: Change,
+    done: oneshot::Sender<Result<(), CartBusy>>,
+}
+
+/// The actor that owns one cart in this process while it is in use.
+pub struct CartActor {
+    cart: Uuid,
+}
+
+impl Actor for CartActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for CartActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        metrics::counter!("agora_actor_restarts_total", "actor" => "cart").increment(1);
+        tracing::warn!(cart = %self.cart, "cart actor restarting");
+    }
+}
+
+impl Handler<RunChange> for CartActor {
+    // Atomic: the actor handles no other message until this change has finished.
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, message: RunChange, _: &mut Context<Self>) -> Self::Result {
+        metrics::counter!("agora_actor_messages_total", "actor" => "cart").increment(1);
+        let RunChange { change, done } = message;
+        let cart = self.cart;
+        let run = AssertUnwindSafe(change).catch_unwind().map(move |outcome| {
+            if outcome.is_err() {
+                tracing::error!(%cart, "a cart change panicked");
+            }
+            let _ = done.send(outcome.map_err(|_| CartBusy::Failed));
+        });
+        AtomicResponse::new(Box::pin(run.into_actor(self)))
+    }
+}
+
+/// A live cart as [`LiveCarts`] keeps it.
+struct Live {
+    actor: Addr<CartActor>,
+    /// Changes sent and not yet finished; the actor's mailbox is never trusted to bound them.
+    queued: Arc<AtomicUsize>,
+    last_change: Instant,
+}
+
+/// One change counted in [`Live::queued`] until it finishes, panics or is dropped unrun.
+struct Queued(Arc<AtomicUsize>);
+
+impl Queued {
+    fn count(queued: &Arc<AtomicUsize>) -> Self {
+        queued.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(queued))
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Sent by HTTP handlers (through [`CartsHandle::change`]) to run a change on a cart.
+#[derive(Message)]
+#[rtype(result = "Result<oneshot::Receiver<Result<(), CartBusy>>, CartBusy>")]
+struct ChangeCart {
+    cart: Uuid,
+    change: Change,
+}
+
+/// Asked by tests and metrics: how many carts are live.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountLiveCarts;
+
+/// The registry of this process's live carts.
+pub struct LiveCarts {
+    limits: CartLimits,
+    live: HashMap<Uuid, Live>,
+}
+
+impl LiveCarts {
+    /// Starts the supervised registry on the current arbiter.
+    pub fn start(limits: CartLimits) -> CartsHandle {
+        CartsHandle(Supervisor::start(move |_| Self {
+            limits,
+            live: HashMap::new(),
+        }))
+    }
+
+    fn passivate_idle(&mut self) {
+        let idle = self.limits.idle;
+        let before = self.live.len();
+        // Dropping the address lets the actor finish its queue and stop.
+        self.live.retain(|_, live| {
+            live.queued.load(Ordering::Acquire) > 0 || live.last_change.elapsed() < idle
+        });
+        let passivated = before - self.live.len();
+        if passivated > 0 {
+            metrics::counter!("agora_carts_passivated_total").increment(passivated as u64);
+        }
+        self.record_live();
+    }
+
+    fn record_live(&self) {
+        metrics::gauge!("agora_carts_live").set(self.live.len() as f64);
+    }
+}
+
+impl Actor for LiveCarts {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(PASSIVATION_SWEEP.min(self.limits.idle), |carts, _| {
+            carts.passivate_idle()
+        });
+    }
+}
+
+impl Supervised for LiveCarts {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        metrics::counter!("agora_actor_restarts_total", "actor" => "live_carts").increment(1);
+        // The carts' actors finish what they were given and stop; the next change starts anew.
+        self.live.clear();
+        self.record_live();
+    }
+}
+
+impl Handler<ChangeCart> for LiveCarts {
+    type Result = Result<oneshot::Receiver<Result<(), CartBusy>>, CartBusy>;
+
+    fn handle(&mut self, message: ChangeCart, _: &mut Context<Self>) -> Self::Result {
+        metrics::counter!("agora_actor_messages_total", "actor" => "live_carts").increment(1);
+        if !self.live.contains_key(&message.cart) && self.live.len() >= self.limits.max_live {
+            return Err(CartBusy::TooManyCarts);
+        }
+        let cart = message.cart;
+        let live = self.live.entry(cart).or_insert_with(|| Live {
+            actor: Supervisor::start(move |_| CartActor { cart }),
+            queued: Arc::new(AtomicUsize::new(0)),
+            last_change: Instant::now(),
+        });
+        if live.queued.load(Ordering::Acquire) >= self.limits.max_queued {
+            return Err(CartBusy::TooManyChanges);
+        }
+        live.last_change = Instant::now();
+        let queued = Queued::count(&live.queued);
+        let change = message.change;
+        let (done, answer) = oneshot::channel();
+        let run = RunChange {
+            change: Box::pin(async move {
+                change.await;
+                drop(queued);
+            }),
+            done,
+        };
+        // The mailbox is bounded by `queued` above, so this never waits long; if the actor is
+        // gone, the dropped `done` answers `Failed`.
+        live.actor.do_send(run);
+        self.record_live();
+        Ok(answer)
+    }
+}
+
+impl Handler<CountLiveCarts> for LiveCarts {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountLiveCarts, _: &mut Context<Self>) -> usize {
+        self.live.len()
+    }
+}
+
+/// How HTTP handlers reach the live carts.
+#[derive(Clone)]
+pub struct CartsHandle(Addr<LiveCarts>);
+
+impl CartsHandle {
+    /// Runs `change` on `cart`'s actor, after the cart's earlier changes, and answers its
+    /// result.
+    pub async fn change<T, F>(&self, cart: Uuid, change: F) -> Result<T, CartBusy>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let (result_tx, result_rx) = oneshot::channel();
+        let change: Change = Box::pin(async move {
+            let _ = result_tx.send(change.await);
+        });
+        let done = self
+            .0
+            .send(ChangeCart { cart, change })
+            .await
+            .map_err(|_| CartBusy::Failed)??;
+        done.await.map_err(|_| CartBusy::Failed)??;
+        result_rx.await.map_err(|_| CartBusy::Failed)
+    }
+
+    /// How many carts are live in this process.
+    pub async fn live(&self) -> usize {
+        self.0.send(CountLiveCarts).await.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> CartLimits {
+        CartLimits {
+            max_live: 2,
+            max_queued: 3,
+            idle: Duration::from_millis(200),
+        }
+    }
+
+    #[actix::test]
+    async fn changes_to_one_cart_run_one_at_a_time_in_arrival_order() {
+        let carts = LiveCarts::start(limits());
+        let cart = Uuid::new_v4();
+        let running = Arc::new(AtomicUsize::new(0));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let changes = (0..3).map(|n| {
+            let (running, order) = (Arc::clone(&running), Arc::clone(&order));
+            carts.change(cart, async move {
+                let overlapping = running.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                order.lock().expect("order").push(n);
+                running.fetch_sub(1, Ordering::SeqCst);
+                overlapping
+            })
+        });
+        let overlaps = futures_util::future::join_all(changes).await;
+        assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
+        assert_eq!(*order.lock().expect("order"), vec![0, 1, 2]);
+    }
+
+    #[actix::test]
+    async fn changes_to_different_carts_run_side_by_side() {
+        let carts = LiveCarts::start(limits());
+        let running = Arc::new(AtomicUsize::new(0));
+        let changes = (0..2).map(|_| {
+            let running = Arc::clone(&running);
+            carts.change(Uuid::new_v4(), async move {
+                running.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                running.load(Ordering::SeqCst)
+            })
+        });
+        let seen = futures_util::future::join_all(changes).await;
+        assert_eq!(seen, vec![Ok(2), Ok(2)]);
+    }
+
+    #[actix::test]
+    async fn a_cart_with_too_many_waiting_changes_or_one_too_many_carts_is_refused_at_once() {
+        let carts = LiveCarts::start(limits());
+        let cart = Uuid::new_v4();
+        let slow = || tokio::time::sleep(Duration::from_millis(100));
+        let waiting: Vec<_> = (0..3).map(|_| carts.change(cart, slow())).collect();
+        let queued = futures_util::future::join_all(waiting);
+        let refused = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let one_more = carts.change(cart, async {}).await;
+            carts
+                .change(Uuid::new_v4(), async {})
+                .await
+                .expect("a second cart fits");
+            let third_cart = carts.change(Uuid::new_v4(), async {}).await;
+            (one_more, third_cart)
+        };
+        let (queued, (one_more, third_cart)) = futures_util::join!(queued, refused);
+        assert!(queued.iter().all(Result::is_ok));
+        assert_eq!(one_more, Err(CartBusy::TooManyChanges));
+        assert_eq!(third_cart, Err(CartBusy::TooManyCarts));
+    }
+
+    #[actix::test]
+    async fn an_idle_cart_is_passivated_and_its_next_change_starts_it_again() {
+        let carts = LiveCarts::start(limits());
+        let cart = Uuid::new_v4();
+        carts.change(cart, async {}).await.expect("first change");
+        assert_eq!(carts.live().await, 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(carts.live().await, 0);
+        assert_eq!(carts.change(cart, async { 7 }).await, Ok(7));
+        assert_eq!(carts.live().await, 1);
+    }
+
+    #[actix::test]
+    async fn a_panicking_change_is_answered_failed_and_the_cart_takes_the_next_one() {
+        let carts = LiveCarts::start(limits());
+        let cart = Uuid::new_v4();
+        let panicking = carts
+            .change(cart, async {
+                panic!("a change that panics");
+            })
+            .await;
+        assert_eq!(panicking, Err::<(), _>(CartBusy::Failed));
+        assert_eq!(carts.change(cart, async { "next" }).await, Ok("next"));
+    }
+}
