@@ -217,6 +217,8 @@ async fn change_line(
             carts::release(&tx, cart.id, variant, current - wanted).await?;
             carts::set_line(&tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
+            // Announcing reads stock on a connection of its own: never wait for it holding one.
+            drop(client);
             state.counters.stock_returned(&[&sku]).await;
             return Ok(());
         }
