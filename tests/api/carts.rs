@@ -353,3 +353,36 @@ async fn many_tabs_changing_one_cart_at_once_are_served_in_turn_and_every_unit_c
     assert_eq!(quantity(&again), Some(21));
     assert_eq!(available(&app, "TAB-MUG").await, 79);
 }
+
+#[actix_web::test]
+async fn more_shoppers_releasing_stock_at_once_than_pooled_connections_are_all_served() {
+    // Releasing units announces the new stock level, which reads it on a connection of its
+    // own: a release that kept its connection meanwhile would wait for a second one, and
+    // with more releases than connections all of them would wait until the acquire timeout.
+    let app = spawn_app_with(|settings| settings.database.max_connections = 3).await;
+    regions(&app).await;
+    stocked(&app, "POOL-MUG", 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..12 {
+        let token = shopper(&app).await;
+        let id = cart(&app, &token, "EU").await;
+        assert_eq!(add(&app, &token, &id, "POOL-MUG", 2).await.status(), 200);
+        carts.push((token, id));
+    }
+    assert_eq!(available(&app, "POOL-MUG").await, 76);
+
+    let lines: Vec<(String, &String)> = carts
+        .iter()
+        .map(|(token, id)| (format!("/api/v1/carts/{id}/items/POOL-MUG"), token))
+        .collect();
+    let releases = lines
+        .iter()
+        .map(|(line, token)| app.call(Method::DELETE, line, token, None));
+    let statuses: Vec<u16> = futures_util::future::join_all(releases)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    assert_eq!(statuses, vec![200; 12]);
+    assert_eq!(available(&app, "POOL-MUG").await, 100);
+}
