@@ -125,6 +125,12 @@ pub async fn timed<T, E>(
 /// every distinct text for the connection's lifetime); a bare `tokio_postgres` client prepares
 /// each time, as before.
 pub trait PreparedClient: Sync {
+    /// The `tokio_postgres` client that runs the prepared statements.
+    type Runner: tokio_postgres::GenericClient + Sync;
+
+    fn runner(&self) -> &Self::Runner;
+
+    /// `sql` prepared on this connection (from its cache, where it has one).
     fn statement(
         &self,
         sql: &str,
@@ -134,84 +140,91 @@ pub trait PreparedClient: Sync {
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send;
+    ) -> impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.statement(sql).await?;
+            tokio_postgres::GenericClient::query(self.runner(), &statement, params).await
+        }
+    }
 
     fn query_opt(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl std::future::Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send;
+    ) -> impl std::future::Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.statement(sql).await?;
+            tokio_postgres::GenericClient::query_opt(self.runner(), &statement, params).await
+        }
+    }
 
     fn query_one(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl std::future::Future<Output = Result<Row, tokio_postgres::Error>> + Send;
+    ) -> impl std::future::Future<Output = Result<Row, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.statement(sql).await?;
+            tokio_postgres::GenericClient::query_one(self.runner(), &statement, params).await
+        }
+    }
 
     fn execute(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send;
-}
-
-/// The statement-running half of [`PreparedClient`], the same for every kind of client:
-/// `$prepare` makes the statement, `$inner` is the `tokio_postgres` client that runs it.
-macro_rules! prepared_client {
-    ($client:ty, $prepare:ident, |$this:ident| $inner:expr) => {
-        impl PreparedClient for $client {
-            async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
-                self.$prepare(sql).await
-            }
-
-            async fn query(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Vec<Row>, tokio_postgres::Error> {
-                let statement = self.$prepare(sql).await?;
-                let $this = self;
-                tokio_postgres::GenericClient::query($inner, &statement, params).await
-            }
-
-            async fn query_opt(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Option<Row>, tokio_postgres::Error> {
-                let statement = self.$prepare(sql).await?;
-                let $this = self;
-                tokio_postgres::GenericClient::query_opt($inner, &statement, params).await
-            }
-
-            async fn query_one(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<Row, tokio_postgres::Error> {
-                let statement = self.$prepare(sql).await?;
-                let $this = self;
-                tokio_postgres::GenericClient::query_one($inner, &statement, params).await
-            }
-
-            async fn execute(
-                &self,
-                sql: &str,
-                params: &[&(dyn ToSql + Sync)],
-            ) -> Result<u64, tokio_postgres::Error> {
-                let statement = self.$prepare(sql).await?;
-                let $this = self;
-                tokio_postgres::GenericClient::execute($inner, &statement, params).await
-            }
+    ) -> impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send {
+        async move {
+            let statement = self.statement(sql).await?;
+            tokio_postgres::GenericClient::execute(self.runner(), &statement, params).await
         }
-    };
+    }
 }
 
-prepared_client!(deadpool_postgres::ClientWrapper, prepare_cached, |this| {
-    &**this
-});
-prepared_client!(deadpool_postgres::Transaction<'_>, prepare_cached, |this| {
-    &**this
-});
-prepared_client!(tokio_postgres::Client, prepare, |this| this);
-prepared_client!(tokio_postgres::Transaction<'_>, prepare, |this| this);
+impl PreparedClient for deadpool_postgres::ClientWrapper {
+    type Runner = tokio_postgres::Client;
+
+    fn runner(&self) -> &Self::Runner {
+        self
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.prepare_cached(sql).await
+    }
+}
+
+impl<'a> PreparedClient for deadpool_postgres::Transaction<'a> {
+    type Runner = tokio_postgres::Transaction<'a>;
+
+    fn runner(&self) -> &Self::Runner {
+        self
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.prepare_cached(sql).await
+    }
+}
+
+impl PreparedClient for tokio_postgres::Client {
+    type Runner = Self;
+
+    fn runner(&self) -> &Self {
+        self
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.prepare(sql).await
+    }
+}
+
+impl<'a> PreparedClient for tokio_postgres::Transaction<'a> {
+    type Runner = Self;
+
+    fn runner(&self) -> &Self {
+        self
+    }
+
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        self.prepare(sql).await
+    }
+}

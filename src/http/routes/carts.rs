@@ -285,6 +285,27 @@ async fn change_line(
     written
 }
 
+/// Answers a change of one line, made on the cart's actor, with the cart.
+async fn line_changed(
+    state: &web::Data<AppState>,
+    request: &HttpRequest,
+    shopper: &ShopperAuth,
+    cart_id: Uuid,
+    sku: String,
+    target: Target,
+) -> Result<HttpResponse, ApiError> {
+    changed(
+        state,
+        request,
+        shopper,
+        cart_id,
+        move |state, shopper_id| async move {
+            change_line(&state, shopper_id, cart_id, &sku, target).await
+        },
+    )
+    .await
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItem {
@@ -294,7 +315,8 @@ pub struct AddItem {
 
 /// Add units of a SKU, holding them; 409 `insufficient_stock` with `available`.
 #[utoipa::path(post, path = "/api/v1/carts/{id}/items", tag = "carts", params(("id" = Uuid, Path)), request_body = AddItem,
-    responses((status = 200, body = CartView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = CartView), (status = 429, description = "`rate_limited`: too many changes of this cart at once", body = ErrorBody),
+              (status = 404, body = ErrorBody),
               (status = 409, description = "`insufficient_stock`, with `available`", body = ErrorBody),
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("shopper_token" = [])))]
@@ -308,17 +330,7 @@ pub async fn add_item(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let add = check_quantity(body.0.quantity, false)?;
-    let sku = body.0.sku;
-    changed(
-        &state,
-        &request,
-        &shopper,
-        id,
-        move |state, shopper_id| async move {
-            change_line(&state, shopper_id, id, &sku, Target::Add(add)).await
-        },
-    )
-    .await
+    line_changed(&state, &request, &shopper, id, body.0.sku, Target::Add(add)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -331,7 +343,8 @@ pub struct ChangeItem {
 /// Change a line's quantity, holding or releasing the difference.
 #[utoipa::path(patch, path = "/api/v1/carts/{id}/items/{sku}", tag = "carts",
     params(("id" = Uuid, Path), ("sku" = String, Path)), request_body = ChangeItem,
-    responses((status = 200, body = CartView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = CartView), (status = 429, description = "`rate_limited`: too many changes of this cart at once", body = ErrorBody),
+              (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("shopper_token" = [])))]
 pub async fn change_item(
@@ -342,23 +355,15 @@ pub async fn change_item(
     body: ApiJson<ChangeItem>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
-    let quantity = body.0.quantity;
-    changed(
-        &state,
-        &request,
-        &shopper,
-        id,
-        move |state, shopper_id| async move {
-            change_line(&state, shopper_id, id, &sku, Target::Set(quantity)).await
-        },
-    )
-    .await
+    let target = Target::Set(body.0.quantity);
+    line_changed(&state, &request, &shopper, id, sku, target).await
 }
 
 /// Remove a line, releasing its held stock.
 #[utoipa::path(delete, path = "/api/v1/carts/{id}/items/{sku}", tag = "carts",
     params(("id" = Uuid, Path), ("sku" = String, Path)),
-    responses((status = 200, body = CartView), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = CartView), (status = 429, description = "`rate_limited`: too many changes of this cart at once", body = ErrorBody),
+              (status = 404, body = ErrorBody)),
     security(("shopper_token" = [])))]
 pub async fn remove_item(
     state: web::Data<AppState>,
@@ -367,16 +372,7 @@ pub async fn remove_item(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
-    changed(
-        &state,
-        &request,
-        &shopper,
-        id,
-        move |state, shopper_id| async move {
-            change_line(&state, shopper_id, id, &sku, Target::Set(0)).await
-        },
-    )
-    .await
+    line_changed(&state, &request, &shopper, id, sku, Target::Set(0)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -392,7 +388,8 @@ pub struct SetShipping {
 
 /// Choose the destination country (for its tax rate) and the shipping option.
 #[utoipa::path(put, path = "/api/v1/carts/{id}/shipping", tag = "carts", params(("id" = Uuid, Path)), request_body = SetShipping,
-    responses((status = 200, body = CartView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = CartView), (status = 429, description = "`rate_limited`: too many changes of this cart at once", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("shopper_token" = [])))]
 pub async fn set_shipping(
     state: web::Data<AppState>,
