@@ -135,9 +135,12 @@ impl Application {
             }),
             Duration::from_millis(settings.recommendations.learn_interval_ms),
         );
-        // One registry per process (on the server's own thread, like the recommender), so one
-        // cart's changes are serialized across the HTTP workers.
-        let carts = agora_actors::cart::LiveCarts::start(settings.carts.limits());
+        // Cart registries on the shards' arbiters: a cart's changes are serialized across the
+        // HTTP workers, and carts' work is spread over the cores.
+        let carts = agora_actors::cart::LiveCarts::start(
+            settings.carts.limits(),
+            &arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>(),
+        );
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();

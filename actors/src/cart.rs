@@ -6,9 +6,10 @@
 //! time, in arrival order, so a shopper's tabs never queue on the row lock holding pooled
 //! connections, and the changes of one cart cannot overtake each other.
 //!
-//! [`LiveCarts`] (one supervised actor per process) starts a cart's actor on its first change
-//! and drops it once the cart was idle for [`CartLimits::idle`]: the actor finishes what it was
-//! given and stops (passivation). Nothing is lost by that, or by a restart of either actor:
+//! [`LiveCarts`] (supervised registries, one per arbiter; a cart id always maps to the same one)
+//! starts a cart's actor on its first change, on the registry's arbiter, and drops it once the
+//! cart was idle for [`CartLimits::idle`]: the actor finishes what it was given and stops
+//! (passivation). Nothing is lost by that, or by a restart of either actor:
 //! they hold no state that Postgres does not.
 //!
 //! Promises: at most [`CartLimits::max_live`] carts are live and at most
@@ -26,7 +27,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix::{prelude::*, AtomicResponse, Supervised, Supervisor, WrapFuture};
+use actix::{prelude::*, ArbiterHandle, AtomicResponse, Supervised, Supervisor, WrapFuture};
 use futures_util::{future::BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ const PASSIVATION_SWEEP: Duration = Duration::from_secs(1);
 /// How many carts live and how long.
 #[derive(Debug, Clone, Copy)]
 pub struct CartLimits {
-    /// Most carts with a live actor in this process.
+    /// Most carts with a live actor in this process (shared evenly by the registries).
     pub max_live: usize,
     /// Most changes sent to one cart and not finished (the running one included).
     pub max_queued: usize,
@@ -138,19 +139,42 @@ struct ChangeCart {
 #[rtype(result = "usize")]
 pub struct CountLiveCarts;
 
-/// The registry of this process's live carts.
+/// A registry of live carts: those of this process whose ids map to it.
 pub struct LiveCarts {
     limits: CartLimits,
     live: HashMap<Uuid, Live>,
+    /// Live carts of every registry of the process, for the `agora_carts_live` gauge.
+    live_in_process: Arc<AtomicUsize>,
 }
 
 impl LiveCarts {
-    /// Starts the supervised registry on the current arbiter.
-    pub fn start(limits: CartLimits) -> CartsHandle {
-        CartsHandle(Supervisor::start(move |_| Self {
-            limits,
-            live: HashMap::new(),
-        }))
+    /// Starts one supervised registry per arbiter (on the current one when none is given),
+    /// sharing `limits.max_live` evenly.
+    pub fn start(limits: CartLimits, arbiters: &[ArbiterHandle]) -> CartsHandle {
+        let registries = arbiters.len().max(1);
+        let limits = CartLimits {
+            max_live: limits.max_live.div_ceil(registries),
+            ..limits
+        };
+        let live_in_process = Arc::new(AtomicUsize::new(0));
+        let start = |live_in_process: Arc<AtomicUsize>| {
+            move |_: &mut Context<Self>| Self {
+                limits,
+                live: HashMap::new(),
+                live_in_process,
+            }
+        };
+        let registries = if arbiters.is_empty() {
+            vec![Supervisor::start(start(Arc::clone(&live_in_process)))]
+        } else {
+            arbiters
+                .iter()
+                .map(|arbiter| {
+                    Supervisor::start_in_arbiter(arbiter, start(Arc::clone(&live_in_process)))
+                })
+                .collect()
+        };
+        CartsHandle(registries)
     }
 
     fn passivate_idle(&mut self) {
@@ -164,11 +188,22 @@ impl LiveCarts {
         if passivated > 0 {
             metrics::counter!("agora_carts_passivated_total").increment(passivated as u64);
         }
-        self.record_live();
+        self.count_live(before);
     }
 
-    fn record_live(&self) {
-        metrics::gauge!("agora_carts_live").set(self.live.len() as f64);
+    /// Sets this registry's count to `live` and the process's gauge to the sum.
+    fn count_live(&mut self, before: usize) {
+        let now = self.live.len();
+        let total = if now >= before {
+            self.live_in_process
+                .fetch_add(now - before, Ordering::AcqRel)
+                + (now - before)
+        } else {
+            self.live_in_process
+                .fetch_sub(before - now, Ordering::AcqRel)
+                - (before - now)
+        };
+        metrics::gauge!("agora_carts_live").set(total as f64);
     }
 }
 
@@ -186,8 +221,9 @@ impl Supervised for LiveCarts {
     fn restarting(&mut self, _: &mut Context<Self>) {
         metrics::counter!("agora_actor_restarts_total", "actor" => "live_carts").increment(1);
         // The carts' actors finish what they were given and stop; the next change starts anew.
+        let before = self.live.len();
         self.live.clear();
-        self.record_live();
+        self.count_live(before);
     }
 }
 
@@ -200,6 +236,7 @@ impl Handler<ChangeCart> for LiveCarts {
             return Err(CartBusy::TooManyCarts);
         }
         let cart = message.cart;
+        let before = self.live.len();
         let live = self.live.entry(cart).or_insert_with(|| Live {
             actor: Supervisor::start(move |_| CartActor { cart }),
             queued: Arc::new(AtomicUsize::new(0)),
@@ -222,7 +259,7 @@ impl Handler<ChangeCart> for LiveCarts {
         // The mailbox is bounded by `queued` above, so this never waits long; if the actor is
         // gone, the dropped `done` answers `Failed`.
         live.actor.do_send(run);
-        self.record_live();
+        self.count_live(before);
         Ok(answer)
     }
 }
@@ -237,7 +274,7 @@ impl Handler<CountLiveCarts> for LiveCarts {
 
 /// How HTTP handlers reach the live carts.
 #[derive(Clone)]
-pub struct CartsHandle(Addr<LiveCarts>);
+pub struct CartsHandle(Vec<Addr<LiveCarts>>);
 
 impl CartsHandle {
     /// Runs `change` on `cart`'s actor, after the cart's earlier changes, and answers its
@@ -252,7 +289,7 @@ impl CartsHandle {
             let _ = result_tx.send(change.await);
         });
         let done = self
-            .0
+            .registry_of(cart)
             .send(ChangeCart { cart, change })
             .await
             .map_err(|_| CartBusy::Failed)??;
@@ -262,7 +299,17 @@ impl CartsHandle {
 
     /// How many carts are live in this process.
     pub async fn live(&self) -> usize {
-        self.0.send(CountLiveCarts).await.unwrap_or(0)
+        let counts = self.0.iter().map(|registry| registry.send(CountLiveCarts));
+        futures_util::future::join_all(counts)
+            .await
+            .into_iter()
+            .map(|count| count.unwrap_or(0))
+            .sum()
+    }
+
+    /// The registry that owns `cart` (UUIDv7's low bits are random).
+    fn registry_of(&self, cart: Uuid) -> &Addr<LiveCarts> {
+        &self.0[(cart.as_u128() % self.0.len() as u128) as usize]
     }
 }
 
@@ -280,7 +327,7 @@ mod tests {
 
     #[actix::test]
     async fn changes_to_one_cart_run_one_at_a_time_in_arrival_order() {
-        let carts = LiveCarts::start(limits());
+        let carts = LiveCarts::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let running = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -300,8 +347,40 @@ mod tests {
     }
 
     #[actix::test]
+    async fn with_registries_on_several_arbiters_one_carts_changes_still_run_one_at_a_time() {
+        let arbiters: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+        let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
+        let limits = CartLimits {
+            max_live: 10,
+            ..limits()
+        };
+        let carts = LiveCarts::start(limits, &handles);
+        let running = Arc::new(AtomicUsize::new(0));
+        let cart = Uuid::now_v7();
+        let changes = (0..3).map(|_| {
+            let running = Arc::clone(&running);
+            carts.change(cart, async move {
+                let overlapping = running.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                overlapping
+            })
+        });
+        let overlaps = futures_util::future::join_all(changes).await;
+        assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
+        carts
+            .change(Uuid::now_v7(), async {})
+            .await
+            .expect("another cart");
+        assert_eq!(carts.live().await, 2);
+        for arbiter in arbiters {
+            arbiter.stop();
+        }
+    }
+
+    #[actix::test]
     async fn changes_to_different_carts_run_side_by_side() {
-        let carts = LiveCarts::start(limits());
+        let carts = LiveCarts::start(limits(), &[]);
         let running = Arc::new(AtomicUsize::new(0));
         let changes = (0..2).map(|_| {
             let running = Arc::clone(&running);
@@ -317,7 +396,7 @@ mod tests {
 
     #[actix::test]
     async fn a_cart_with_too_many_waiting_changes_or_one_too_many_carts_is_refused_at_once() {
-        let carts = LiveCarts::start(limits());
+        let carts = LiveCarts::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let slow = || tokio::time::sleep(Duration::from_millis(100));
         let waiting: Vec<_> = (0..3).map(|_| carts.change(cart, slow())).collect();
@@ -340,7 +419,7 @@ mod tests {
 
     #[actix::test]
     async fn an_idle_cart_is_passivated_and_its_next_change_starts_it_again() {
-        let carts = LiveCarts::start(limits());
+        let carts = LiveCarts::start(limits(), &[]);
         let cart = Uuid::new_v4();
         carts.change(cart, async {}).await.expect("first change");
         assert_eq!(carts.live().await, 1);
@@ -352,7 +431,7 @@ mod tests {
 
     #[actix::test]
     async fn a_panicking_change_is_answered_failed_and_the_cart_takes_the_next_one() {
-        let carts = LiveCarts::start(limits());
+        let carts = LiveCarts::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let panicking = carts
             .change(cart, async {
