@@ -666,17 +666,29 @@ async fn a_process_dying_between_authorization_and_commit_is_reconciled_without_
     let retry = checkout(&survivor, &token, &id, "crash", APPROVED).await;
     assert_eq!(retry.status(), 201, "the shopper's retry gets the order");
     assert_eq!(retry.json::<Value>().await.expect("json")["status"], "paid");
-    let gateway = survivor
-        .db()
-        .await
-        .query_one(
-            "SELECT count(*), min(status) FROM sandbox_gateway_payments",
-            &[],
-        )
-        .await
-        .expect("gateway");
-    assert_eq!(gateway.get::<_, i64>(0), 1, "charged once");
-    assert_eq!(gateway.get::<_, String>(1), "captured");
+    // The reconciler captures after it committed the order as paid: wait for that too.
+    let mut gateway = (0_i64, String::new());
+    for _ in 0..50 {
+        let row = survivor
+            .db()
+            .await
+            .query_one(
+                "SELECT count(*), min(status) FROM sandbox_gateway_payments",
+                &[],
+            )
+            .await
+            .expect("gateway");
+        gateway = (row.get(0), row.get(1));
+        if gateway.1 != "authorized" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gateway,
+        (1, "captured".to_owned()),
+        "charged once, captured"
+    );
     assert_eq!(available(&survivor, "MUG-X").await, 1, "no stock lost");
     assert_eq!(settled_counts(&survivor, "MUG-X").await, (0, 2));
 }
