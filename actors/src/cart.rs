@@ -134,7 +134,7 @@ struct ChangeCart {
     change: Change,
 }
 
-/// Asked by tests and metrics: how many carts are live.
+/// Asked through [`CartsHandle::live`]: how many carts a registry holds live.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CountLiveCarts;
