@@ -48,6 +48,11 @@ pub struct HttpSettings {
     pub client_request_timeout_ms: u64,
     pub max_connections_per_worker: usize,
     pub backlog: u32,
+    /// Kernel send buffer of every accepted connection, in bytes (0: the kernel's autotuning).
+    pub socket_send_buffer_bytes: usize,
+    /// Kernel receive buffer of every accepted connection, in bytes (0: the kernel's
+    /// autotuning).
+    pub socket_recv_buffer_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

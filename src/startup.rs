@@ -167,6 +167,13 @@ impl Application {
                 .configure(http::configure)
                 .default_service(web::to(not_found))
         })
+        .on_connect({
+            let buffers = (
+                http_settings.socket_send_buffer_bytes,
+                http_settings.socket_recv_buffer_bytes,
+            );
+            move |connection, _| size_socket_buffers(connection, buffers)
+        })
         .backlog(http_settings.backlog)
         .max_connections(http_settings.max_connections_per_worker)
         .keep_alive(Duration::from_secs(http_settings.keep_alive_secs))
@@ -244,6 +251,20 @@ impl Application {
         }
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Sets the kernel buffers of an accepted TCP connection to `(send, receive)` bytes (0 leaves
+/// one as the kernel tunes it). A connection whose buffers cannot be set keeps the kernel's.
+fn size_socket_buffers(connection: &dyn std::any::Any, (send, receive): (usize, usize)) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let socket = socket2::SockRef::from(stream);
+    let sized = (send == 0 || socket.set_send_buffer_size(send).is_ok())
+        && (receive == 0 || socket.set_recv_buffer_size(receive).is_ok());
+    if !sized {
+        metrics::counter!("agora_socket_buffer_errors_total").increment(1);
     }
 }
 
