@@ -423,3 +423,98 @@ async fn a_cart_follower_is_warned_before_a_hold_lapses() {
     assert_eq!(warning["cart_id"], id.as_str());
     assert!(warning["expires_at"].is_string());
 }
+
+/// A WebSocket client that reads nothing after subscribing: a raw TCP socket with a small
+/// receive buffer (set before connecting, so the kernel does not grow it).
+async fn subscriber_that_stops_reading(app: &TestApp, sku: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address: std::net::SocketAddr = app
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let mut stream = socket.connect(address).await.expect("connects");
+    stream
+        .write_all(
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("handshake sent");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.expect("handshake answer"));
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "upgraded");
+    // One masked text frame (clients must mask; a zero mask leaves the payload as is).
+    let payload = json!({ "type": "subscribe", "skus": [sku] }).to_string();
+    let mut frame = vec![
+        0x81,
+        0x80 | u8::try_from(payload.len()).expect("short frame"),
+    ];
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload.as_bytes());
+    stream.write_all(&frame).await.expect("subscribed");
+    stream
+}
+
+#[actix_web::test]
+async fn a_socket_that_stops_reading_gets_a_bounded_backlog_then_a_slow_consumer_close() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app_with(|settings| settings.http.socket_send_buffer_bytes = 4096).await;
+    let key = product(&app, "SLOW-1", 1_000_000).await;
+    let mut stalled = subscriber_that_stops_reading(&app, "SLOW-1").await;
+    let mut reader = connect(&app, "/ws", None).await;
+    say(
+        &mut reader,
+        json!({ "type": "subscribe", "skus": ["SLOW-1"] }),
+    )
+    .await;
+    expect(&mut reader, |m| m["type"] == "stock").await;
+
+    // Every change is a stock notice to both sockets. The stalled one's kernel buffers and
+    // actix's write buffer fill; its actor, no longer polled, stops taking notices; its mailbox
+    // fills and the hub drops it (the close waits until the client reads again).
+    for round in 0..1500u32 {
+        let response = app
+            .call(
+                Method::PUT,
+                "/api/v1/inventory/SLOW-1",
+                &key,
+                Some(&json!({ "stock_on_hand": 500_000 + round })),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let mut received = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    while let Ok(Ok(read)) =
+        tokio::time::timeout(Duration::from_millis(500), stalled.read(&mut chunk)).await
+    {
+        if read == 0 {
+            break;
+        }
+        received.extend_from_slice(&chunk[..read]);
+    }
+    // 1,500 notices would be about 120 KB; what reached it is bounded by the buffers and the
+    // mailbox (64 notices), and it ends with a close frame, code 1013 ("try again later").
+    assert!(received.len() < 96 * 1024, "{} bytes", received.len());
+    let close = [0x88, 0x1b, 0x03, 0xf5];
+    let at = received
+        .windows(close.len())
+        .rposition(|window| window == close)
+        .expect("a close frame with code 1013");
+    assert!(received.len() - at < 64, "the close frame comes last");
+
+    // The socket that reads saw the changes, up to the last one.
+    let mut last = Value::Null;
+    while let Some(message) = next(&mut reader, Duration::from_millis(500)).await {
+        last = message;
+    }
+    assert_eq!(last["available"], 501_499);
+}
