@@ -307,11 +307,12 @@ pub(crate) async fn finish(
         (Err(_), None) => None,
     };
     tx.commit().await?;
-    let returned = if finished.is_some() && cancellation.is_some() {
-        orders::skus(&*client, order_id).await?
-    } else {
-        Vec::new()
-    };
+    if finished.is_some() && cancellation.is_some() {
+        state
+            .counters
+            .stock_returned(&orders::skus(&*client, order_id).await?)
+            .await;
+    }
     let paid_now = finished.is_some() && cancellation.is_none();
     let response = match finished {
         Some(response) => response,
@@ -321,11 +322,7 @@ pub(crate) async fn finish(
     if paid_now {
         crate::realtime::announce_order(&state.hot, &*client, order_id).await;
     }
-    // Announcing reads stock on a connection of its own: never wait for it holding one.
     drop(client);
-    if !returned.is_empty() {
-        state.counters.stock_returned(&returned).await;
-    }
     // Only who paid the order captures it (a reconciler that finished it first captures its own).
     if let (true, Ok(authorization)) = (paid_now, authorized) {
         capture(state, order_id, &authorization).await;
@@ -441,9 +438,9 @@ pub async fn reconcile(
                 let done = orders::finish_cancelled(&tx, order_id, Cancellation::Abandoned).await?;
                 tx.commit().await?;
                 if done.is_some() {
-                    let skus = orders::skus(&*client, order_id).await?;
-                    drop(client);
-                    counters.stock_returned(&skus).await;
+                    counters
+                        .stock_returned(&orders::skus(&*client, order_id).await?)
+                        .await;
                     "cancelled"
                 } else {
                     "already_finished"

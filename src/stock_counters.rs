@@ -90,10 +90,21 @@ impl StockCounters {
     }
 
     /// Units of `skus` came back (released or expired holds, cancelled orders, restocks): the
-    /// counters are dropped, to be rebuilt with them, and subscribers told.
+    /// counters are dropped, to be rebuilt with them, before this returns; subscribers are told
+    /// from a task of its own. The announcement reads availability on a pooled connection, and
+    /// callers often still hold one: waiting for a second connection while holding the first
+    /// deadlocked the pool once more callers did so than it had connections. Notices carry the
+    /// row's version, so one that arrives late never replaces a newer one.
     pub async fn stock_returned<S: AsRef<str>>(&self, skus: &[S]) {
         self.forget(skus).await;
-        self.announce(skus).await;
+        if self.announce_from.is_none() || skus.is_empty() {
+            return;
+        }
+        let (counters, skus): (Self, Vec<String>) = (
+            self.clone(),
+            skus.iter().map(|sku| sku.as_ref().to_owned()).collect(),
+        );
+        tokio::spawn(async move { counters.announce(&skus).await });
     }
 
     async fn announce<S: AsRef<str>>(&self, skus: &[S]) {

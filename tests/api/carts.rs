@@ -357,8 +357,9 @@ async fn many_tabs_changing_one_cart_at_once_are_served_in_turn_and_every_unit_c
 #[actix_web::test]
 async fn more_shoppers_releasing_stock_at_once_than_pooled_connections_are_all_served() {
     // Releasing units announces the new stock level, which reads it on a connection of its
-    // own: a release that kept its connection meanwhile would wait for a second one, and
-    // with more releases than connections all of them would wait until the acquire timeout.
+    // own: a release that waited for that while keeping its connection would wait for a second
+    // one, and with more releases than connections all of them would wait until the acquire
+    // timeout.
     let app = spawn_app_with(|settings| settings.database.max_connections = 3).await;
     regions(&app).await;
     stocked(&app, "POOL-MUG", 100).await;

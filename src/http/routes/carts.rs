@@ -82,22 +82,6 @@ async fn announce(
     Ok(cart)
 }
 
-/// Answers a cart change, run on the cart's actor, with the cart.
-async fn changed<F, Fut>(
-    state: &web::Data<AppState>,
-    request: &HttpRequest,
-    shopper: &ShopperAuth,
-    cart_id: Uuid,
-    change: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: FnOnce(web::Data<AppState>, Uuid) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
-{
-    Ok(HttpResponse::Ok()
-        .json(change_and_announce(state, request, shopper, cart_id, change).await?))
-}
-
 /// Runs `change` on the cart's actor, then renders and announces the cart there too: one
 /// cart's changes in this process run one at a time, and their announcements go out in the
 /// order the changes were made. Answers the cart.
@@ -217,8 +201,6 @@ async fn change_line(
             carts::release(&tx, cart.id, variant, current - wanted).await?;
             carts::set_line(&tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
-            // Announcing reads stock on a connection of its own: never wait for it holding one.
-            drop(client);
             state.counters.stock_returned(&[&sku]).await;
             return Ok(());
         }
@@ -294,16 +276,11 @@ async fn line_changed(
     sku: String,
     target: Target,
 ) -> Result<HttpResponse, ApiError> {
-    changed(
-        state,
-        request,
-        shopper,
-        cart_id,
-        move |state, shopper_id| async move {
-            change_line(&state, shopper_id, cart_id, &sku, target).await
-        },
-    )
-    .await
+    let change = move |state: web::Data<AppState>, shopper_id| async move {
+        change_line(&state, shopper_id, cart_id, &sku, target).await
+    };
+    let cart = change_and_announce(state, request, shopper, cart_id, change).await?;
+    Ok(HttpResponse::Ok().json(cart))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -400,19 +377,14 @@ pub async fn set_shipping(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let SetShipping { country, option } = body.0;
-    changed(
-        &state,
-        &request,
-        &shopper,
-        id,
-        move |state, shopper_id| async move {
-            let mut client = state.pool.get().await?;
-            let tx = client.transaction().await?;
-            let cart = carts::lock_own(&tx, shopper_id, id).await?;
-            carts::set_shipping(&tx, &cart, &country, &option).await?;
-            tx.commit().await?;
-            Ok(())
-        },
-    )
-    .await
+    let change = move |state: web::Data<AppState>, shopper_id| async move {
+        let mut client = state.pool.get().await?;
+        let tx = client.transaction().await?;
+        let cart = carts::lock_own(&tx, shopper_id, id).await?;
+        carts::set_shipping(&tx, &cart, &country, &option).await?;
+        tx.commit().await?;
+        Ok(())
+    };
+    let cart = change_and_announce(&state, &request, &shopper, id, change).await?;
+    Ok(HttpResponse::Ok().json(cart))
 }

@@ -70,7 +70,6 @@ pub async fn set_stock(
     let tx = client.transaction().await?;
     let level = inventory::set(&tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
     tx.commit().await?;
-    drop(client);
     // The shared counter is rebuilt with the new stock at the next reservation.
     state.counters.stock_returned(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))
@@ -103,7 +102,6 @@ pub async fn adjust_stock(
     let tx = client.transaction().await?;
     let level = inventory::adjust(&tx, seller.0.id, &sku, body.0.delta, &reason).await?;
     tx.commit().await?;
-    drop(client);
     // The shared counter is rebuilt with the new stock at the next reservation.
     state.counters.stock_returned(&[&level.sku]).await;
     Ok(HttpResponse::Ok().json(level))

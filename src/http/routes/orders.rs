@@ -214,11 +214,11 @@ pub async fn refund(
     let order_id = id.into_inner();
     orders::refund(&tx, order_id, seller.0.id, &state.payments).await?;
     tx.commit().await?;
-    let skus = orders::skus(&*client, order_id).await?;
-    // Announcing reads stock on a connection of its own: never wait for it holding one.
-    drop(client);
     // An unshipped part's units are back on sale.
-    state.counters.stock_returned(&skus).await;
+    state
+        .counters
+        .stock_returned(&orders::skus(&*client, order_id).await?)
+        .await;
     announce_seller(&state, seller.0.id).await;
     Ok(HttpResponse::NoContent().finish())
 }
