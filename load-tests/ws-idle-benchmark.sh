@@ -4,12 +4,13 @@
 # address, SOCKETS each, all held open together; prints the sockets established at once and
 # each server's memory per connection. Needs release builds (cargo build --release --workspace).
 set -euo pipefail
-PROCESSES=${PROCESSES:-5}
-SOCKETS=${SOCKETS:-19990}
+PROCESSES=${PROCESSES:-6}
+SOCKETS=${SOCKETS:-16700}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/agora_ws}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 OUT=${OUT:-$(mktemp -d)}
 cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
 
 servers=()
 clients=()
@@ -37,5 +38,5 @@ done
 wait "${clients[@]}" || true
 echo "established at once (peak): $peak"
 for ((i = 0; i < PROCESSES; i++)); do
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"server {sys.argv[2]}: {r['sockets_open']} open, {r['connect_failures']} failed, {r['server_kib_per_connection']:.2f} KiB per connection\")" "$OUT/client-$i.json" "$i"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(f\"server {sys.argv[2]}: {r['sockets_open']} open, {r['connect_failures']} failed ({r['connect_retries']} retried connects), {r['server_kib_per_connection']:.2f} KiB per connection\")" "$OUT/client-$i.json" "$i"
 done

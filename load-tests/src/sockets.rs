@@ -10,7 +10,10 @@
 use std::{
     collections::HashMap,
     net::IpAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -24,6 +27,11 @@ use crate::browse::{percentiles, Percentiles};
 
 /// Sockets being opened at once.
 const CONNECT_CONCURRENCY: usize = 256;
+/// How long a socket may take to connect and upgrade, at each attempt. Long, because opening
+/// tens of thousands of sockets at once saturates both cores (awc's default is 5 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts to open each socket before it counts as failed (as a browser reconnects).
+const CONNECT_ATTEMPTS: u32 = 3;
 /// How long each change's fan-out is given before the next one.
 const CHANGE_SETTLE: Duration = Duration::from_secs(3);
 
@@ -33,6 +41,8 @@ pub struct Report {
     pub target: String,
     pub sockets_open: usize,
     pub connect_failures: usize,
+    /// Connects that failed and were tried again (at most `CONNECT_ATTEMPTS` per socket).
+    pub connect_retries: usize,
     pub subscribers: usize,
     pub server_rss_before_kib: u64,
     pub server_rss_after_kib: u64,
@@ -90,11 +100,23 @@ async fn hold_open(
     subscribe: Option<String>,
     sent: Sent,
     latencies: Arc<Mutex<Vec<f64>>>,
+    retries: Arc<AtomicUsize>,
     ready: tokio::sync::mpsc::Sender<bool>,
 ) {
-    let Ok((_, mut socket)) = client.ws(url).connect().await else {
-        let _ = ready.send(false).await;
-        return;
+    let mut attempt = 1;
+    let mut socket = loop {
+        match client.ws(url.as_str()).connect().await {
+            Ok((_, socket)) => break socket,
+            Err(_) if attempt < CONNECT_ATTEMPTS => {
+                attempt += 1;
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) => {
+                let _ = ready.send(false).await;
+                return;
+            }
+        }
     };
     if let Some(sku) = &subscribe {
         let subscribe = json!({ "type": "subscribe", "skus": [sku] }).to_string();
@@ -167,8 +189,13 @@ pub async fn run(
         .iter()
         .map(|ip| {
             awc::Client::builder()
-                .connector(awc::Connector::new().limit(0).local_address(*ip))
-                .timeout(Duration::from_secs(30))
+                .connector(
+                    awc::Connector::new()
+                        .limit(0)
+                        .local_address(*ip)
+                        .timeout(CONNECT_TIMEOUT),
+                )
+                .timeout(CONNECT_TIMEOUT)
                 .finish()
         })
         .collect();
@@ -178,6 +205,7 @@ pub async fn run(
     let rss_before = rss_kib(server_pid)?;
     let sent: Sent = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let retries: Arc<AtomicUsize> = Arc::default();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(CONNECT_CONCURRENCY);
     let (mut open, mut failed, mut started) = (0, 0, 0);
     let progress_every = (sockets / 20).max(1);
@@ -191,6 +219,7 @@ pub async fn run(
                 subscribe,
                 Arc::clone(&sent),
                 Arc::clone(&latencies),
+                Arc::clone(&retries),
                 ready_tx.clone(),
             ));
             started += 1;
@@ -229,6 +258,7 @@ pub async fn run(
         target: target.to_owned(),
         sockets_open: open,
         connect_failures: failed,
+        connect_retries: retries.load(Ordering::Relaxed),
         subscribers: subscribed,
         server_rss_before_kib: rss_before,
         server_rss_after_kib: rss_after,

@@ -568,14 +568,15 @@ impl Handler<Deliver> for ShopperSocket {
                     rendered,
                 };
                 if !self.flush_scheduled {
-                    // Nothing waiting: write at once, and merge whatever else arrives before
-                    // the next turn of this socket's event loop.
+                    // Written once this turn has taken every notice already in the mailbox
+                    // (actix drains the mailbox before it polls spawned futures), so a socket
+                    // that fell behind gets the latest state per SKU, without a timer per
+                    // notice.
                     self.flush_scheduled = true;
-                    self.pending_stock.insert(sku, pending);
-                    self.flush_stock(ctx);
-                    self.flush_scheduled = true;
-                    ctx.run_later(Duration::ZERO, |socket, ctx| socket.flush_stock(ctx));
-                    return;
+                    ctx.spawn(
+                        actix::fut::ready(())
+                            .map(|(), socket: &mut Self, ctx| socket.flush_stock(ctx)),
+                    );
                 }
                 match self.pending_stock.get(&sku) {
                     Some(waiting) if waiting.version >= *version => {}
