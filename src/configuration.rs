@@ -53,6 +53,9 @@ pub struct HttpSettings {
     /// Kernel receive buffer of every accepted connection, in bytes (0: the kernel's
     /// autotuning).
     pub socket_recv_buffer_bytes: usize,
+    /// Seconds the kernel lets sent data go unacknowledged, or wait behind a peer's shut
+    /// receive window, before it aborts the connection (`TCP_USER_TIMEOUT`; 0: never).
+    pub tcp_user_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

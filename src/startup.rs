@@ -168,11 +168,12 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .on_connect({
-            let buffers = (
-                http_settings.socket_send_buffer_bytes,
-                http_settings.socket_recv_buffer_bytes,
-            );
-            move |connection, _| size_socket_buffers(connection, buffers)
+            let options = ConnectionOptions {
+                send_buffer_bytes: http_settings.socket_send_buffer_bytes,
+                recv_buffer_bytes: http_settings.socket_recv_buffer_bytes,
+                user_timeout: Duration::from_secs(http_settings.tcp_user_timeout_secs),
+            };
+            move |connection, _| options.apply(connection)
         })
         .backlog(http_settings.backlog)
         .max_connections(http_settings.max_connections_per_worker)
@@ -254,17 +255,31 @@ impl Application {
     }
 }
 
-/// Sets the kernel buffers of an accepted TCP connection to `(send, receive)` bytes (0 leaves
-/// one as the kernel tunes it). A connection whose buffers cannot be set keeps the kernel's.
-fn size_socket_buffers(connection: &dyn std::any::Any, (send, receive): (usize, usize)) {
-    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
-    let socket = socket2::SockRef::from(stream);
-    let sized = (send == 0 || socket.set_send_buffer_size(send).is_ok())
-        && (receive == 0 || socket.set_recv_buffer_size(receive).is_ok());
-    if !sized {
-        metrics::counter!("agora_socket_buffer_errors_total").increment(1);
+/// Kernel options of every accepted TCP connection (`http.socket_*_buffer_bytes`,
+/// `http.tcp_user_timeout_secs`); a zero leaves the kernel's default.
+#[derive(Clone, Copy)]
+struct ConnectionOptions {
+    send_buffer_bytes: usize,
+    recv_buffer_bytes: usize,
+    user_timeout: Duration,
+}
+
+impl ConnectionOptions {
+    /// A connection whose options cannot be set keeps the kernel's, and is counted.
+    fn apply(self, connection: &dyn std::any::Any) {
+        let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+            return;
+        };
+        let socket = socket2::SockRef::from(stream);
+        let set = (self.send_buffer_bytes == 0
+            || socket.set_send_buffer_size(self.send_buffer_bytes).is_ok())
+            && (self.recv_buffer_bytes == 0
+                || socket.set_recv_buffer_size(self.recv_buffer_bytes).is_ok())
+            && (self.user_timeout.is_zero()
+                || socket.set_tcp_user_timeout(Some(self.user_timeout)).is_ok());
+        if !set {
+            metrics::counter!("agora_socket_option_errors_total").increment(1);
+        }
     }
 }
 

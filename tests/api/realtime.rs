@@ -518,3 +518,45 @@ async fn a_socket_that_stops_reading_gets_a_bounded_backlog_then_a_slow_consumer
     }
     assert_eq!(last["available"], 501_499);
 }
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_for_good_loses_its_connection_instead_of_holding_it() {
+    use tokio::io::AsyncReadExt;
+    let app = spawn_app_with(|settings| {
+        settings.http.socket_send_buffer_bytes = 4096;
+        settings.http.tcp_user_timeout_secs = 1;
+    })
+    .await;
+    let key = product(&app, "GONE-1", 1_000_000).await;
+    let mut stalled = subscriber_that_stops_reading(&app, "GONE-1").await;
+
+    // Enough notices to fill its receive window and the server's send buffer (about 80 bytes
+    // each), too few to fill its mailbox: the hub keeps it, and its actor is no longer run, so
+    // neither a heartbeat nor the hub can close it.
+    for round in 0..300u32 {
+        let response = app
+            .call(
+                Method::PUT,
+                "/api/v1/inventory/GONE-1",
+                &key,
+                Some(&json!({ "stock_on_hand": 500_000 + round })),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    // The kernel aborts the connection once its window stayed shut past the user timeout.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut chunk = vec![0u8; 1 << 16];
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(2), stalled.read(&mut chunk)).await {
+            Ok(Ok(0)) => break "closed",
+            Ok(Ok(_)) => continue,
+            Ok(Err(error)) => {
+                assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset);
+                break "reset";
+            }
+            Err(_) => break "still open",
+        }
+    };
+    assert_eq!(ended, "reset");
+}
