@@ -5,7 +5,12 @@
 //!
 //! Promises: a notice reaches every socket of this process subscribed to its topic at the time
 //! it arrives; a socket whose mailbox is full (it is not keeping up) is evicted and told to
-//! close, so one slow client never makes the hub, or memory, wait for it.
+//! close, so one slow client never makes the hub, or memory, wait for it. Stock notices that
+//! queue up while the hub is busy fanning out coalesce here first (the newest version per SKU
+//! goes out once per turn), so a burst of changes to a hot SKU is not multiplied by its
+//! followers, nor does it overflow their mailboxes and get healthy sockets evicted. The hub's
+//! own mailbox holds at most [`HUB_MAILBOX_CAPACITY`] notices; beyond that the listener drops
+//! notices and counts them.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,6 +28,11 @@ use super::{Envelope, Notice};
 /// At or below this many units, a stock notice is also sent to the SKU's seller as a
 /// low-stock alert.
 pub const LOW_STOCK_THRESHOLD: i64 = 5;
+
+/// Notices from the Redis listener waiting for a hub's next turn. A turn takes them all and
+/// coalesces the stock ones, so this is only reached when a hub stalls; the listener then drops
+/// notices (`agora_realtime_notices_dropped_total`) rather than queue without bound.
+pub const HUB_MAILBOX_CAPACITY: usize = 4096;
 
 static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
 
@@ -92,7 +102,9 @@ impl Hubs {
         let envelope = Arc::new(envelope);
         if let Ok(hubs) = self.0.read() {
             for hub in hubs.iter() {
-                hub.do_send(Dispatch(Arc::clone(&envelope)));
+                if let Err(SendError::Full(_)) = hub.try_send(Dispatch(Arc::clone(&envelope))) {
+                    metrics::counter!("agora_realtime_notices_dropped_total").increment(1);
+                }
             }
         }
     }
@@ -155,10 +167,17 @@ pub struct Hub {
     sockets: HashMap<u64, Socket>,
     /// Who follows each topic; a topic without followers is removed.
     followers: HashMap<Topic, HashSet<u64>>,
+    /// Stock notices taken this turn, the newest version per SKU (upper-cased), fanned out
+    /// once the mailbox is drained.
+    pending_stock: HashMap<String, Arc<Envelope>>,
 }
 
 impl Actor for Hub {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(HUB_MAILBOX_CAPACITY);
+    }
 }
 
 impl Hub {
@@ -231,12 +250,48 @@ impl Handler<Leave> for Hub {
     }
 }
 
+/// The version of a stock notice (none for other notices).
+fn stock_version(envelope: &Envelope) -> Option<i64> {
+    match &envelope.notice {
+        Notice::Stock { version, .. } => Some(*version),
+        _ => None,
+    }
+}
+
 impl Handler<Dispatch> for Hub {
     type Result = ();
 
-    fn handle(&mut self, Dispatch(envelope): Dispatch, _: &mut Context<Self>) {
-        let started = std::time::Instant::now();
+    fn handle(&mut self, Dispatch(envelope): Dispatch, ctx: &mut Context<Self>) {
         metrics::counter!("agora_actor_messages_total", "actor" => "realtime_hub").increment(1);
+        let Notice::Stock { sku, version, .. } = &envelope.notice else {
+            self.fan_out(&envelope);
+            return;
+        };
+        if self.pending_stock.is_empty() {
+            // Actix drains the mailbox before it polls spawned futures: this runs after every
+            // notice already queued has been taken.
+            ctx.spawn(actix::fut::ready(()).map(|(), hub: &mut Self, _| {
+                for (_, envelope) in std::mem::take(&mut hub.pending_stock) {
+                    hub.fan_out(&envelope);
+                }
+            }));
+        }
+        let sku = sku.to_ascii_uppercase();
+        let waiting = self.pending_stock.get(&sku).and_then(|w| stock_version(w));
+        if waiting.is_some() {
+            metrics::counter!("agora_ws_coalesced_total", "at" => "hub").increment(1);
+        }
+        if waiting.is_none_or(|waiting| *version > waiting) {
+            self.pending_stock.insert(sku, envelope);
+        }
+    }
+}
+
+impl Hub {
+    /// Hands a notice to every socket following one of its topics; evicts those whose mailbox
+    /// is full.
+    fn fan_out(&mut self, envelope: &Arc<Envelope>) {
+        let started = std::time::Instant::now();
         let topics = match &envelope.notice {
             Notice::Stock {
                 sku,
@@ -275,7 +330,7 @@ impl Handler<Dispatch> for Hub {
                     continue;
                 };
                 let deliver = Deliver {
-                    envelope: Arc::clone(&envelope),
+                    envelope: Arc::clone(envelope),
                     rendered: rendered.clone(),
                 };
                 match socket.deliver.try_send(deliver) {
@@ -293,5 +348,97 @@ impl Handler<Dispatch> for Hub {
         }
         metrics::histogram!("agora_actor_handling_seconds", "actor" => "realtime_hub")
             .record(started.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, time::Duration};
+
+    use super::*;
+
+    /// Stands in for a shopper socket: a mailbox as small as a real one's, recording what the
+    /// hub delivers and whether it was evicted.
+    #[derive(Default, Clone)]
+    struct Recorder {
+        delivered: Arc<Mutex<Vec<i64>>>,
+        evicted: Arc<Mutex<bool>>,
+    }
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+
+        fn started(&mut self, ctx: &mut Self::Context) {
+            ctx.set_mailbox_capacity(crate::realtime::shopper::MAILBOX_CAPACITY);
+        }
+    }
+
+    impl Handler<Deliver> for Recorder {
+        type Result = ();
+
+        fn handle(&mut self, deliver: Deliver, _: &mut Context<Self>) {
+            if let (Notice::Stock { available, .. }, Ok(mut delivered)) =
+                (&deliver.envelope.notice, self.delivered.lock())
+            {
+                delivered.push(*available);
+            }
+        }
+    }
+
+    impl Handler<Evict> for Recorder {
+        type Result = ();
+
+        fn handle(&mut self, _: Evict, _: &mut Context<Self>) {
+            if let Ok(mut evicted) = self.evicted.lock() {
+                *evicted = true;
+            }
+        }
+    }
+
+    fn stock(sku: &str, available: i64, version: i64) -> Dispatch {
+        Dispatch(Arc::new(Envelope {
+            notice: Notice::Stock {
+                sku: sku.into(),
+                available,
+                seller_id: Uuid::nil(),
+                version,
+            },
+            published_at_us: 0,
+        }))
+    }
+
+    #[actix_web::test]
+    async fn a_burst_of_stock_notices_reaches_followers_as_the_newest_per_sku_without_evicting_them(
+    ) {
+        let recorder = Recorder::default();
+        let socket = recorder.clone().start();
+        let hub = Hub::default().start();
+        hub.do_send(Join {
+            id: 1,
+            deliver: socket.clone().recipient(),
+            evict: socket.recipient(),
+        });
+        for sku in ["HOT-1", "COLD-1"] {
+            hub.do_send(Subscribe {
+                id: 1,
+                topic: Topic::Sku(sku.into()),
+            });
+        }
+        // Queued before the hub runs, as when it is busy: far more than a socket's mailbox.
+        for change in 1..=500 {
+            hub.do_send(stock("hot-1", 1_000 - change, change));
+        }
+        hub.do_send(stock("HOT-1", 1, 1));
+        hub.do_send(stock("COLD-1", 42, 3));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let mut delivered = recorder.delivered.lock().expect("delivered").clone();
+        delivered.sort_unstable();
+        assert_eq!(
+            delivered,
+            vec![42, 500],
+            "one notice per SKU, the newest version"
+        );
+        assert!(!*recorder.evicted.lock().expect("evicted"));
     }
 }

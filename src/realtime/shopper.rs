@@ -581,7 +581,8 @@ impl Handler<Deliver> for ShopperSocket {
                 match self.pending_stock.get(&sku) {
                     Some(waiting) if waiting.version >= *version => {}
                     Some(_) => {
-                        metrics::counter!("agora_ws_coalesced_total").increment(1);
+                        metrics::counter!("agora_ws_coalesced_total", "at" => "socket")
+                            .increment(1);
                         self.pending_stock.insert(sku, pending);
                     }
                     None => {
