@@ -267,6 +267,9 @@ pub struct CartView {
     pub shipping: Option<Shipping>,
     /// Subtotal, plus tax where the region adds it, plus shipping.
     pub total: Price,
+    /// Whether the region ships (has shipping options), so checkout needs a destination.
+    #[serde(skip)]
+    pub needs_shipping: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -322,15 +325,20 @@ pub async fn view(
     preference: &LocalePreference,
     pricing: &Pricing,
 ) -> Result<CartView, ApiError> {
+    // The cart with its region in one round trip (a cart's region cannot go: foreign key).
     let cart = client
         .query_opt(
-            "SELECT region, shipping_country, shipping_option FROM carts
-             WHERE id = $1 AND shopper_id = $2",
+            &format!(
+                "SELECT c.shipping_country, c.shipping_option, {}
+                 FROM carts c JOIN regions r ON r.code = c.region
+                 WHERE c.id = $1 AND c.shopper_id = $2",
+                regions::COLUMNS_OF_R
+            ),
             &[&cart_id, &shopper_id],
         )
         .await?
         .ok_or(ApiError::NotFound("cart"))?;
-    let region: Region = regions::get(client, cart.get::<_, &str>(0)).await?;
+    let region: Region = regions::from_row(&cart)?;
     let currency = region.currency().ok_or_else(|| {
         ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
     })?;
@@ -401,7 +409,7 @@ pub async fn view(
         currency,
         lines,
         (subtotal, weight),
-        (cart.get(1), cart.get(2)),
+        (cart.get(0), cart.get(1)),
     ))
 }
 
@@ -462,5 +470,6 @@ pub fn priced(
         },
         shipping,
         total: money(total, currency),
+        needs_shipping: !region.details.shipping_options.is_empty(),
     }
 }

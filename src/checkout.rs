@@ -151,7 +151,7 @@ async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError>
     Ok(())
 }
 
-fn check_ready(cart: &CartView, needs_shipping: bool) -> Result<(), ApiError> {
+fn check_ready(cart: &CartView) -> Result<(), ApiError> {
     if cart.lines.is_empty() {
         return Err(ApiError::Conflict {
             code: "empty_cart",
@@ -159,7 +159,7 @@ fn check_ready(cart: &CartView, needs_shipping: bool) -> Result<(), ApiError> {
             field: None,
         });
     }
-    if needs_shipping && cart.shipping.is_none() {
+    if cart.needs_shipping && cart.shipping.is_none() {
         return Err(ApiError::Conflict {
             code: "shipping_required",
             message: "choose a shipping country and option first (PUT /api/v1/carts/{id}/shipping)"
@@ -189,16 +189,15 @@ pub async fn checkout(
 
     let client = state.pool.get().await?;
     let cart = carts::view(&*client, shopper_id, cart_id, preference, &state.pricing).await?;
-    let needs_shipping = region_ships(&*client, &cart.region).await?;
     drop(client);
-    check_ready(&cart, needs_shipping)?;
+    check_ready(&cart)?;
     top_up_holds(state, &cart).await?;
 
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     carts::lock_own(&tx, shopper_id, cart_id).await?;
     let cart = carts::view(&tx, shopper_id, cart_id, preference, &state.pricing).await?;
-    check_ready(&cart, needs_shipping)?;
+    check_ready(&cart)?;
     let claim = IdempotencyClaim {
         shopper_id,
         key,
@@ -242,17 +241,6 @@ pub async fn checkout(
         response,
         replayed: false,
     })
-}
-
-async fn region_ships(
-    client: &impl crate::db::PreparedClient,
-    region: &str,
-) -> Result<bool, ApiError> {
-    Ok(!crate::regions::get(client, region)
-        .await?
-        .details
-        .shipping_options
-        .is_empty())
 }
 
 /// Finishes a pending order with the gateway's answer, then captures a granted authorization.

@@ -244,7 +244,8 @@ impl ShippingOption {
     }
 }
 
-fn from_row(row: &tokio_postgres::Row) -> Result<Region, ApiError> {
+/// A region from a row with the columns of [`COLUMNS`] (by name).
+pub fn from_row(row: &tokio_postgres::Row) -> Result<Region, ApiError> {
     let decode = |e: serde_json::Error| {
         ApiError::internal(anyhow::Error::new(e).context("decoding a region"))
     };
@@ -263,6 +264,9 @@ fn from_row(row: &tokio_postgres::Row) -> Result<Region, ApiError> {
 }
 
 const COLUMNS: &str = "code, name, currency, countries, tax_inclusive, tax_rates, shipping_options";
+/// [`COLUMNS`] of a query where `regions` is `r`.
+pub const COLUMNS_OF_R: &str =
+    "r.code, r.name, r.currency, r.countries, r.tax_inclusive, r.tax_rates, r.shipping_options";
 
 pub async fn list(client: &impl PreparedClient) -> Result<Vec<Region>, ApiError> {
     client
