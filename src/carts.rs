@@ -93,6 +93,57 @@ pub async fn line_of(
     Ok((row.get(0), row.get(1), u32::try_from(quantity).unwrap_or(0)))
 }
 
+/// A line as a change finds it before taking the cart's lock.
+pub struct PeekedLine {
+    pub variant_id: Uuid,
+    /// The SKU as the seller wrote it.
+    pub sku: String,
+    pub quantity: u32,
+    /// The cart's other lines.
+    pub other_lines: i64,
+}
+
+/// The shopper's own cart's line of a storefront SKU, read in one statement without a lock
+/// (what a change that adds units needs before it holds stock; the line itself is then
+/// written under the cart's lock). A missing cart is "not found", an unknown SKU the field's
+/// error.
+pub async fn peek_line(
+    client: &impl PreparedClient,
+    shopper_id: Uuid,
+    cart_id: Uuid,
+    sku: &str,
+) -> Result<PeekedLine, ApiError> {
+    let row = client
+        .query_opt(
+            "SELECT v.id, v.sku, coalesce(l.quantity, 0),
+                    (SELECT count(*) FROM cart_lines o
+                      WHERE o.cart_id = c.id AND o.variant_id IS DISTINCT FROM v.id)
+             FROM carts c
+             LEFT JOIN (variants v
+                        JOIN products p ON p.id = v.product_id AND p.status = 'active'
+                        JOIN sellers s ON s.id = p.seller_id AND s.status = 'active')
+                    ON upper(v.sku) = upper($3)
+             LEFT JOIN cart_lines l ON l.cart_id = c.id AND l.variant_id = v.id
+             WHERE c.id = $1 AND c.shopper_id = $2",
+            &[&cart_id, &shopper_id, &sku],
+        )
+        .await?
+        .ok_or(ApiError::NotFound("cart"))?;
+    let Some(variant_id) = row.get::<_, Option<Uuid>>(0) else {
+        return Err(ApiError::invalid_field(
+            "unknown_sku",
+            "sku",
+            "no such SKU on the storefront",
+        ));
+    };
+    Ok(PeekedLine {
+        variant_id,
+        sku: row.get(1),
+        quantity: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+        other_lines: row.get(3),
+    })
+}
+
 /// Refuses a new line beyond [`MAX_LINES`] (checked before any stock is held for it).
 pub async fn check_room(
     client: &impl PreparedClient,
@@ -106,7 +157,12 @@ pub async fn check_room(
         )
         .await?
         .get(0);
-    if lines >= MAX_LINES {
+    refuse_beyond_max_lines(lines)
+}
+
+/// Refuses one more line next to `other_lines`, beyond [`MAX_LINES`].
+pub fn refuse_beyond_max_lines(other_lines: i64) -> Result<(), ApiError> {
+    if other_lines >= MAX_LINES {
         return Err(ApiError::invalid_field(
             "too_many_lines",
             "sku",

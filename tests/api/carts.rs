@@ -253,6 +253,63 @@ async fn changing_or_removing_a_line_releases_its_stock_at_once() {
 }
 
 #[actix_web::test]
+async fn an_unknown_sku_a_zero_quantity_or_a_line_beyond_the_limit_is_refused_naming_the_field() {
+    let app = spawn_app().await;
+    regions(&app).await;
+    let (_, key) = app.seller("Many lines").await;
+    // Two products of 50 variants (a product has at most 100) and one more: 101 SKUs.
+    for (product, skus) in [(0, 0..50), (1, 50..100), (2, 100..101)] {
+        let variants: Vec<Value> = skus
+            .map(|n| json!({ "sku": format!("LINE-{n}"), "prices": { "EUR": "1.00" }, "stock": 5 }))
+            .collect();
+        app.product(
+            &key,
+            &json!({ "default_locale": "en", "content": { "en": { "title": format!("Lines {product}") } },
+                     "variants": variants }),
+        )
+        .await;
+    }
+    let token = shopper(&app).await;
+    let id = cart(&app, &token, "EU").await;
+
+    let refusal = |response: reqwest::Response| async move {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        (
+            status,
+            body["error"]["code"].as_str().map(str::to_owned),
+            body["error"]["field"].as_str().map(str::to_owned),
+        )
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        refusal(add(&app, &token, &id, "NO-SUCH-SKU", 1).await).await,
+        (422, some("unknown_sku"), some("sku"))
+    );
+    assert_eq!(
+        refusal(add(&app, &token, &id, "LINE-0", 0).await).await,
+        (422, some("invalid_quantity"), some("quantity"))
+    );
+    for n in 0..100 {
+        assert_eq!(
+            add(&app, &token, &id, &format!("LINE-{n}"), 1)
+                .await
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        refusal(add(&app, &token, &id, "LINE-100", 1).await).await,
+        (422, some("too_many_lines"), some("sku"))
+    );
+    // A line already in the cart still takes more units; nothing was held for the refusals.
+    assert_eq!(add(&app, &token, &id, "LINE-7", 2).await.status(), 200);
+    assert_eq!(available(&app, "LINE-7").await, 2);
+    assert_eq!(available(&app, "LINE-100").await, 5);
+    assert_eq!(available(&app, "LINE-0").await, 4);
+}
+
+#[actix_web::test]
 async fn a_shopper_never_sees_or_changes_another_shoppers_cart() {
     let app = spawn_app().await;
     regions(&app).await;

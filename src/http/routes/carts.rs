@@ -177,9 +177,19 @@ enum Target {
     Set(u32),
 }
 
+impl Target {
+    /// The line's quantity this change asks for, when it has `current` units now.
+    fn wanted(self, current: u32) -> Result<u32, ApiError> {
+        match self {
+            Self::Add(units) => check_quantity(current.saturating_add(units), false),
+            Self::Set(units) => check_quantity(units, true),
+        }
+    }
+}
+
 /// Changes the line of `sku`: removed units are released under the cart's lock at once; added
 /// units are held through the inventory shards first, with no connection held meanwhile (the
-/// shard needs one to commit), then written under the cart's lock again, taking into account
+/// shard needs one to commit), then written under the cart's lock, taking into account
 /// whatever another tab changed in between.
 async fn change_line(
     state: &AppState,
@@ -188,15 +198,23 @@ async fn change_line(
     sku: &str,
     target: Target,
 ) -> Result<(), ApiError> {
-    let (variant, sku, extra) = {
+    let peeked = {
+        let client = state.pool.get().await?;
+        carts::peek_line(&*client, shopper_id, cart_id, sku).await?
+    };
+    let wanted = target.wanted(peeked.quantity)?;
+    // Added units need no lock until their line is written (below); fewer units are released
+    // under the lock at once, from the line as it is then (another process may have changed it
+    // since the peek, so it can turn out to be an addition after all).
+    let (variant, sku, extra) = if wanted > peeked.quantity {
+        carts::refuse_beyond_max_lines(peeked.other_lines)?;
+        (peeked.variant_id, peeked.sku, wanted - peeked.quantity)
+    } else {
         let mut client = state.pool.get().await?;
         let tx = client.transaction().await?;
         let cart = carts::lock_own(&tx, shopper_id, cart_id).await?;
         let (variant, sku, current) = carts::line_of(&tx, cart.id, sku).await?;
-        let wanted = match target {
-            Target::Add(units) => check_quantity(current.saturating_add(units), false)?,
-            Target::Set(units) => check_quantity(units, true)?,
-        };
+        let wanted = target.wanted(current)?;
         if wanted <= current {
             carts::release(&tx, cart.id, variant, current - wanted).await?;
             carts::set_line(&tx, cart.id, variant, wanted).await?;
