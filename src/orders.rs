@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    carts::{self, CartView, Shipping, Tax},
+    carts::{self, CartLine, CartView, Shipping, Tax},
     http::error::{ApiError, ErrorBody},
     money::{Currency, Price},
     payments::Authorization,
@@ -301,10 +301,58 @@ pub async fn place(
         })
         .transpose()
         .map_err(ApiError::internal)?;
+    let totals: Vec<Decimal> = cart.lines.iter().map(|l| l.line_total.amount).collect();
+    let taxes = tax_shares(&totals, cart.tax.amount.amount, currency);
+    let mut parts: BTreeMap<Uuid, (Decimal, Decimal)> = BTreeMap::new();
+    for (line, tax) in cart.lines.iter().zip(&taxes) {
+        let part = parts.entry(line.seller_id).or_default();
+        part.0 += line.line_total.amount;
+        part.1 += *tax;
+    }
+    let line_numbers: Vec<i32> = (0..cart.lines.len())
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+        .collect();
+    let column = |pick: fn(&CartLine) -> Uuid| cart.lines.iter().map(pick).collect::<Vec<_>>();
+    let (line_sellers, line_variants, line_products) = (
+        column(|l| l.seller_id),
+        column(|l| l.variant_id),
+        column(|l| l.product_id),
+    );
+    let line_skus: Vec<&str> = cart.lines.iter().map(|l| l.sku.as_str()).collect();
+    let line_titles: Vec<&str> = cart.lines.iter().map(|l| l.title.as_str()).collect();
+    let line_quantities: Vec<i32> = cart
+        .lines
+        .iter()
+        .map(|l| i32::try_from(l.quantity).unwrap_or(i32::MAX))
+        .collect();
+    let unit_prices: Vec<Decimal> = cart.lines.iter().map(|l| l.unit_price.amount).collect();
+    let part_sellers: Vec<Uuid> = parts.keys().copied().collect();
+    let part_subtotals: Vec<Decimal> = parts.values().map(|p| p.0).collect();
+    let part_taxes: Vec<Decimal> = parts.values().map(|p| p.1).collect();
+    let reference = Uuid::new_v4();
+    // The pending order's rows in one statement (one round trip, one plan).
     tx.execute(
-        "INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
-                             tax_rate, tax_included, tax, shipping, total)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11)",
+        "WITH o AS (
+             INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
+                                 tax_rate, tax_included, tax, shipping, total)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11) RETURNING id),
+         l AS (
+             INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
+                                      title, quantity, unit_price, line_total, tax)
+             SELECT o.id, x.* FROM o, unnest($12::int4[], $13::uuid[], $14::uuid[], $15::uuid[],
+                                            $16::text[], $17::text[], $18::int4[],
+                                            $19::numeric[], $20::numeric[], $21::numeric[]) AS x),
+         p AS (
+             INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
+             SELECT o.id, x.seller, 'pending', x.subtotal, x.tax
+             FROM o, unnest($22::uuid[], $23::numeric[], $24::numeric[]) AS x(seller, subtotal, tax)),
+         y AS (
+             INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
+             SELECT $25, o.id, $26, $11, $5, $27, 'authorizing' FROM o),
+         k AS (
+             UPDATE idempotency_keys SET order_id = $1 WHERE shopper_id = $2 AND key = $28)
+         INSERT INTO order_events (order_id, seller_id, kind, status)
+         SELECT o.id, NULL, 'created', 'pending' FROM o",
         &[
             &order_id,
             &claim.shopper_id,
@@ -317,64 +365,26 @@ pub async fn place(
             &cart.tax.amount.amount,
             &shipping,
             &cart.total.amount,
-        ],
-    )
-    .await?;
-    let totals: Vec<Decimal> = cart.lines.iter().map(|l| l.line_total.amount).collect();
-    let taxes = tax_shares(&totals, cart.tax.amount.amount, currency);
-    let mut parts: BTreeMap<Uuid, (Decimal, Decimal)> = BTreeMap::new();
-    for ((line_no, line), tax) in cart.lines.iter().enumerate().zip(&taxes) {
-        tx.execute(
-            "INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
-                                      title, quantity, unit_price, line_total, tax)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &order_id,
-                &i32::try_from(line_no).unwrap_or(i32::MAX),
-                &line.seller_id,
-                &line.variant_id,
-                &line.product_id,
-                &line.sku,
-                &line.title,
-                &i32::try_from(line.quantity).unwrap_or(i32::MAX),
-                &line.unit_price.amount,
-                &line.line_total.amount,
-                tax,
-            ],
-        )
-        .await?;
-        let part = parts.entry(line.seller_id).or_default();
-        part.0 += line.line_total.amount;
-        part.1 += *tax;
-    }
-    for (seller, (subtotal, tax)) in &parts {
-        tx.execute(
-            "INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
-             VALUES ($1, $2, 'pending', $3, $4)",
-            &[&order_id, seller, subtotal, tax],
-        )
-        .await?;
-    }
-    let reference = Uuid::new_v4();
-    tx.execute(
-        "INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
-         VALUES ($1, $2, $3, $4, $5, $6, 'authorizing')",
-        &[
+            &line_numbers,
+            &line_sellers,
+            &line_variants,
+            &line_products,
+            &line_skus,
+            &line_titles,
+            &line_quantities,
+            &unit_prices,
+            &totals,
+            &taxes,
+            &part_sellers,
+            &part_subtotals,
+            &part_taxes,
             &reference,
-            &order_id,
             &provider,
-            &cart.total.amount,
-            &currency.code(),
             &card_last4,
+            &claim.key,
         ],
     )
     .await?;
-    tx.execute(
-        "UPDATE idempotency_keys SET order_id = $3 WHERE shopper_id = $1 AND key = $2",
-        &[&claim.shopper_id, &claim.key, &order_id],
-    )
-    .await?;
-    append_event(tx, order_id, None, "created", "pending").await?;
     Ok(PendingOrder {
         id: order_id,
         reference,
@@ -497,29 +507,23 @@ pub async fn finish_paid(
     let Some(cart_id) = lock_pending(tx, order_id).await? else {
         return Ok(None);
     };
+    // The order, its parts, payment and holds paid, and the paid events (the order's first,
+    // then each seller's), in one statement.
     tx.execute(
-        "UPDATE stock_holds SET sold_at = now() WHERE order_id = $1 AND released_at IS NULL",
-        &[&order_id],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE orders SET status = 'paid', updated_at = now() WHERE id = $1",
-        &[&order_id],
-    )
-    .await?;
-    let sellers: Vec<Uuid> = tx
-        .query(
-            "UPDATE order_parts SET status = 'paid', updated_at = now() WHERE order_id = $1
-             RETURNING seller_id",
-            &[&order_id],
-        )
-        .await?
-        .into_iter()
-        .map(|row| row.get(0))
-        .collect();
-    tx.execute(
-        "UPDATE payments SET status = 'authorized', authorization_id = $2, updated_at = now()
-         WHERE order_id = $1",
+        "WITH h AS (
+             UPDATE stock_holds SET sold_at = now() WHERE order_id = $1 AND released_at IS NULL),
+         o AS (
+             UPDATE orders SET status = 'paid', updated_at = now() WHERE id = $1),
+         y AS (
+             UPDATE payments SET status = 'authorized', authorization_id = $2, updated_at = now()
+             WHERE order_id = $1),
+         p AS (
+             UPDATE order_parts SET status = 'paid', updated_at = now() WHERE order_id = $1
+             RETURNING seller_id)
+         INSERT INTO order_events (order_id, seller_id, kind, status)
+         SELECT $1, e.seller_id, 'paid', 'paid'
+         FROM (SELECT NULL::uuid AS seller_id UNION ALL SELECT seller_id FROM p) e
+         ORDER BY e.seller_id NULLS FIRST",
         &[&order_id, &authorization.id],
     )
     .await?;
@@ -534,10 +538,6 @@ pub async fn finish_paid(
         .await?;
     for row in ordered {
         carts::release(tx, cart_id, row.get(0), u32::MAX).await?;
-    }
-    append_event(tx, order_id, None, "paid", "paid").await?;
-    for seller in sellers {
-        append_event(tx, order_id, Some(seller), "paid", "paid").await?;
     }
     let order = view(tx, order_id, None)
         .await?
