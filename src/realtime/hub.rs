@@ -90,7 +90,11 @@ pub struct Hubs(Arc<RwLock<Vec<Addr<Hub>>>>);
 impl Hubs {
     /// Starts a hub on the current thread (an HTTP worker) and registers it.
     pub fn start_local(&self) -> Addr<Hub> {
-        let hub = Hub::default().start();
+        // Bounded from its first message (a mailbox starts at actix's default of 16).
+        let hub = Hub::create(|ctx| {
+            ctx.set_mailbox_capacity(HUB_MAILBOX_CAPACITY);
+            Hub::default()
+        });
         if let Ok(mut hubs) = self.0.write() {
             hubs.retain(Addr::connected);
             hubs.push(hub.clone());
@@ -174,10 +178,6 @@ pub struct Hub {
 
 impl Actor for Hub {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(HUB_MAILBOX_CAPACITY);
-    }
 }
 
 impl Hub {
