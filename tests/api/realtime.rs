@@ -463,6 +463,21 @@ async fn subscriber_that_stops_reading(app: &TestApp, sku: &str) -> tokio::net::
     stream
 }
 
+/// Sets the SKU's stock `rounds` times (500,000, 500,001, …): one stock notice each.
+async fn restock_in_rounds(app: &TestApp, key: &str, sku: &str, rounds: u32) {
+    for round in 0..rounds {
+        let response = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/inventory/{sku}"),
+                key,
+                Some(&json!({ "stock_on_hand": 500_000 + round })),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
 #[actix_web::test]
 async fn a_socket_that_stops_reading_gets_a_bounded_backlog_then_a_slow_consumer_close() {
     use tokio::io::AsyncReadExt;
@@ -480,17 +495,7 @@ async fn a_socket_that_stops_reading_gets_a_bounded_backlog_then_a_slow_consumer
     // Every change is a stock notice to both sockets. The stalled one's kernel buffers and
     // actix's write buffer fill; its actor, no longer polled, stops taking notices; its mailbox
     // fills and the hub drops it (the close waits until the client reads again).
-    for round in 0..1500u32 {
-        let response = app
-            .call(
-                Method::PUT,
-                "/api/v1/inventory/SLOW-1",
-                &key,
-                Some(&json!({ "stock_on_hand": 500_000 + round })),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-    }
+    restock_in_rounds(&app, &key, "SLOW-1", 1500).await;
     let mut received = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
     while let Ok(Ok(read)) =
@@ -530,20 +535,10 @@ async fn a_client_that_stops_reading_for_good_loses_its_connection_instead_of_ho
     let key = product(&app, "GONE-1", 1_000_000).await;
     let mut stalled = subscriber_that_stops_reading(&app, "GONE-1").await;
 
-    // Enough notices to fill its receive window and the server's send buffer (about 80 bytes
-    // each), too few to fill its mailbox: the hub keeps it, and its actor is no longer run, so
-    // neither a heartbeat nor the hub can close it.
-    for round in 0..300u32 {
-        let response = app
-            .call(
-                Method::PUT,
-                "/api/v1/inventory/GONE-1",
-                &key,
-                Some(&json!({ "stock_on_hand": 500_000 + round })),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-    }
+    // Enough notices (about 80 bytes each) to fill its receive window and the server's send
+    // buffer: its actor is then no longer run, so neither a heartbeat nor the hub's eviction
+    // can close it.
+    restock_in_rounds(&app, &key, "GONE-1", 300).await;
     // The kernel aborts the connection once its window stayed shut past the user timeout.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut chunk = vec![0u8; 1 << 16];
