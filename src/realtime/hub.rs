@@ -367,10 +367,6 @@ mod tests {
 
     impl Actor for Recorder {
         type Context = Context<Self>;
-
-        fn started(&mut self, ctx: &mut Self::Context) {
-            ctx.set_mailbox_capacity(crate::realtime::shopper::MAILBOX_CAPACITY);
-        }
     }
 
     impl Handler<Deliver> for Recorder {
@@ -411,7 +407,10 @@ mod tests {
     async fn a_burst_of_stock_notices_reaches_followers_as_the_newest_per_sku_without_evicting_them(
     ) {
         let recorder = Recorder::default();
-        let socket = recorder.clone().start();
+        let socket = Recorder::create(|ctx| {
+            ctx.set_mailbox_capacity(crate::realtime::shopper::MAILBOX_CAPACITY);
+            recorder.clone()
+        });
         let hub = Hub::default().start();
         hub.do_send(Join {
             id: 1,
