@@ -305,6 +305,7 @@ impl Hub {
                 }
                 topics
             }
+            Notice::Price { sku, .. } => vec![Topic::Sku(sku.to_ascii_uppercase())],
             Notice::Cart { cart_id, .. } => vec![Topic::Cart(*cart_id)],
             Notice::SellerEvents { seller_id } => vec![Topic::Seller(*seller_id)],
             Notice::QueueAdmitted {

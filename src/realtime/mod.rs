@@ -41,6 +41,13 @@ pub enum Notice {
         seller_id: Uuid,
         version: i64,
     },
+    /// An SKU's prices after its seller changed the product: the explicit ones by currency
+    /// and the base currency others are converted from (each socket renders its currency).
+    Price {
+        sku: String,
+        base_currency: String,
+        prices: std::collections::BTreeMap<String, rust_decimal::Decimal>,
+    },
     /// A cart as its owner sees it now, rendered by the process that changed it.
     Cart {
         cart_id: Uuid,

@@ -226,7 +226,10 @@ impl Handler<Deliver> for SellerSocket {
                     json!({ "type": "low_stock", "sku": sku, "available": available }),
                 );
             }
-            Notice::Cart { .. } | Notice::QueueAdmitted { .. } | Notice::QueuePositions { .. } => {}
+            Notice::Price { .. }
+            | Notice::Cart { .. }
+            | Notice::QueueAdmitted { .. }
+            | Notice::QueuePositions { .. } => {}
         }
     }
 }

@@ -27,7 +27,13 @@ use super::{
     hub::{self, stock_status, Deliver, Evict, Hub, Topic},
     since_published, Notice, PROTOCOL_VERSION,
 };
-use crate::{carts, flash_sales, http::AppState, locale::LocalePreference};
+use crate::{
+    carts, flash_sales,
+    http::AppState,
+    locale::LocalePreference,
+    money::{by_currency, Currency, Price},
+};
+use rust_decimal::Decimal;
 
 /// Largest client frame accepted; client messages are small JSON commands.
 pub const MAX_FRAME_BYTES: usize = 4096;
@@ -78,6 +84,10 @@ pub struct ShopperSocket {
     last_heard: Instant,
     /// Followed SKUs (upper-cased) with what was last sent for each.
     skus: HashMap<String, Option<Sent>>,
+    /// The currency prices are shown in (`?currency=`, else the store's default).
+    currency: Currency,
+    /// The price last sent for a followed SKU (upper-cased): only a change is sent again.
+    prices: HashMap<String, Price>,
     carts: HashMap<Uuid, FollowedCart>,
     /// Flash-sale queues followed: sale id and this shopper's ticket number.
     queues: HashMap<Uuid, i64>,
@@ -92,6 +102,7 @@ impl ShopperSocket {
         hub: Addr<Hub>,
         shopper: Option<Uuid>,
         preference: LocalePreference,
+        currency: Currency,
     ) -> Self {
         Self {
             id: hub::next_socket_id(),
@@ -101,6 +112,8 @@ impl ShopperSocket {
             preference,
             last_heard: Instant::now(),
             skus: HashMap::new(),
+            currency,
+            prices: HashMap::new(),
             carts: HashMap::new(),
             queues: HashMap::new(),
             pending_stock: BTreeMap::new(),
@@ -312,6 +325,79 @@ impl ShopperSocket {
         }
     }
 
+    /// Writes a followed SKU's price in this socket's currency (explicit, else converted from
+    /// the base currency), unless it is the price last sent.
+    fn write_price(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        sku: &str,
+        base_currency: &str,
+        prices: &BTreeMap<String, Decimal>,
+    ) {
+        let sku = sku.to_ascii_uppercase();
+        if !self.skus.contains_key(&sku) {
+            return;
+        }
+        let Some(base) = Currency::from_code(base_currency.trim()) else {
+            return;
+        };
+        let Some(price) = self
+            .state
+            .pricing
+            .fx
+            .price_in(&by_currency(prices), base, self.currency)
+        else {
+            return;
+        };
+        if self.prices.get(&sku) == Some(&price) {
+            return;
+        }
+        self.send(ctx, json!({ "type": "price", "sku": sku, "price": price }));
+        self.prices.insert(sku, price);
+    }
+
+    /// Follows every SKU of these storefront products (as they are now).
+    fn subscribe_products(&mut self, products: Vec<Uuid>, ctx: &mut ws::WebsocketContext<Self>) {
+        let pool = self.state.pool.clone();
+        let read = async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .query(
+                    "SELECT p.id, v.sku FROM products p
+                     JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+                     JOIN variants v ON v.product_id = p.id
+                     WHERE p.id = ANY($1) AND p.status = 'active'
+                     ORDER BY p.id, v.position",
+                    &[&products],
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .map(|rows| (products, rows))
+        };
+        ctx.spawn(read.into_actor(self).map(|read, socket, ctx| match read {
+            Ok((asked, rows)) => {
+                let found: Vec<Uuid> = rows.iter().map(|row| row.get(0)).collect();
+                for product in asked.iter().filter(|id| !found.contains(id)) {
+                    socket.error(
+                        ctx,
+                        "unknown_product",
+                        &format!("no product {product} on the storefront"),
+                    );
+                }
+                let skus = rows.iter().map(|row| row.get(1)).collect();
+                socket.subscribe_skus(skus, ctx);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading products for a socket failed");
+                socket.error(
+                    ctx,
+                    "unavailable",
+                    "products cannot be read now; subscribe again",
+                );
+            }
+        }));
+    }
+
     fn subscribe_skus(&mut self, skus: Vec<String>, ctx: &mut ws::WebsocketContext<Self>) {
         let mut fresh = Vec::new();
         for sku in skus {
@@ -344,7 +430,10 @@ impl ShopperSocket {
             let client = pool.get().await.map_err(|e| e.to_string())?;
             client
                 .query(
-                    "SELECT upper(v.sku), v.stock_on_hand - v.held - v.sold, v.xmin::text::int8
+                    "SELECT upper(v.sku), v.stock_on_hand - v.held - v.sold, v.xmin::text::int8,
+                            p.base_currency,
+                            (SELECT coalesce(jsonb_object_agg(vp.currency, vp.amount::text), '{}')
+                               FROM variant_prices vp WHERE vp.variant_id = v.id)
                      FROM variants v
                      JOIN products p ON p.id = v.product_id AND p.status = 'active'
                      JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
@@ -367,6 +456,9 @@ impl ShopperSocket {
                         row.get(2),
                         None,
                     );
+                    if let Ok(prices) = serde_json::from_value(row.get(4)) {
+                        socket.write_price(ctx, &sku, row.get(3), &prices);
+                    }
                     found.push(sku);
                 }
                 for sku in asked.into_iter().filter(|sku| !found.contains(sku)) {
@@ -511,12 +603,27 @@ impl ShopperSocket {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientMessage {
-    Subscribe { skus: Vec<String> },
-    Unsubscribe { skus: Vec<String> },
-    SubscribeCart { cart_id: Uuid },
-    UnsubscribeCart { cart_id: Uuid },
-    FollowQueue { sale_id: Uuid },
-    UnfollowQueue { sale_id: Uuid },
+    Subscribe {
+        #[serde(default)]
+        skus: Vec<String>,
+        #[serde(default)]
+        products: Vec<Uuid>,
+    },
+    Unsubscribe {
+        skus: Vec<String>,
+    },
+    SubscribeCart {
+        cart_id: Uuid,
+    },
+    UnsubscribeCart {
+        cart_id: Uuid,
+    },
+    FollowQueue {
+        sale_id: Uuid,
+    },
+    UnfollowQueue {
+        sale_id: Uuid,
+    },
     Ping,
 }
 
@@ -590,6 +697,11 @@ impl Handler<Deliver> for ShopperSocket {
                     }
                 }
             }
+            Notice::Price {
+                sku,
+                base_currency,
+                prices,
+            } => self.write_price(ctx, sku, base_currency, prices),
             Notice::Cart { cart_id, cart } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "cart")
                     .record(since_published(&envelope));
@@ -638,10 +750,16 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                 metrics::counter!("agora_ws_messages_total", "socket" => "shopper", "direction" => "in")
                     .increment(1);
                 match serde_json::from_str::<ClientMessage>(&text) {
-                    Ok(ClientMessage::Subscribe { skus }) => self.subscribe_skus(skus, ctx),
+                    Ok(ClientMessage::Subscribe { skus, products }) => {
+                        self.subscribe_skus(skus, ctx);
+                        if !products.is_empty() {
+                            self.subscribe_products(products, ctx);
+                        }
+                    }
                     Ok(ClientMessage::Unsubscribe { skus }) => {
                         for sku in skus {
                             let sku = sku.trim().to_ascii_uppercase();
+                            self.prices.remove(&sku);
                             if self.skus.remove(&sku).is_some() {
                                 self.hub.do_send(hub::Unsubscribe {
                                     id: self.id,

@@ -142,6 +142,75 @@ async fn a_shopper_sees_stock_drop_when_another_shopper_reserves_on_another_proc
 }
 
 #[actix_web::test]
+async fn a_shopper_following_a_product_sees_a_price_change_made_on_another_process_in_its_currency()
+{
+    let first = spawn_app().await;
+    let second = second_process(&first).await;
+    let (_, key) = first.seller("Live prices").await;
+    let created = first
+        .product(
+            &key,
+            &json!({
+                "default_locale": "en", "content": { "en": { "title": "Lamp" } },
+                "variants": [
+                    { "sku": "PRICE-A", "prices": { "EUR": "30.00" }, "stock": 5 },
+                    { "sku": "PRICE-B", "prices": { "EUR": "12.00", "USD": "14.00" }, "stock": 5 }
+                ]
+            }),
+        )
+        .await;
+    let id = created["id"].as_str().expect("id");
+
+    let mut socket = connect(&second, "/ws?currency=USD", None).await;
+    say(
+        &mut socket,
+        json!({ "type": "subscribe", "products": [id, uuid::Uuid::nil()] }),
+    )
+    .await;
+    let mut prices = serde_json::Map::new();
+    let mut unknown = Vec::new();
+    while prices.len() < 2 || unknown.is_empty() {
+        let message = expect(&mut socket, |m| {
+            m["type"] == "price" || m["type"] == "error"
+        })
+        .await;
+        if message["type"] == "error" {
+            unknown.push(message["code"].clone());
+        } else {
+            let sku = message["sku"].as_str().expect("sku").to_owned();
+            prices.insert(sku, message["price"].clone());
+        }
+    }
+    assert_eq!(unknown, vec![json!("unknown_product")]);
+    // EUR 30.00 at the test rate of 1.0850; the other has a USD price of its own.
+    assert_eq!(
+        Value::Object(prices),
+        json!({
+            "PRICE-A": { "amount": "32.55", "currency": "USD", "converted": true },
+            "PRICE-B": { "amount": "14.00", "currency": "USD", "converted": false }
+        })
+    );
+
+    let response = first
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/products/{id}"),
+            &key,
+            Some(&json!({ "variants": [{ "sku": "PRICE-A", "prices": { "EUR": "40.00" } }] })),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let changed = expect(&mut socket, |m| m["type"] == "price").await;
+    assert_eq!(
+        changed,
+        json!({ "v": 1, "type": "price", "sku": "PRICE-A",
+                "price": { "amount": "43.40", "currency": "USD", "converted": true } })
+    );
+    // PRICE-B's price did not change: nothing more is sent for it.
+    assert_eq!(next(&mut socket, Duration::from_millis(500)).await, None);
+}
+
+#[actix_web::test]
 async fn a_cart_change_made_on_one_process_appears_on_sockets_of_both() {
     let first = spawn_app().await;
     let second = second_process(&first).await;
@@ -380,6 +449,7 @@ async fn a_process_that_loses_redis_resubscribes_by_itself_and_fans_out_again() 
     )
     .await;
     expect(&mut socket, |m| m["type"] == "stock").await;
+    expect(&mut socket, |m| m["type"] == "price").await;
 
     let port = redis.port;
     redis.stop();

@@ -19,6 +19,7 @@ use crate::{
         extract::ApiJson,
         negotiation, AppState,
     },
+    realtime,
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -97,7 +98,19 @@ pub async fn update(
     catalog::update(&tx, &state.pricing, seller.0.id, id, &body.0).await?;
     tx.commit().await?;
     cache::evict(&state.hot, &[id]).await;
-    Ok(HttpResponse::Ok().json(catalog::load_own(&*client, seller.0.id, id).await?))
+    let record = catalog::load_own(&*client, seller.0.id, id).await?;
+    drop(client);
+    // Every SKU's prices, whatever changed: sockets send a shopper only a price that differs
+    // from the last one it got (a new base currency moves every converted price).
+    for variant in &record.variants {
+        let notice = realtime::Notice::Price {
+            sku: variant.sku.clone(),
+            base_currency: record.base_currency.clone(),
+            prices: variant.prices.clone(),
+        };
+        realtime::publish(&state.hot, &notice).await;
+    }
+    Ok(HttpResponse::Ok().json(record))
 }
 
 async fn set_status(

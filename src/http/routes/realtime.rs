@@ -26,6 +26,8 @@ pub struct ShopperSocketQuery {
     /// The shopper's session token (browsers cannot set headers on a WebSocket); needed only
     /// to follow carts.
     token: Option<String>,
+    /// The currency prices are shown in (one the store sells in; else its default).
+    currency: Option<String>,
 }
 
 fn handshake_failed(error: actix_web::Error) -> ApiError {
@@ -60,11 +62,13 @@ pub async fn shopper_socket(
         shopper.as_ref().and_then(|s| s.locale.as_deref()),
         &state,
     )?;
+    let currency = negotiation::currency(query.currency.as_deref(), &state)?;
     let socket = ShopperSocket::new(
         state.clone(),
         hub.0.clone(),
         shopper.map(|s| s.id),
         preference,
+        currency,
     );
     ws::WsResponseBuilder::new(socket, &request, stream)
         .frame_size(MAX_FRAME_BYTES)
