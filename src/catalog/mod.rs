@@ -440,13 +440,15 @@ pub async fn sync_exchange_rates(
 }
 
 /// Applies a seller's patch to its own product, in one transaction.
+/// Applies a seller's patch to its product. Answers the (upper-cased) SKUs whose prices may
+/// have moved in some currency.
 pub async fn update(
     tx: &impl PreparedClient,
     pricing: &Pricing,
     seller_id: Uuid,
     id: Uuid,
     patch: &ProductPatch,
-) -> Result<(), ApiError> {
+) -> Result<Vec<String>, ApiError> {
     let input::PatchFields {
         default_locale,
         base_currency,
@@ -633,7 +635,15 @@ pub async fn update(
     let next_position = i16::try_from(current.variants.len()).unwrap_or(i16::MAX);
     insert_variants(tx, id, next_position, &new_variants).await?;
     refresh_listing_prices(tx, &pricing.fx, Some(id)).await?;
-    Ok(())
+    // A new base currency moves every converted price; otherwise only the repriced SKUs'.
+    if base_currency.code() != locked.get::<_, &str>(1).trim() {
+        return Ok(current
+            .variants
+            .iter()
+            .map(|v| v.sku.to_ascii_uppercase())
+            .collect());
+    }
+    Ok(repriced)
 }
 
 /// Takes a seller's product off the storefront (or puts it back); its SKUs stay reserved.

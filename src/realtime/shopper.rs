@@ -31,7 +31,7 @@ use crate::{
     carts, flash_sales,
     http::AppState,
     locale::LocalePreference,
-    money::{by_currency, Currency, Price},
+    money::{by_currency, Currency},
 };
 use rust_decimal::Decimal;
 
@@ -86,8 +86,6 @@ pub struct ShopperSocket {
     skus: HashMap<String, Option<Sent>>,
     /// The currency prices are shown in (`?currency=`, else the store's default).
     currency: Currency,
-    /// The price last sent for a followed SKU (upper-cased): only a change is sent again.
-    prices: HashMap<String, Price>,
     carts: HashMap<Uuid, FollowedCart>,
     /// Flash-sale queues followed: sale id and this shopper's ticket number.
     queues: HashMap<Uuid, i64>,
@@ -113,7 +111,6 @@ impl ShopperSocket {
             last_heard: Instant::now(),
             skus: HashMap::new(),
             currency,
-            prices: HashMap::new(),
             carts: HashMap::new(),
             queues: HashMap::new(),
             pending_stock: BTreeMap::new(),
@@ -326,7 +323,7 @@ impl ShopperSocket {
     }
 
     /// Writes a followed SKU's price in this socket's currency (explicit, else converted from
-    /// the base currency), unless it is the price last sent.
+    /// the base currency).
     fn write_price(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
@@ -349,11 +346,7 @@ impl ShopperSocket {
         else {
             return;
         };
-        if self.prices.get(&sku) == Some(&price) {
-            return;
-        }
         self.send(ctx, json!({ "type": "price", "sku": sku, "price": price }));
-        self.prices.insert(sku, price);
     }
 
     /// Follows every SKU of these storefront products (as they are now).
@@ -759,7 +752,6 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                     Ok(ClientMessage::Unsubscribe { skus }) => {
                         for sku in skus {
                             let sku = sku.trim().to_ascii_uppercase();
-                            self.prices.remove(&sku);
                             if self.skus.remove(&sku).is_some() {
                                 self.hub.do_send(hub::Unsubscribe {
                                     id: self.id,

@@ -95,14 +95,16 @@ pub async fn update(
     let id = id.into_inner();
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    catalog::update(&tx, &state.pricing, seller.0.id, id, &body.0).await?;
+    let repriced = catalog::update(&tx, &state.pricing, seller.0.id, id, &body.0).await?;
     tx.commit().await?;
     cache::evict(&state.hot, &[id]).await;
     let record = catalog::load_own(&*client, seller.0.id, id).await?;
     drop(client);
-    // Every SKU's prices, whatever changed: sockets send a shopper only a price that differs
-    // from the last one it got (a new base currency moves every converted price).
-    for variant in &record.variants {
+    let repriced = record
+        .variants
+        .iter()
+        .filter(|v| repriced.contains(&v.sku.to_ascii_uppercase()));
+    for variant in repriced {
         let notice = realtime::Notice::Price {
             sku: variant.sku.clone(),
             base_currency: record.base_currency.clone(),
