@@ -743,6 +743,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                 metrics::counter!("agora_ws_messages_total", "socket" => "shopper", "direction" => "in")
                     .increment(1);
                 match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Subscribe { skus, products })
+                        if skus.is_empty() && products.is_empty() =>
+                    {
+                        self.error(ctx, "invalid_message", "subscribe needs skus or products");
+                    }
                     Ok(ClientMessage::Subscribe { skus, products }) => {
                         self.subscribe_skus(skus, ctx);
                         if !products.is_empty() {

@@ -404,6 +404,9 @@ async fn a_malformed_message_gets_an_error_and_an_oversized_frame_closes_the_soc
     say(&mut socket, json!({ "type": "dance" })).await;
     let error = expect(&mut socket, |m| m["type"] == "error").await;
     assert_eq!(error["code"], "invalid_message");
+    say(&mut socket, json!({ "type": "subscribe" })).await;
+    let error = expect(&mut socket, |m| m["type"] == "error").await;
+    assert_eq!(error["code"], "invalid_message");
     say(&mut socket, json!({ "type": "ping" })).await;
     assert_eq!(expect(&mut socket, |m| m["type"] == "pong").await["v"], 1);
 
