@@ -682,7 +682,18 @@ async fn shop_through_either(apps: [&TestApp; 2], start: usize, token: &str, sal
                 continue;
             };
             let status = answer.status().as_u16();
+            let retry_after = answer
+                .headers()
+                .get("retry-after")
+                .and_then(|value| value.to_str().ok()?.parse().ok())
+                .unwrap_or(1);
             let body: Value = answer.json().await.unwrap_or(Value::Null);
+            // Retrying while a purchase cut short by the kill waits for reconciliation (10 s
+            // here) can exceed the purchase rate limit: wait as told, as a client would.
+            if status == 429 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_secs(retry_after)).await;
+                continue;
+            }
             if (status == 409 && body["error"]["code"] == "idempotency_key_in_progress")
                 || status == 503
             {
