@@ -16,23 +16,31 @@
 //! 5. The authorization is captured. A crash before it leaves a paid order with an authorized
 //!    payment, which the reconciler captures.
 
+//!
+//! Steps 2 and 4 and the capture's record go through the commit group: many shoppers'
+//! transactions written as one, each with the outcome it would have alone.
+
 use crate::db::PreparedClient;
 use std::time::Duration;
 
 use agora_actors::inventory::ReserveStock;
+use futures_util::future::LocalBoxFuture;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
     carts::{self, CartView},
-    configuration::PaymentSettings,
+    commit_group::GroupJob,
+    configuration::{PaymentSettings, Pricing},
     http::{
         error::{error_chain, ApiError},
         AppState,
     },
     locale::LocalePreference,
-    orders::{self, Cancellation, IdempotencyClaim, PlaceError, StoredResponse},
-    payments::{AuthorizeRequest, CardNumber, GatewayRecord, PaymentError, Payments},
+    orders::{self, Cancellation, IdempotencyClaim, PendingOrder, PlaceError, StoredResponse},
+    payments::{
+        Authorization, AuthorizeRequest, CardNumber, GatewayRecord, PaymentError, Payments,
+    },
     stock_counters::StockCounters,
 };
 
@@ -129,6 +137,102 @@ pub(crate) async fn replay_taken_key(
     }
 }
 
+/// Writes a cart's pending order under its lock, priced from the cart as it is then (step 2
+/// above). Sent by `checkout` through the commit group.
+struct PlaceOrder {
+    shopper_id: Uuid,
+    cart_id: Uuid,
+    key: String,
+    fingerprint: Vec<u8>,
+    preference: LocalePreference,
+    pricing: Pricing,
+    card_last4: String,
+    provider: &'static str,
+}
+
+impl GroupJob for PlaceOrder {
+    type Output = PendingOrder;
+    type Error = PlaceError;
+
+    fn batch_key(&self) -> Uuid {
+        self.cart_id
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<PendingOrder, PlaceError>> {
+        Box::pin(async move {
+            carts::lock_own(tx, self.shopper_id, self.cart_id).await?;
+            let cart = carts::view(
+                tx,
+                self.shopper_id,
+                self.cart_id,
+                &self.preference,
+                &self.pricing,
+            )
+            .await?;
+            check_ready(&cart)?;
+            let claim = IdempotencyClaim {
+                shopper_id: self.shopper_id,
+                key: &self.key,
+                fingerprint: &self.fingerprint,
+            };
+            orders::place(tx, &claim, &cart, &self.card_last4, self.provider).await
+        })
+    }
+}
+
+/// Marks a pending order paid or cancelled (step 4 above); `None` if the reconciler finished
+/// it first. Sent by `finish` through the commit group.
+struct FinishOrder {
+    order_id: Uuid,
+    cart_id: Uuid,
+    outcome: Result<Authorization, Cancellation>,
+}
+
+impl GroupJob for FinishOrder {
+    type Output = Option<StoredResponse>;
+    type Error = ApiError;
+
+    fn batch_key(&self) -> Uuid {
+        self.cart_id
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<Option<StoredResponse>, ApiError>> {
+        Box::pin(async move {
+            match &self.outcome {
+                Ok(authorization) => orders::finish_paid(tx, self.order_id, authorization).await,
+                Err(why) => orders::finish_cancelled(tx, self.order_id, *why).await,
+            }
+        })
+    }
+}
+
+/// Records a paid order's capture (step 5 above). Sent by `capture` through the commit group.
+struct MarkCaptured {
+    order_id: Uuid,
+}
+
+impl GroupJob for MarkCaptured {
+    type Output = ();
+    type Error = ApiError;
+
+    fn batch_key(&self) -> Uuid {
+        self.order_id
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(orders::mark_captured(tx, self.order_id))
+    }
+}
+
 /// Re-holds whatever part of the cart's lines is no longer held (holds lapsed, or were
 /// released by an earlier declined payment).
 async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError> {
@@ -193,38 +297,27 @@ pub async fn checkout(
     check_ready(&cart)?;
     top_up_holds(state, &cart).await?;
 
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    carts::lock_own(&tx, shopper_id, cart_id).await?;
-    let cart = carts::view(&tx, shopper_id, cart_id, preference, &state.pricing).await?;
-    check_ready(&cart)?;
-    let claim = IdempotencyClaim {
-        shopper_id,
-        key,
-        fingerprint: &fingerprint,
-    };
     let placed = crate::db::timed(
         "checkout_place",
-        orders::place(
-            &tx,
-            &claim,
-            &cart,
-            card.last4(),
-            state.payments.provider_name(),
-        ),
+        state.checkout_writes.run(PlaceOrder {
+            shopper_id,
+            cart_id,
+            key: key.to_owned(),
+            fingerprint: fingerprint.clone(),
+            preference: preference.clone(),
+            pricing: state.pricing.clone(),
+            card_last4: card.last4().to_owned(),
+            provider: state.payments.provider_name(),
+        }),
     )
     .await;
     let pending = match placed {
         Ok(pending) => pending,
         Err(PlaceError::KeyTaken) => {
-            drop(tx);
-            drop(client);
             return replay_taken_key(state, shopper_id, key, &fingerprint).await;
         }
         Err(PlaceError::Api(error)) => return Err(error),
     };
-    tx.commit().await?;
-    drop(client);
 
     let authorized = state
         .payments
@@ -235,7 +328,7 @@ pub async fn checkout(
             card,
         })
         .await;
-    let response = finish(state, pending.id, pending.reference, authorized).await?;
+    let response = finish(state, &pending, authorized).await?;
     metrics::histogram!("agora_checkout_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(CheckoutResponse {
         response,
@@ -246,10 +339,10 @@ pub async fn checkout(
 /// Finishes a pending order with the gateway's answer, then captures a granted authorization.
 pub(crate) async fn finish(
     state: &AppState,
-    order_id: Uuid,
-    reference: Uuid,
-    authorized: Result<crate::payments::Authorization, PaymentError>,
+    pending: &PendingOrder,
+    authorized: Result<Authorization, PaymentError>,
 ) -> Result<StoredResponse, ApiError> {
+    let (order_id, reference) = (pending.id, pending.reference);
     let cancellation = match &authorized {
         Ok(_) => None,
         Err(PaymentError::Declined { .. }) => Some(Cancellation::Declined),
@@ -275,26 +368,28 @@ pub(crate) async fn finish(
             }
         }
     }
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let finished = match (&authorized, cancellation) {
-        (Ok(authorization), _) => {
-            crate::db::timed(
-                "checkout_finish",
-                orders::finish_paid(&tx, order_id, authorization),
-            )
-            .await?
-        }
-        (Err(_), Some(why)) => {
-            crate::db::timed(
-                "checkout_cancel",
-                orders::finish_cancelled(&tx, order_id, why),
-            )
-            .await?
-        }
-        (Err(_), None) => None,
+    let outcome = match (&authorized, cancellation) {
+        (Ok(authorization), _) => Ok(authorization.clone()),
+        (Err(_), Some(why)) => Err(why),
+        (Err(error), None) => return Err(ApiError::internal(anyhow::anyhow!("{error}"))),
     };
-    tx.commit().await?;
+    let finished = crate::db::timed(
+        if outcome.is_ok() {
+            "checkout_finish"
+        } else {
+            "checkout_cancel"
+        },
+        state.checkout_writes.run(FinishOrder {
+            order_id,
+            cart_id: pending.cart_id,
+            outcome,
+        }),
+    )
+    .await?;
+    if let Some(response) = &finished {
+        orders::count_finished(response);
+    }
+    let client = state.pool.get().await?;
     if finished.is_some() && cancellation.is_some() {
         state
             .counters
@@ -340,11 +435,7 @@ async fn stored_for(
 async fn capture(state: &AppState, order_id: Uuid, authorization: &crate::payments::Authorization) {
     match state.payments.capture(authorization).await {
         Ok(()) => {
-            let marked = match state.pool.get().await {
-                Ok(client) => orders::mark_captured(&*client, order_id).await,
-                Err(error) => Err(error.into()),
-            };
-            if let Err(error) = marked {
+            if let Err(error) = state.checkout_writes.run(MarkCaptured { order_id }).await {
                 tracing::warn!(%order_id, error = %error_chain(&error), "recording a capture failed; the reconciler will");
             }
         }
@@ -406,7 +497,8 @@ pub async fn reconcile(
                 let done = orders::finish_paid(&tx, order_id, &authorization).await?;
                 tx.commit().await?;
                 drop(client);
-                if done.is_some() {
+                if let Some(response) = &done {
+                    orders::count_finished(response);
                     if payments.capture(&authorization).await.is_ok() {
                         orders::mark_captured(&*pool.get().await?, order_id).await?;
                     }
@@ -425,7 +517,8 @@ pub async fn reconcile(
                 let tx = client.transaction().await?;
                 let done = orders::finish_cancelled(&tx, order_id, Cancellation::Abandoned).await?;
                 tx.commit().await?;
-                if done.is_some() {
+                if let Some(response) = &done {
+                    orders::count_finished(response);
                     counters
                         .stock_returned(&orders::skus(&*client, order_id).await?)
                         .await;

@@ -31,6 +31,7 @@ pub struct Settings {
     pub inventory: InventorySettings,
     pub carts: CartSettings,
     pub payments: PaymentSettings,
+    pub checkout: CheckoutSettings,
     pub flash_sales: FlashSaleSettings,
     pub recommendations: RecommendationSettings,
     pub catalog: CatalogSettings,
@@ -128,6 +129,17 @@ pub struct PaymentSettings {
     pub sandbox_latency_ms: u64,
     pub reconcile_interval_ms: u64,
     pub reconcile_after_ms: u64,
+}
+
+/// How checkout writes orders: through the commit group (`commit_group`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSettings {
+    /// Writers, each writing one batch at a time on one pooled connection.
+    pub commit_writers: usize,
+    /// Most checkout writes one transaction carries.
+    pub commit_batch_max: usize,
+    /// Most checkout writes waiting for a writer; beyond it a checkout is answered 503.
+    pub commit_queue: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,10 +313,25 @@ impl Settings {
                 self.carts.max_queued_changes as u64,
             ),
             ("carts.idle_secs", self.carts.idle_secs),
+            (
+                "checkout.commit_writers",
+                self.checkout.commit_writers as u64,
+            ),
+            (
+                "checkout.commit_batch_max",
+                self.checkout.commit_batch_max as u64,
+            ),
+            ("checkout.commit_queue", self.checkout.commit_queue as u64),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
             }
+        }
+        if self.checkout.commit_writers >= self.database.max_connections {
+            return Err(invalid(
+                "checkout.commit_writers",
+                "must be below database.max_connections (each writer holds a connection while it writes)",
+            ));
         }
         for (key, ms) in [
             ("payments.timeout_ms", self.payments.timeout_ms),

@@ -7,6 +7,7 @@ pub mod carts;
 pub mod catalog;
 pub mod checkout;
 pub mod cli;
+pub mod commit_group;
 pub mod configuration;
 pub mod db;
 pub mod dependencies;

@@ -14,7 +14,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Histogram buckets for reservations per inventory transaction.
+/// Histogram buckets for jobs per group-committed transaction (an inventory shard's
+/// reservations, checkout's writes).
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// Histogram buckets for a flash sale's time to sell out: half a second to an hour.
@@ -35,6 +36,11 @@ pub fn recorder() -> PrometheusHandle {
                 .expect("LATENCY_BUCKETS is not empty")
                 .set_buckets_for_metric(
                     Matcher::Full("agora_inventory_batch_size".into()),
+                    BATCH_SIZE_BUCKETS,
+                )
+                .expect("BATCH_SIZE_BUCKETS is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("agora_commit_group_batch_size".into()),
                     BATCH_SIZE_BUCKETS,
                 )
                 .expect("BATCH_SIZE_BUCKETS is not empty")

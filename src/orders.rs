@@ -225,6 +225,8 @@ pub async fn view(
 /// A pending order, written and committed before its payment is authorized.
 pub struct PendingOrder {
     pub id: Uuid,
+    /// The cart it was placed from (the commit group keeps one cart's writes apart).
+    pub cart_id: Uuid,
     /// The payment's reference at the gateway.
     pub reference: Uuid,
     pub total: Decimal,
@@ -387,6 +389,7 @@ pub async fn place(
     .await?;
     Ok(PendingOrder {
         id: order_id,
+        cart_id: cart.id,
         reference,
         total: cart.total.amount,
         currency,
@@ -547,12 +550,24 @@ pub async fn finish_paid(
         body: serde_json::to_value(&order).map_err(ApiError::internal)?,
     };
     store_response(tx, order_id, &response).await?;
+    Ok(Some(response))
+}
+
+/// Counts an order that `finish_paid` or `finish_cancelled` finished, once that committed.
+pub fn count_finished(response: &StoredResponse) {
+    if response.status != 201 {
+        metrics::counter!("agora_orders_total", "status" => "cancelled").increment(1);
+        return;
+    }
     metrics::counter!("agora_orders_total", "status" => "paid").increment(1);
-    if let Ok(revenue) = f64::try_from(order.total.amount) {
-        metrics::counter!("agora_order_revenue_total", "currency" => order.currency)
+    let total = &response.body["total"];
+    let revenue = total["amount"]
+        .as_str()
+        .and_then(|amount| amount.parse::<f64>().ok());
+    if let (Some(revenue), Some(currency)) = (revenue, total["currency"].as_str()) {
+        metrics::counter!("agora_order_revenue_total", "currency" => currency.to_owned())
             .increment(revenue.round() as u64);
     }
-    Ok(Some(response))
 }
 
 /// Why a pending order is cancelled.
@@ -635,7 +650,6 @@ pub async fn finish_cancelled(
             .map_err(ApiError::internal)?,
     };
     store_response(tx, order_id, &response).await?;
-    metrics::counter!("agora_orders_total", "status" => "cancelled").increment(1);
     Ok(Some(response))
 }
 

@@ -152,6 +152,10 @@ impl Application {
             inventory,
             carts,
             payments,
+            checkout_writes: crate::commit_group::CommitGroup::start(
+                pool.clone(),
+                &settings.checkout,
+            ),
             admission_key,
             counters,
             pricing,

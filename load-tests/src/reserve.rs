@@ -2,8 +2,9 @@
 //! commit) and the common way (one transaction with `SELECT … FOR UPDATE` per reservation), on
 //! the same database in the same run. With `--checkout`, every reservation is followed by its
 //! order: the same rows both ways (order, line, seller part, payment, two events), written by
-//! the actor way as checkout does (the hold is marked sold; the hot SKU's row is not touched)
-//! and by the common way inside its row-locking transaction.
+//! the actor way as checkout does (through its commit group, many orders per transaction; the
+//! hold is marked sold; the hot SKU's row is not touched) and by the common way inside its
+//! row-locking transaction.
 //!
 //! Both are driven open-loop: requests are started at a fixed rate whatever the answers, as a
 //! crowd would send them, with at most `MAX_IN_FLIGHT` outstanding (beyond it a request counts
@@ -15,10 +16,16 @@ use std::{
 };
 
 use agora::{
-    db::PreparedClient, hot_state::HotState, inventory::PgStockStore, stock_counters::StockCounters,
+    commit_group::{CommitGroup, GroupJob},
+    db::PreparedClient,
+    hot_state::HotState,
+    http::error::ApiError,
+    inventory::PgStockStore,
+    stock_counters::StockCounters,
 };
 use agora_actors::inventory::{BatchLimits, InventoryShards, ReserveError, ReserveStock};
 use anyhow::Context;
+use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -106,16 +113,27 @@ async fn write_order(
 }
 
 /// Checkout the actor way: the order, and its hold marked sold, atomically, locking no stock
-/// row (the hot SKU's row is written once per settle sweep instead).
-async fn sell_hold(
-    pool: &deadpool_postgres::Pool,
-    fixture: &Fixture,
+/// row (the hot SKU's row is written once per settle sweep instead), written through the
+/// commit group as checkout's writes are.
+struct SellHold {
+    fixture: Fixture,
     hold: Uuid,
-) -> Result<(), String> {
-    let client = pool.get().await.map_err(|e| e.to_string())?;
-    write_order(&*client, fixture, Some(hold))
-        .await
-        .map_err(|e| e.to_string())
+}
+
+impl GroupJob for SellHold {
+    type Output = ();
+    type Error = ApiError;
+
+    fn batch_key(&self) -> Uuid {
+        self.hold
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move { Ok(write_order(tx, &self.fixture, Some(self.hold)).await?) })
+    }
 }
 
 /// Creates a seller, product, SKU with ample stock and a shopper straight in the database.
@@ -289,10 +307,11 @@ pub async fn run(
             max_pending: settings.inventory.max_queued_per_shard,
         },
     );
+    let writes = CommitGroup::start(pool.clone(), &settings.checkout);
     let group = {
-        let (shards, fixture, pool) = (shards.clone(), fixture.clone(), pool.clone());
+        let (shards, fixture) = (shards.clone(), fixture.clone());
         drive("inventory_shards", rate, duration, move || {
-            let (shards, fixture, pool) = (shards.clone(), fixture.clone(), pool.clone());
+            let (shards, fixture, writes) = (shards.clone(), fixture.clone(), writes.clone());
             async move {
                 let hold = shards
                     .reserve(ReserveStock {
@@ -304,7 +323,13 @@ pub async fn run(
                     .await
                     .map_err(|e: ReserveError| e.to_string())?;
                 if checkout {
-                    sell_hold(&pool, &fixture, hold.id).await?;
+                    writes
+                        .run(SellHold {
+                            fixture,
+                            hold: hold.id,
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }

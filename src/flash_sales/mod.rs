@@ -692,7 +692,7 @@ pub async fn purchase(
             card: request.card,
         })
         .await;
-    let response = checkout::finish(state, pending.id, pending.reference, authorized).await?;
+    let response = checkout::finish(state, &pending, authorized).await?;
     if response.status == 201 {
         outcome_counter("paid");
         metrics::counter!("agora_flash_sale_units_sold_total")

@@ -35,6 +35,8 @@ pub struct AppState {
     pub carts: agora_actors::cart::CartsHandle,
     /// Redis stock counters shared by every process; dropped when stock comes back.
     pub counters: crate::stock_counters::StockCounters,
+    /// Writes checkouts' orders in batches, one transaction per batch (group commit).
+    pub checkout_writes: crate::commit_group::CommitGroup,
     /// The payment gateway, every call bounded in time.
     pub payments: crate::payments::Payments,
     /// Signs and checks flash-sale admission tokens (the store's key, shared by every process).

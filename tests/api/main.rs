@@ -8,6 +8,7 @@ mod carts;
 mod catalog;
 mod checkout;
 mod cli;
+mod commit_group;
 mod errors;
 mod flash_sales;
 mod health;

@@ -1,0 +1,160 @@
+//! The commit group that writes checkouts: jobs queued together share one transaction, and a
+//! failing job costs its batch-mates nothing.
+
+use agora::{
+    commit_group::{CommitGroup, GroupJob},
+    configuration::CheckoutSettings,
+    db::PreparedClient,
+    http::error::ApiError,
+};
+use futures_util::future::{join_all, LocalBoxFuture};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Writes one probe row and answers the id of the transaction that wrote it; with `fail`, then
+/// fails as a business rule would (after writing).
+struct WriteProbe {
+    id: i32,
+    cart: Uuid,
+    fail: bool,
+}
+
+impl GroupJob for WriteProbe {
+    type Output = i64;
+    type Error = ApiError;
+
+    fn batch_key(&self) -> Uuid {
+        self.cart
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<i64, ApiError>> {
+        Box::pin(async move {
+            let row = tx
+                .query_one(
+                    "INSERT INTO commit_probe (id) VALUES ($1) RETURNING txid_current()",
+                    &[&self.id],
+                )
+                .await?;
+            if self.fail {
+                return Err(ApiError::Conflict {
+                    code: "probe_refused",
+                    message: format!("probe {} refused", self.id),
+                    field: None,
+                });
+            }
+            Ok(row.get(0))
+        })
+    }
+}
+
+async fn group_on(app: &TestApp) -> (CommitGroup, deadpool_postgres::Pool) {
+    let pool = agora::db::build_pool(&app.settings.database).expect("pool");
+    pool.get()
+        .await
+        .expect("connection")
+        .batch_execute("CREATE TABLE commit_probe (id int4 PRIMARY KEY)")
+        .await
+        .expect("probe table");
+    let group = CommitGroup::start(
+        pool.clone(),
+        &CheckoutSettings {
+            commit_writers: 1,
+            commit_batch_max: 64,
+            commit_queue: 64,
+        },
+    );
+    (group, pool)
+}
+
+async fn probes(pool: &deadpool_postgres::Pool) -> Vec<i32> {
+    pool.get()
+        .await
+        .expect("connection")
+        .query("SELECT id FROM commit_probe ORDER BY id", &[])
+        .await
+        .expect("probes")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[actix_web::test]
+async fn writes_queued_together_share_one_transaction_and_all_commit() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app).await;
+
+    let answers = join_all((0..20).map(|id| {
+        group.run(WriteProbe {
+            id,
+            cart: Uuid::new_v4(),
+            fail: false,
+        })
+    }))
+    .await;
+
+    let transactions: Vec<i64> = answers
+        .into_iter()
+        .map(|answer| answer.expect("every probe written"))
+        .collect();
+    // The first job is taken alone (nothing else queued yet); the other 19 wait and share one.
+    let mut distinct = transactions.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() <= 2, "transactions: {transactions:?}");
+    assert_eq!(probes(&pool).await, (0..20).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mates_keep_theirs() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app).await;
+
+    let answers = join_all((0..20).map(|id| {
+        group.run(WriteProbe {
+            id,
+            cart: Uuid::new_v4(),
+            fail: id == 7,
+        })
+    }))
+    .await;
+
+    for (id, answer) in answers.iter().enumerate() {
+        match (id, answer) {
+            (7, Err(error)) => assert_eq!(error.code(), "probe_refused"),
+            (7, Ok(_)) => panic!("the failing probe succeeded"),
+            (_, answer) => assert!(answer.is_ok(), "probe {id}: {:?}", answer.as_ref().err()),
+        }
+    }
+    let expected: Vec<i32> = (0..20).filter(|id| *id != 7).collect();
+    assert_eq!(probes(&pool).await, expected);
+}
+
+#[actix_web::test]
+async fn two_writes_for_one_cart_never_share_a_transaction() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app).await;
+    let cart = Uuid::new_v4();
+
+    let answers = join_all((0..6).map(|id| {
+        group.run(WriteProbe {
+            id,
+            // Probes 0–2 are one cart's, 3–5 another's each.
+            cart: if id < 3 { cart } else { Uuid::new_v4() },
+            fail: false,
+        })
+    }))
+    .await;
+
+    let transactions: Vec<i64> = answers
+        .into_iter()
+        .map(|answer| answer.expect("every probe written"))
+        .collect();
+    assert_ne!(transactions[0], transactions[1]);
+    assert_ne!(transactions[1], transactions[2]);
+    assert_ne!(transactions[0], transactions[2]);
+    assert_eq!(probes(&pool).await, (0..6).collect::<Vec<_>>());
+}
