@@ -8,7 +8,9 @@
 //! fan-out of stock changes; `flash-sale` drives a crowd through a flash sale's waiting queue
 //! end to end and verifies it in Postgres (`--compare-naive`: the same crowd the common way).
 //! `reco-eval` measures recommendation quality against a popularity baseline and `reco-bench`
-//! times the recommendation endpoints. Each prints a JSON report.
+//! times the recommendation endpoints. `loopback-floor` times the kernel alone delivering one
+//! message to each of N loopback connections (the least a fan-out can take on the machine).
+//! Each prints a JSON report.
 
 // Scenarios check their outcome in Postgres with plain statements on one-off connections; the
 // timed paths use `agora::db::PreparedClient`, as the server does.
@@ -17,6 +19,7 @@
 mod browse;
 mod cart;
 mod flash;
+mod floor;
 mod race;
 mod reco;
 mod reserve;
@@ -251,6 +254,22 @@ enum Scenario {
         #[arg(long)]
         report: Option<std::path::PathBuf>,
     },
+    /// One 60-byte message to each of N loopback TCP connections, with nothing but the kernel in
+    /// the way: the floor under `ws-bench`'s fan-out on this machine.
+    LoopbackFloor {
+        /// Connections (each takes two file descriptors in this process).
+        #[arg(long, default_value_t = 9_990)]
+        connections: usize,
+        /// Threads writing, each to its share of the connections.
+        #[arg(long, default_value_t = 2)]
+        writers: usize,
+        /// Messages per connection, one round at a time.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -273,6 +292,26 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
             variants,
             force,
         } => seed::run(&database_url, variants, force).await,
+        Scenario::LoopbackFloor {
+            connections,
+            writers,
+            rounds,
+            report,
+        } => {
+            let result = floor::run(connections, writers, rounds)?;
+            for round in &result.rounds {
+                eprintln!(
+                    "{} of {} received; writes done in {:.2} ms; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    round.received,
+                    result.connections,
+                    round.writes_ms,
+                    round.latency_ms.p50,
+                    round.latency_ms.p99,
+                    round.latency_ms.max
+                );
+            }
+            publish(&result, report.as_deref())
+        }
         Scenario::Cart {
             target,
             database_url,
