@@ -272,10 +272,10 @@ impl Handler<FlushPendingWrites> for InventoryShard {
     }
 }
 
-/// The shards of one process, and the routing of SKUs to them.
+/// The shards of one process, and the routing of SKUs to them; cheap to clone (shared).
 #[derive(Clone)]
 pub struct InventoryShards {
-    shards: Vec<Addr<InventoryShard>>,
+    shards: Arc<[Addr<InventoryShard>]>,
 }
 
 impl InventoryShards {
@@ -297,7 +297,8 @@ impl InventoryShards {
                     None => Supervisor::start(move |_| InventoryShard::new(name, store, limits)),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         Self { shards }
     }
 
