@@ -15,7 +15,6 @@
 //!    first (this request or the reconciler) finishes it; the other finds it finished.
 //! 5. The authorization is captured. A crash before it leaves a paid order with an authorized
 //!    payment, which the reconciler captures.
-
 //!
 //! Steps 2 and 4 and the capture's record go through the commit group: many shoppers'
 //! transactions written as one, each with the outcome it would have alone.
@@ -343,13 +342,14 @@ pub(crate) async fn finish(
     authorized: Result<Authorization, PaymentError>,
 ) -> Result<StoredResponse, ApiError> {
     let (order_id, reference) = (pending.id, pending.reference);
-    let cancellation = match &authorized {
-        Ok(_) => None,
-        Err(PaymentError::Declined { .. }) => Some(Cancellation::Declined),
-        Err(PaymentError::Timeout) => Some(Cancellation::TimedOut),
-        Err(PaymentError::Gateway(_)) => Some(Cancellation::GatewayFailed),
+    let outcome = match &authorized {
+        Ok(authorization) => Ok(authorization.clone()),
+        Err(PaymentError::Declined { .. }) => Err(Cancellation::Declined),
+        Err(PaymentError::Timeout) => Err(Cancellation::TimedOut),
+        Err(PaymentError::Gateway(_)) => Err(Cancellation::GatewayFailed),
     };
-    if let (Some(_), Err(error)) = (cancellation, &authorized) {
+    let cancelled = outcome.is_err();
+    if let Err(error) = &authorized {
         tracing::info!(%order_id, %error, "payment not authorized");
         if !matches!(error, PaymentError::Declined { .. }) {
             // The gateway may have authorized after all: void the reference before releasing
@@ -368,16 +368,11 @@ pub(crate) async fn finish(
             }
         }
     }
-    let outcome = match (&authorized, cancellation) {
-        (Ok(authorization), _) => Ok(authorization.clone()),
-        (Err(_), Some(why)) => Err(why),
-        (Err(error), None) => return Err(ApiError::internal(anyhow::anyhow!("{error}"))),
-    };
     let finished = crate::db::timed(
-        if outcome.is_ok() {
-            "checkout_finish"
-        } else {
+        if cancelled {
             "checkout_cancel"
+        } else {
+            "checkout_finish"
         },
         state.checkout_writes.run(FinishOrder {
             order_id,
@@ -390,13 +385,13 @@ pub(crate) async fn finish(
         orders::count_finished(response);
     }
     let client = state.pool.get().await?;
-    if finished.is_some() && cancellation.is_some() {
+    if finished.is_some() && cancelled {
         state
             .counters
             .stock_returned(&orders::skus(&*client, order_id).await?)
             .await;
     }
-    let paid_now = finished.is_some() && cancellation.is_none();
+    let paid_now = finished.is_some() && !cancelled;
     let response = match finished {
         Some(response) => response,
         // The reconciler finished it first; its answer is the key's answer.
