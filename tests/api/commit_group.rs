@@ -82,25 +82,37 @@ async fn probes(pool: &deadpool_postgres::Pool) -> Vec<i32> {
         .collect()
 }
 
+/// Queues a probe for each id at once (each with its cart, failing or not) and waits for every
+/// answer, in id order.
+async fn write_probes(
+    group: &CommitGroup,
+    ids: std::ops::Range<i32>,
+    cart: impl Fn(i32) -> Uuid,
+    fail: impl Fn(i32) -> bool,
+) -> Vec<Result<i64, ApiError>> {
+    join_all(ids.map(|id| {
+        group.run(WriteProbe {
+            id,
+            cart: cart(id),
+            fail: fail(id),
+        })
+    }))
+    .await
+}
+
 #[actix_web::test]
 async fn writes_queued_together_share_one_transaction_and_all_commit() {
     let app = spawn_app().await;
     let (group, pool) = group_on(&app).await;
 
-    let answers = join_all((0..20).map(|id| {
-        group.run(WriteProbe {
-            id,
-            cart: Uuid::new_v4(),
-            fail: false,
-        })
-    }))
-    .await;
+    let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |_| false).await;
 
     let transactions: Vec<i64> = answers
         .into_iter()
         .map(|answer| answer.expect("every probe written"))
         .collect();
-    // The first job is taken alone (nothing else queued yet); the other 19 wait and share one.
+    // All 20 are queued before the writer first runs, so they share one transaction (two, should
+    // the writer take the first before the rest are queued).
     let mut distinct = transactions.clone();
     distinct.sort_unstable();
     distinct.dedup();
@@ -113,14 +125,7 @@ async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mate
     let app = spawn_app().await;
     let (group, pool) = group_on(&app).await;
 
-    let answers = join_all((0..20).map(|id| {
-        group.run(WriteProbe {
-            id,
-            cart: Uuid::new_v4(),
-            fail: id == 7,
-        })
-    }))
-    .await;
+    let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |id| id == 7).await;
 
     for (id, answer) in answers.iter().enumerate() {
         match (id, answer) {
@@ -139,14 +144,13 @@ async fn two_writes_for_one_cart_never_share_a_transaction() {
     let (group, pool) = group_on(&app).await;
     let cart = Uuid::new_v4();
 
-    let answers = join_all((0..6).map(|id| {
-        group.run(WriteProbe {
-            id,
-            // Probes 0–2 are one cart's, 3–5 another's each.
-            cart: if id < 3 { cart } else { Uuid::new_v4() },
-            fail: false,
-        })
-    }))
+    // Probes 0–2 are one cart's, 3–5 another's each.
+    let answers = write_probes(
+        &group,
+        0..6,
+        |id| if id < 3 { cart } else { Uuid::new_v4() },
+        |_| false,
+    )
     .await;
 
     let transactions: Vec<i64> = answers
