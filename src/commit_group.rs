@@ -22,7 +22,11 @@
 //!   503, not queued.
 //! - A job answers once its batch committed (or it ran alone): what it returned is durable.
 
-use std::{collections::VecDeque, sync::Arc, time::Instant};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+    time::Instant,
+};
 
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -163,26 +167,33 @@ impl Writer {
         }
     }
 
-    /// Up to `batch_max` jobs with distinct batch keys, the deferred ones first; waits for
-    /// one if none is queued. `None` once the queue is closed and drained.
+    /// Up to `batch_max` jobs with distinct batch keys, the deferred ones first. Waits for a
+    /// job only when it has none deferred: another writer may be holding the queue while it
+    /// waits for work, and a deferred job must not wait for that. `None` once the queue is
+    /// closed and drained.
     async fn next_batch(&mut self) -> Option<Vec<Box<dyn Queued>>> {
-        let mut jobs = self.jobs.lock().await;
         let mut batch: Vec<Box<dyn Queued>> = Vec::new();
-        let mut keys = std::collections::HashSet::new();
-        let mut carried = VecDeque::new();
-        while let Some(job) = self.deferred.pop_front() {
+        let mut keys = HashSet::new();
+        for job in std::mem::take(&mut self.deferred) {
             if batch.len() < self.batch_max && keys.insert(job.batch_key()) {
                 batch.push(job);
             } else {
-                carried.push_back(job);
+                self.deferred.push_back(job);
             }
         }
-        self.deferred = carried;
-        if batch.is_empty() {
+        let queue = Arc::clone(&self.jobs);
+        let mut jobs = if batch.is_empty() {
+            let mut jobs = queue.lock().await;
             let job = jobs.recv().await?;
             keys.insert(job.batch_key());
             batch.push(job);
-        }
+            jobs
+        } else {
+            match queue.try_lock() {
+                Ok(jobs) => jobs,
+                Err(_) => return Some(batch),
+            }
+        };
         while batch.len() < self.batch_max {
             let Ok(job) = jobs.try_recv() else { break };
             if keys.insert(job.batch_key()) {

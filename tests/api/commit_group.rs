@@ -51,7 +51,7 @@ impl GroupJob for WriteProbe {
     }
 }
 
-async fn group_on(app: &TestApp) -> (CommitGroup, deadpool_postgres::Pool) {
+async fn group_on(app: &TestApp, writers: usize) -> (CommitGroup, deadpool_postgres::Pool) {
     let pool = agora::db::build_pool(&app.settings.database).expect("pool");
     pool.get()
         .await
@@ -62,7 +62,7 @@ async fn group_on(app: &TestApp) -> (CommitGroup, deadpool_postgres::Pool) {
     let group = CommitGroup::start(
         pool.clone(),
         &CheckoutSettings {
-            commit_writers: 1,
+            commit_writers: writers,
             commit_batch_max: 64,
             commit_queue: 64,
         },
@@ -103,7 +103,7 @@ async fn write_probes(
 #[actix_web::test]
 async fn writes_queued_together_share_one_transaction_and_all_commit() {
     let app = spawn_app().await;
-    let (group, pool) = group_on(&app).await;
+    let (group, pool) = group_on(&app, 1).await;
 
     let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |_| false).await;
 
@@ -123,7 +123,7 @@ async fn writes_queued_together_share_one_transaction_and_all_commit() {
 #[actix_web::test]
 async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mates_keep_theirs() {
     let app = spawn_app().await;
-    let (group, pool) = group_on(&app).await;
+    let (group, pool) = group_on(&app, 1).await;
 
     let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |id| id == 7).await;
 
@@ -141,7 +141,7 @@ async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mate
 #[actix_web::test]
 async fn two_writes_for_one_cart_never_share_a_transaction() {
     let app = spawn_app().await;
-    let (group, pool) = group_on(&app).await;
+    let (group, pool) = group_on(&app, 1).await;
     let cart = Uuid::new_v4();
 
     // Probes 0–2 are one cart's, 3–5 another's each.
@@ -161,4 +161,23 @@ async fn two_writes_for_one_cart_never_share_a_transaction() {
     assert_ne!(transactions[1], transactions[2]);
     assert_ne!(transactions[0], transactions[2]);
     assert_eq!(probes(&pool).await, (0..6).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_write_held_back_for_its_cart_is_written_while_the_other_writer_waits_for_work() {
+    let app = spawn_app().await;
+    // Two writers: while one writes the cart's first probe, the other waits for new jobs; the
+    // second probe, held back from the first's batch, must not wait for one.
+    let (group, pool) = group_on(&app, 2).await;
+    let cart = Uuid::new_v4();
+
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        write_probes(&group, 0..2, |_| cart, |_| false),
+    )
+    .await
+    .expect("both probes answered without any other job arriving");
+
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(probes(&pool).await, vec![0, 1]);
 }
