@@ -24,11 +24,12 @@
 
 use std::{
     collections::{HashSet, VecDeque},
+    panic::AssertUnwindSafe,
     sync::Arc,
     time::Instant,
 };
 
-use futures_util::future::LocalBoxFuture;
+use futures_util::{future::LocalBoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
@@ -77,7 +78,16 @@ impl<J: GroupJob> Queued for Waiting<J> {
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, bool> {
         Box::pin(async move {
-            let outcome = self.job.run(tx).await;
+            // A job that panics fails alone (its batch is rolled back and re-run without it
+            // sharing a transaction), instead of unwinding the writer with every job it holds.
+            let outcome = match AssertUnwindSafe(self.job.run(tx)).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::error!("a commit-group job panicked; answered as an internal error");
+                    metrics::counter!("agora_commit_group_panics_total").increment(1);
+                    Err(ApiError::internal(anyhow::anyhow!("a commit-group job panicked")).into())
+                }
+            };
             let succeeded = outcome.is_ok();
             self.outcome = Some(outcome);
             succeeded
@@ -231,8 +241,14 @@ impl Writer {
 
     /// Every job in one transaction; `Err` (rolled back) unless all succeeded and it committed.
     async fn write_together(&self, batch: &mut [Box<dyn Queued>]) -> Result<(), &'static str> {
-        let mut client = self.pool.get().await.map_err(|_| "no_connection")?;
-        let tx = client.transaction().await.map_err(|_| "database")?;
+        let mut client = self.pool.get().await.map_err(|error| {
+            tracing::warn!(%error, "no connection for a checkout batch");
+            "no_connection"
+        })?;
+        let tx = client.transaction().await.map_err(|error| {
+            tracing::warn!(%error, "a checkout batch could not begin");
+            "database"
+        })?;
         let succeeded = futures_util::future::join_all(batch.iter_mut().map(|job| job.run(&tx)))
             .await
             .into_iter()
@@ -240,7 +256,10 @@ impl Writer {
         if !succeeded {
             return Err("job_failed");
         }
-        tx.commit().await.map_err(|_| "commit_failed")
+        tx.commit().await.map_err(|error| {
+            tracing::warn!(%error, "a checkout batch did not commit");
+            "commit_failed"
+        })
     }
 
     async fn write_alone(&self, mut job: Box<dyn Queued>) {

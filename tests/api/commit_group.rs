@@ -12,12 +12,20 @@ use uuid::Uuid;
 
 use crate::helpers::{spawn_app, TestApp};
 
-/// Writes one probe row and answers the id of the transaction that wrote it; with `fail`, then
-/// fails as a business rule would (after writing).
+/// Writes one probe row and answers the id of the transaction that wrote it, or then fails.
 struct WriteProbe {
     id: i32,
     cart: Uuid,
-    fail: bool,
+    ending: Ending,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    Succeed,
+    /// Refused after writing, as a business rule would.
+    Refuse,
+    /// Panics after writing, as a bug would.
+    Panic,
 }
 
 impl GroupJob for WriteProbe {
@@ -39,7 +47,10 @@ impl GroupJob for WriteProbe {
                     &[&self.id],
                 )
                 .await?;
-            if self.fail {
+            if self.ending == Ending::Panic {
+                panic!("probe {} panicked on purpose", self.id);
+            }
+            if self.ending == Ending::Refuse {
                 return Err(ApiError::Conflict {
                     code: "probe_refused",
                     message: format!("probe {} refused", self.id),
@@ -82,19 +93,19 @@ async fn probes(pool: &deadpool_postgres::Pool) -> Vec<i32> {
         .collect()
 }
 
-/// Queues a probe for each id at once (each with its cart, failing or not) and waits for every
+/// Queues a probe for each id at once (each with its cart and ending) and waits for every
 /// answer, in id order.
 async fn write_probes(
     group: &CommitGroup,
     ids: std::ops::Range<i32>,
     cart: impl Fn(i32) -> Uuid,
-    fail: impl Fn(i32) -> bool,
+    ending: impl Fn(i32) -> Ending,
 ) -> Vec<Result<i64, ApiError>> {
     join_all(ids.map(|id| {
         group.run(WriteProbe {
             id,
             cart: cart(id),
-            fail: fail(id),
+            ending: ending(id),
         })
     }))
     .await
@@ -105,7 +116,7 @@ async fn writes_queued_together_share_one_transaction_and_all_commit() {
     let app = spawn_app().await;
     let (group, pool) = group_on(&app, 1).await;
 
-    let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |_| false).await;
+    let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |_| Ending::Succeed).await;
 
     let transactions: Vec<i64> = answers
         .into_iter()
@@ -125,7 +136,19 @@ async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mate
     let app = spawn_app().await;
     let (group, pool) = group_on(&app, 1).await;
 
-    let answers = write_probes(&group, 0..20, |_| Uuid::new_v4(), |id| id == 7).await;
+    let answers = write_probes(
+        &group,
+        0..20,
+        |_| Uuid::new_v4(),
+        |id| {
+            if id == 7 {
+                Ending::Refuse
+            } else {
+                Ending::Succeed
+            }
+        },
+    )
+    .await;
 
     for (id, answer) in answers.iter().enumerate() {
         match (id, answer) {
@@ -149,7 +172,7 @@ async fn two_writes_for_one_cart_never_share_a_transaction() {
         &group,
         0..6,
         |id| if id < 3 { cart } else { Uuid::new_v4() },
-        |_| false,
+        |_| Ending::Succeed,
     )
     .await;
 
@@ -173,11 +196,47 @@ async fn a_write_held_back_for_its_cart_is_written_while_the_other_writer_waits_
 
     let answers = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        write_probes(&group, 0..2, |_| cart, |_| false),
+        write_probes(&group, 0..2, |_| cart, |_| Ending::Succeed),
     )
     .await
     .expect("both probes answered without any other job arriving");
 
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     assert_eq!(probes(&pool).await, vec![0, 1]);
+}
+
+#[actix_web::test]
+async fn a_job_that_panics_fails_alone_and_the_writers_go_on() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app, 1).await;
+
+    let answers = write_probes(
+        &group,
+        0..10,
+        |_| Uuid::new_v4(),
+        |id| {
+            if id == 3 {
+                Ending::Panic
+            } else {
+                Ending::Succeed
+            }
+        },
+    )
+    .await;
+    let later = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        write_probes(&group, 10..12, |_| Uuid::new_v4(), |_| Ending::Succeed),
+    )
+    .await
+    .expect("the writer still writes after a job panicked");
+
+    for (id, answer) in answers.iter().chain(&later).enumerate() {
+        match (id, answer) {
+            (3, Err(error)) => assert_eq!(error.code(), "internal_error"),
+            (3, Ok(_)) => panic!("the panicking probe succeeded"),
+            (_, answer) => assert!(answer.is_ok(), "probe {id}: {:?}", answer.as_ref().err()),
+        }
+    }
+    let expected: Vec<i32> = (0..12).filter(|id| *id != 3).collect();
+    assert_eq!(probes(&pool).await, expected);
 }
