@@ -14,7 +14,9 @@
 //!   the whole batch is rolled back and each of its jobs runs again alone, in its own
 //!   transaction, whose outcome is the job's answer. So jobs write only to Postgres (nothing a
 //!   rollback would not undo: metrics, Redis and the gateway come after the answer) and may run
-//!   twice.
+//!   twice, even after a first run that did commit (a commit whose answer was lost): checkout's
+//!   jobs then find their own work done (the key taken, the order no longer pending, the
+//!   payment already captured) and answer as a retry would.
 //! - Jobs of one batch see each other's writes, so two jobs with the same `batch_key` (the cart
 //!   they write) never share a batch: the later one waits for the next, and one cart's
 //!   checkouts stay ordered by its row locks as between separate transactions.
