@@ -111,6 +111,39 @@ async fn write_probes(
     .await
 }
 
+/// Probes `0..count`, all with carts of their own, where only `odd_one` ends as `ending`.
+async fn write_probes_with_one(
+    group: &CommitGroup,
+    count: i32,
+    odd_one: i32,
+    ending: Ending,
+) -> Vec<Result<i64, ApiError>> {
+    write_probes(
+        group,
+        0..count,
+        |_| Uuid::new_v4(),
+        |id| {
+            if id == odd_one {
+                ending
+            } else {
+                Ending::Succeed
+            }
+        },
+    )
+    .await
+}
+
+/// Every answer is a write, but the one at `failed`, which failed with `code`.
+fn assert_only_failed(answers: &[Result<i64, ApiError>], failed: usize, code: &str) {
+    for (id, answer) in answers.iter().enumerate() {
+        match answer {
+            Err(error) if id == failed => assert_eq!(error.code(), code),
+            Ok(_) if id == failed => panic!("probe {id} should have failed with {code}"),
+            _ => assert!(answer.is_ok(), "probe {id}: {:?}", answer.as_ref().err()),
+        }
+    }
+}
+
 #[actix_web::test]
 async fn writes_queued_together_share_one_transaction_and_all_commit() {
     let app = spawn_app().await;
@@ -136,27 +169,9 @@ async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mate
     let app = spawn_app().await;
     let (group, pool) = group_on(&app, 1).await;
 
-    let answers = write_probes(
-        &group,
-        0..20,
-        |_| Uuid::new_v4(),
-        |id| {
-            if id == 7 {
-                Ending::Refuse
-            } else {
-                Ending::Succeed
-            }
-        },
-    )
-    .await;
+    let answers = write_probes_with_one(&group, 20, 7, Ending::Refuse).await;
 
-    for (id, answer) in answers.iter().enumerate() {
-        match (id, answer) {
-            (7, Err(error)) => assert_eq!(error.code(), "probe_refused"),
-            (7, Ok(_)) => panic!("the failing probe succeeded"),
-            (_, answer) => assert!(answer.is_ok(), "probe {id}: {:?}", answer.as_ref().err()),
-        }
-    }
+    assert_only_failed(&answers, 7, "probe_refused");
     let expected: Vec<i32> = (0..20).filter(|id| *id != 7).collect();
     assert_eq!(probes(&pool).await, expected);
 }
@@ -210,19 +225,7 @@ async fn a_job_that_panics_fails_alone_and_the_writers_go_on() {
     let app = spawn_app().await;
     let (group, pool) = group_on(&app, 1).await;
 
-    let answers = write_probes(
-        &group,
-        0..10,
-        |_| Uuid::new_v4(),
-        |id| {
-            if id == 3 {
-                Ending::Panic
-            } else {
-                Ending::Succeed
-            }
-        },
-    )
-    .await;
+    let mut answers = write_probes_with_one(&group, 10, 3, Ending::Panic).await;
     let later = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         write_probes(&group, 10..12, |_| Uuid::new_v4(), |_| Ending::Succeed),
@@ -230,13 +233,8 @@ async fn a_job_that_panics_fails_alone_and_the_writers_go_on() {
     .await
     .expect("the writer still writes after a job panicked");
 
-    for (id, answer) in answers.iter().chain(&later).enumerate() {
-        match (id, answer) {
-            (3, Err(error)) => assert_eq!(error.code(), "internal_error"),
-            (3, Ok(_)) => panic!("the panicking probe succeeded"),
-            (_, answer) => assert!(answer.is_ok(), "probe {id}: {:?}", answer.as_ref().err()),
-        }
-    }
+    answers.extend(later);
+    assert_only_failed(&answers, 3, "internal_error");
     let expected: Vec<i32> = (0..12).filter(|id| *id != 3).collect();
     assert_eq!(probes(&pool).await, expected);
 }
