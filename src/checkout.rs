@@ -17,7 +17,9 @@
 //!    payment, which the reconciler captures.
 //!
 //! Steps 2 and 4 and the capture's record go through the commit group: many shoppers'
-//! transactions written as one, each with the outcome it would have alone.
+//! transactions written as one, each with the outcome it would have alone. In a batch, each
+//! order is checked and claimed by its own statements, and then all the batch's pending orders
+//! (or paid states, or captures) are written by one set-based statement.
 
 use crate::db::PreparedClient;
 use std::time::Duration;
@@ -149,6 +151,32 @@ struct PlaceOrder {
     provider: &'static str,
 }
 
+impl PlaceOrder {
+    /// Everything but writing the order's rows: the cart locked and priced, the key taken, the
+    /// holds claimed.
+    async fn claim(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<orders::NewOrder, PlaceError> {
+        carts::lock_own(tx, self.shopper_id, self.cart_id).await?;
+        let cart = carts::view(
+            tx,
+            self.shopper_id,
+            self.cart_id,
+            &self.preference,
+            &self.pricing,
+        )
+        .await?;
+        check_ready(&cart)?;
+        let claim = IdempotencyClaim {
+            shopper_id: self.shopper_id,
+            key: &self.key,
+            fingerprint: &self.fingerprint,
+        };
+        orders::claim_for_order(tx, &claim, &cart, &self.card_last4, self.provider).await
+    }
+}
+
 impl GroupJob for PlaceOrder {
     type Output = PendingOrder;
     type Error = PlaceError;
@@ -162,22 +190,44 @@ impl GroupJob for PlaceOrder {
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, Result<PendingOrder, PlaceError>> {
         Box::pin(async move {
-            carts::lock_own(tx, self.shopper_id, self.cart_id).await?;
-            let cart = carts::view(
-                tx,
-                self.shopper_id,
-                self.cart_id,
-                &self.preference,
-                &self.pricing,
-            )
-            .await?;
-            check_ready(&cart)?;
-            let claim = IdempotencyClaim {
-                shopper_id: self.shopper_id,
-                key: &self.key,
-                fingerprint: &self.fingerprint,
+            let order = self.claim(tx).await?;
+            orders::write_pending(tx, std::slice::from_ref(&order)).await?;
+            Ok(order.pending)
+        })
+    }
+
+    /// Each order claimed on its own (statements pipelined), then all their rows written by one
+    /// set-based statement.
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<PendingOrder, PlaceError>>> {
+        Box::pin(async move {
+            let claimed: Result<Vec<_>, PlaceError> =
+                futures_util::future::join_all(jobs.iter().map(|job| job.claim(tx)))
+                    .await
+                    .into_iter()
+                    .collect();
+            // A failure fails the batch: each job then runs alone, and answers from that.
+            let failed = || -> Vec<Result<PendingOrder, PlaceError>> {
+                jobs.iter()
+                    .map(|_| {
+                        Err(PlaceError::Api(ApiError::internal(anyhow::anyhow!(
+                            "a batch of orders failed"
+                        ))))
+                    })
+                    .collect()
             };
-            orders::place(tx, &claim, &cart, &self.card_last4, self.provider).await
+            let Ok(orders) = claimed else {
+                return failed();
+            };
+            match orders::write_pending(tx, &orders).await {
+                Ok(()) => orders.into_iter().map(|order| Ok(order.pending)).collect(),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "a batch of orders was not written");
+                    failed()
+                }
+            }
         })
     }
 }
@@ -209,6 +259,56 @@ impl GroupJob for FinishOrder {
             }
         })
     }
+
+    /// The paid ones with one set-based statement (`orders::finish_all_paid`), the cancelled
+    /// ones each on its own, all in `tx` at once.
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<Option<StoredResponse>, ApiError>>> {
+        Box::pin(async move {
+            let paid: Vec<(Uuid, &Authorization)> = jobs
+                .iter()
+                .filter_map(|job| Some((job.order_id, job.outcome.as_ref().ok()?)))
+                .collect();
+            let cancelled = jobs
+                .iter()
+                .filter(|job| job.outcome.is_err())
+                .map(|job| job.run(tx));
+            let (paid, cancelled) = futures_util::future::join(
+                orders::finish_all_paid(tx, &paid),
+                futures_util::future::join_all(cancelled),
+            )
+            .await;
+            let mut paid = match paid {
+                Ok(paid) => paid.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "a batch of paid orders was not written");
+                    return jobs
+                        .iter()
+                        .map(|_| Err(ApiError::internal(anyhow::anyhow!("a batch of paid orders failed"))))
+                        .collect();
+                }
+            }
+            .into_iter();
+            let mut cancelled = cancelled.into_iter();
+            let missing = || {
+                Err(ApiError::internal(anyhow::anyhow!(
+                    "a finished order went missing"
+                )))
+            };
+            jobs.iter()
+                .map(|job| {
+                    let next = if job.outcome.is_ok() {
+                        paid.next()
+                    } else {
+                        cancelled.next()
+                    };
+                    next.unwrap_or_else(missing)
+                })
+                .collect()
+        })
+    }
 }
 
 /// Records a paid order's capture (step 5 above). Sent by `capture` through the commit group.
@@ -229,6 +329,28 @@ impl GroupJob for MarkCaptured {
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, Result<(), ApiError>> {
         Box::pin(orders::mark_captured(tx, self.order_id))
+    }
+
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<(), ApiError>>> {
+        Box::pin(async move {
+            let order_ids: Vec<Uuid> = jobs.iter().map(|job| job.order_id).collect();
+            match orders::mark_all_captured(tx, &order_ids).await {
+                Ok(()) => jobs.iter().map(|_| Ok(())).collect(),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "a batch of captures was not written");
+                    jobs.iter()
+                        .map(|_| {
+                            Err(ApiError::internal(anyhow::anyhow!(
+                                "a batch of captures failed"
+                            )))
+                        })
+                        .collect()
+                }
+            }
+        })
     }
 }
 

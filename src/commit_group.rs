@@ -6,7 +6,9 @@
 //! batch for the variant row (every order line's foreign-key check takes a key-share lock on
 //! it). Writers take whatever jobs have queued, up to `checkout.commit_batch_max`, and run them
 //! concurrently on one connection (tokio-postgres pipelines their statements) inside one
-//! transaction. README, "Reservations and checkout on one hot SKU", has the figures.
+//! transaction, where each kind of job writes its rows for the whole batch by set-based
+//! statements (Postgres's cost per statement, not per row, was then the limit). README,
+//! "Reservations and checkout on one hot SKU", has the figures.
 //!
 //! Promises:
 //! - A job's outcome is the one it would have in a transaction of its own. A batch commits only
@@ -23,9 +25,14 @@
 //! - The queue is bounded (`checkout.commit_queue`): a job beyond it is refused at once with
 //!   503, not queued.
 //! - A job answers once its batch committed (or it ran alone): what it returned is durable.
+//! - Jobs of one kind in a batch are handed over together (`GroupJob::run_together`), so a
+//!   kind whose rows can be written by set-based statements writes a whole batch's rows with
+//!   one statement per table instead of one per job. Alone, a job always runs by `run`: the
+//!   reference its batched form must agree with.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    any::{Any, TypeId},
+    collections::{HashMap, HashSet, VecDeque},
     panic::AssertUnwindSafe,
     sync::Arc,
     time::Instant,
@@ -50,14 +57,39 @@ pub trait GroupJob: Send + 'static {
         &'a self,
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, Result<Self::Output, Self::Error>>;
+
+    /// Does the work of all `jobs` (this kind's share of a batch, distinct batch keys) in `tx`,
+    /// answering each in order; any error fails the batch, whose jobs then `run` alone. The
+    /// default runs each job's `run` concurrently (statements pipelined on the connection).
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<Self::Output, Self::Error>>>
+    where
+        Self: Sized,
+    {
+        Box::pin(futures_util::future::join_all(
+            jobs.into_iter().map(|job| job.run(tx)),
+        ))
+    }
 }
 
 /// A queued job with the caller waiting for its answer.
 trait Queued: Send {
     fn batch_key(&self) -> Uuid;
-    /// Runs the job in `tx` and keeps its outcome; `true` if it succeeded.
+    /// The job's kind: jobs of one kind in a batch run together.
+    fn kind(&self) -> TypeId;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Runs the job alone in `tx` and keeps its outcome; `true` if it succeeded.
     fn run<'a>(
         &'a mut self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, bool>;
+    /// Runs the job and `mates`, jobs of its kind, together in `tx` and keeps their outcomes;
+    /// `true` if all succeeded.
+    fn run_with<'a>(
+        &'a mut self,
+        mates: Vec<&'a mut Box<dyn Queued>>,
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, bool>;
     /// Sends the kept outcome, or `failure` instead if the transaction did not commit.
@@ -75,13 +107,19 @@ impl<J: GroupJob> Queued for Waiting<J> {
         self.job.batch_key()
     }
 
+    fn kind(&self) -> TypeId {
+        TypeId::of::<J>()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
     fn run<'a>(
         &'a mut self,
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, bool> {
         Box::pin(async move {
-            // A job that panics fails alone (its batch is rolled back and re-run without it
-            // sharing a transaction), instead of unwinding the writer with every job it holds.
             let outcome = match AssertUnwindSafe(self.job.run(tx)).catch_unwind().await {
                 Ok(outcome) => outcome,
                 Err(_) => {
@@ -92,6 +130,43 @@ impl<J: GroupJob> Queued for Waiting<J> {
             };
             let succeeded = outcome.is_ok();
             self.outcome = Some(outcome);
+            succeeded
+        })
+    }
+
+    fn run_with<'a>(
+        &'a mut self,
+        mates: Vec<&'a mut Box<dyn Queued>>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, bool> {
+        Box::pin(async move {
+            let mut group: Vec<&mut Waiting<J>> = Vec::with_capacity(mates.len() + 1);
+            group.push(self);
+            for mate in mates {
+                // Grouped by `kind`, so every mate is a `Waiting<J>`.
+                match mate.as_any_mut().downcast_mut::<Waiting<J>>() {
+                    Some(mate) => group.push(mate),
+                    None => return false,
+                }
+            }
+            // A kind that panics fails its batch (which is rolled back and re-run job by job),
+            // instead of unwinding the writer with every job it holds.
+            let outcomes = {
+                let jobs = group.iter().map(|waiting| &waiting.job).collect();
+                AssertUnwindSafe(J::run_together(jobs, tx))
+                    .catch_unwind()
+                    .await
+            };
+            let Ok(outcomes) = outcomes else {
+                // Counted when the job that panics panics again alone.
+                tracing::error!("a batch's commit-group jobs panicked; re-running them one by one");
+                return false;
+            };
+            let mut succeeded = outcomes.len() == group.len();
+            for (waiting, outcome) in group.into_iter().zip(outcomes) {
+                succeeded &= outcome.is_ok();
+                waiting.outcome = Some(outcome);
+            }
             succeeded
         })
     }
@@ -251,7 +326,15 @@ impl Writer {
             tracing::warn!(%error, "a checkout batch could not begin");
             "database"
         })?;
-        let succeeded = futures_util::future::join_all(batch.iter_mut().map(|job| job.run(&tx)))
+        let mut kinds: HashMap<TypeId, Vec<&mut Box<dyn Queued>>> = HashMap::new();
+        for job in batch.iter_mut() {
+            kinds.entry(job.kind()).or_default().push(job);
+        }
+        let succeeded =
+            futures_util::future::join_all(kinds.into_values().filter_map(|mut jobs| {
+                let first = (!jobs.is_empty()).then(|| jobs.remove(0))?;
+                Some(first.run_with(jobs, &tx))
+            }))
             .await
             .into_iter()
             .all(|succeeded| succeeded);

@@ -179,6 +179,29 @@ pub trait PreparedClient: Sync {
             tokio_postgres::GenericClient::execute(self.runner(), &statement, params).await
         }
     }
+
+    /// Runs a set-based statement over arrays (a batch's rows), planned afresh for each call.
+    ///
+    /// Why not prepared: the right plan depends on the arrays' lengths and on the tables'
+    /// sizes, and a cached generic plan made while a table was small (a join by sequential
+    /// scan) stays until the table is next analyzed, scanning the whole table per batch. One
+    /// plan per batch costs little next to the batch's rows.
+    fn execute_planned_per_call(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send {
+        async move { tokio_postgres::GenericClient::execute(self.runner(), sql, params).await }
+    }
+
+    /// `execute_planned_per_call` for a statement with rows to read.
+    fn query_planned_per_call(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> impl std::future::Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send {
+        async move { tokio_postgres::GenericClient::query(self.runner(), sql, params).await }
+    }
 }
 
 impl PreparedClient for deadpool_postgres::ClientWrapper {

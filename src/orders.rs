@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    carts::{self, CartLine, CartView, Shipping, Tax},
+    carts::{self, CartView, Shipping, Tax},
     http::error::{ApiError, ErrorBody},
     money::{Currency, Price},
     payments::Authorization,
@@ -262,6 +262,51 @@ pub async fn place(
     card_last4: &str,
     provider: &str,
 ) -> Result<PendingOrder, PlaceError> {
+    let order = claim_for_order(tx, claim, cart, card_last4, provider).await?;
+    write_pending(tx, std::slice::from_ref(&order)).await?;
+    Ok(order.pending)
+}
+
+/// A pending order checked and claimed (`claim_for_order`), its rows not yet written
+/// (`write_pending`).
+pub struct NewOrder {
+    pub pending: PendingOrder,
+    shopper_id: Uuid,
+    key: String,
+    region: String,
+    subtotal: Decimal,
+    tax_rate: Decimal,
+    tax_included: bool,
+    tax: Decimal,
+    shipping: Option<serde_json::Value>,
+    provider: String,
+    card_last4: String,
+    lines: Vec<NewLine>,
+    /// Each seller's share: (seller, subtotal, tax).
+    parts: Vec<(Uuid, Decimal, Decimal)>,
+}
+
+struct NewLine {
+    seller_id: Uuid,
+    variant_id: Uuid,
+    product_id: Uuid,
+    sku: String,
+    title: String,
+    quantity: i32,
+    unit_price: Decimal,
+    line_total: Decimal,
+    tax: Decimal,
+}
+
+/// The checks and claims of placing an order: takes the idempotency key, checks no other
+/// checkout of the cart is pending, and moves the cart's holds to the new order.
+pub async fn claim_for_order(
+    tx: &impl PreparedClient,
+    claim: &IdempotencyClaim<'_>,
+    cart: &CartView,
+    card_last4: &str,
+    provider: &str,
+) -> Result<NewOrder, PlaceError> {
     let order_id = Uuid::now_v7();
     // First, so that a concurrent request with the same key waits here and then finds it.
     let taken = tx
@@ -311,62 +356,166 @@ pub async fn place(
         part.0 += line.line_total.amount;
         part.1 += *tax;
     }
-    let line_numbers: Vec<i32> = (0..cart.lines.len())
-        .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
-        .collect();
-    let column = |pick: fn(&CartLine) -> Uuid| cart.lines.iter().map(pick).collect::<Vec<_>>();
-    let (line_sellers, line_variants, line_products) = (
-        column(|l| l.seller_id),
-        column(|l| l.variant_id),
-        column(|l| l.product_id),
-    );
-    let line_skus: Vec<&str> = cart.lines.iter().map(|l| l.sku.as_str()).collect();
-    let line_titles: Vec<&str> = cart.lines.iter().map(|l| l.title.as_str()).collect();
-    let line_quantities: Vec<i32> = cart
+    let lines = cart
         .lines
         .iter()
-        .map(|l| i32::try_from(l.quantity).unwrap_or(i32::MAX))
+        .zip(taxes)
+        .map(|(line, tax)| NewLine {
+            seller_id: line.seller_id,
+            variant_id: line.variant_id,
+            product_id: line.product_id,
+            sku: line.sku.clone(),
+            title: line.title.clone(),
+            quantity: i32::try_from(line.quantity).unwrap_or(i32::MAX),
+            unit_price: line.unit_price.amount,
+            line_total: line.line_total.amount,
+            tax,
+        })
         .collect();
-    let unit_prices: Vec<Decimal> = cart.lines.iter().map(|l| l.unit_price.amount).collect();
-    let part_sellers: Vec<Uuid> = parts.keys().copied().collect();
-    let part_subtotals: Vec<Decimal> = parts.values().map(|p| p.0).collect();
-    let part_taxes: Vec<Decimal> = parts.values().map(|p| p.1).collect();
-    let reference = Uuid::new_v4();
-    // The pending order's rows in one statement (one round trip, one plan).
-    tx.execute(
-        "WITH o AS (
+    Ok(NewOrder {
+        pending: PendingOrder {
+            id: order_id,
+            cart_id: cart.id,
+            reference: Uuid::new_v4(),
+            total: cart.total.amount,
+            currency,
+        },
+        shopper_id: claim.shopper_id,
+        key: claim.key.to_owned(),
+        region: cart.region.clone(),
+        subtotal: cart.subtotal.amount,
+        tax_rate: cart.tax.rate,
+        tax_included: cart.tax.included,
+        tax: cart.tax.amount.amount,
+        shipping,
+        provider: provider.to_owned(),
+        card_last4: card_last4.to_owned(),
+        lines,
+        parts: parts
+            .into_iter()
+            .map(|(seller, (subtotal, tax))| (seller, subtotal, tax))
+            .collect(),
+    })
+}
+
+/// Writes the rows of claimed pending orders (`claim_for_order`), each table's rows for all of
+/// them in one set-based statement: the order, its lines, its sellers' parts, its payment
+/// awaiting authorization, the key pointing at it and its `created` event.
+pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Result<(), ApiError> {
+    let each = |pick: fn(&NewOrder) -> Uuid| orders.iter().map(pick).collect::<Vec<_>>();
+    let amounts = |pick: fn(&NewOrder) -> Decimal| orders.iter().map(pick).collect::<Vec<_>>();
+    let texts = |pick: fn(&NewOrder) -> &str| orders.iter().map(pick).collect::<Vec<_>>();
+    let (ids, shoppers, carts, references) = (
+        each(|o| o.pending.id),
+        each(|o| o.shopper_id),
+        each(|o| o.pending.cart_id),
+        each(|o| o.pending.reference),
+    );
+    let (regions, currencies, providers, last4s, keys) = (
+        texts(|o| &o.region),
+        texts(|o| o.pending.currency.code()),
+        texts(|o| &o.provider),
+        texts(|o| &o.card_last4),
+        texts(|o| &o.key),
+    );
+    let (subtotals, tax_rates, taxes, totals) = (
+        amounts(|o| o.subtotal),
+        amounts(|o| o.tax_rate),
+        amounts(|o| o.tax),
+        amounts(|o| o.pending.total),
+    );
+    let tax_included: Vec<bool> = orders.iter().map(|o| o.tax_included).collect();
+    let shippings: Vec<Option<&serde_json::Value>> =
+        orders.iter().map(|o| o.shipping.as_ref()).collect();
+
+    let lines: Vec<(Uuid, i32, &NewLine)> = orders
+        .iter()
+        .flat_map(|o| {
+            o.lines
+                .iter()
+                .enumerate()
+                .map(|(n, line)| (o.pending.id, i32::try_from(n).unwrap_or(i32::MAX), line))
+        })
+        .collect();
+    let line_orders: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
+    let line_numbers: Vec<i32> = lines.iter().map(|l| l.1).collect();
+    let line_ids = |pick: fn(&NewLine) -> Uuid| lines.iter().map(|l| pick(l.2)).collect::<Vec<_>>();
+    let line_amounts =
+        |pick: fn(&NewLine) -> Decimal| lines.iter().map(|l| pick(l.2)).collect::<Vec<_>>();
+    let (line_sellers, line_variants, line_products) = (
+        line_ids(|l| l.seller_id),
+        line_ids(|l| l.variant_id),
+        line_ids(|l| l.product_id),
+    );
+    let line_skus: Vec<&str> = lines.iter().map(|l| l.2.sku.as_str()).collect();
+    let line_titles: Vec<&str> = lines.iter().map(|l| l.2.title.as_str()).collect();
+    let line_quantities: Vec<i32> = lines.iter().map(|l| l.2.quantity).collect();
+    let (unit_prices, line_totals, line_taxes) = (
+        line_amounts(|l| l.unit_price),
+        line_amounts(|l| l.line_total),
+        line_amounts(|l| l.tax),
+    );
+
+    let parts: Vec<(Uuid, &(Uuid, Decimal, Decimal))> = orders
+        .iter()
+        .flat_map(|o| o.parts.iter().map(|part| (o.pending.id, part)))
+        .collect();
+    let part_orders: Vec<Uuid> = parts.iter().map(|p| p.0).collect();
+    let part_sellers: Vec<Uuid> = parts.iter().map(|p| p.1 .0).collect();
+    let part_subtotals: Vec<Decimal> = parts.iter().map(|p| p.1 .1).collect();
+    let part_taxes: Vec<Decimal> = parts.iter().map(|p| p.1 .2).collect();
+
+    tx.execute_planned_per_call(
+        "WITH x AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                                  $6::numeric[], $7::numeric[], $8::bool[], $9::numeric[],
+                                  $10::jsonb[], $11::numeric[], $12::uuid[], $13::text[],
+                                  $14::text[], $15::text[])
+                 AS x(id, shopper, cart, region, currency, subtotal, tax_rate, tax_included,
+                      tax, shipping, total, reference, provider, card_last4, key)),
+         o AS (
              INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
                                  tax_rate, tax_included, tax, shipping, total)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11) RETURNING id),
+             SELECT id, shopper, cart, region, currency, 'pending', subtotal, tax_rate,
+                    tax_included, tax, shipping, total
+             FROM x),
          l AS (
              INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
                                       title, quantity, unit_price, line_total, tax)
-             SELECT o.id, x.* FROM o, unnest($12::int4[], $13::uuid[], $14::uuid[], $15::uuid[],
-                                            $16::text[], $17::text[], $18::int4[],
-                                            $19::numeric[], $20::numeric[], $21::numeric[]) AS x),
+             SELECT * FROM unnest($16::uuid[], $17::int4[], $18::uuid[], $19::uuid[],
+                                  $20::uuid[], $21::text[], $22::text[], $23::int4[],
+                                  $24::numeric[], $25::numeric[], $26::numeric[])),
          p AS (
              INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
-             SELECT o.id, x.seller, 'pending', x.subtotal, x.tax
-             FROM o, unnest($22::uuid[], $23::numeric[], $24::numeric[]) AS x(seller, subtotal, tax)),
+             SELECT p.order_id, p.seller, 'pending', p.subtotal, p.tax
+             FROM unnest($27::uuid[], $28::uuid[], $29::numeric[], $30::numeric[])
+                 AS p(order_id, seller, subtotal, tax)),
          y AS (
-             INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
-             SELECT $25, o.id, $26, $11, $5, $27, 'authorizing' FROM o),
+             INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4,
+                                   status)
+             SELECT reference, id, provider, total, currency, card_last4, 'authorizing' FROM x),
          k AS (
-             UPDATE idempotency_keys SET order_id = $1 WHERE shopper_id = $2 AND key = $28)
+             UPDATE idempotency_keys k SET order_id = x.id
+             FROM x WHERE k.shopper_id = x.shopper AND k.key = x.key)
          INSERT INTO order_events (order_id, seller_id, kind, status)
-         SELECT o.id, NULL, 'created', 'pending' FROM o",
+         SELECT id, NULL, 'created', 'pending' FROM x",
         &[
-            &order_id,
-            &claim.shopper_id,
-            &cart.id,
-            &cart.region,
-            &currency.code(),
-            &cart.subtotal.amount,
-            &cart.tax.rate,
-            &cart.tax.included,
-            &cart.tax.amount.amount,
-            &shipping,
-            &cart.total.amount,
+            &ids,
+            &shoppers,
+            &carts,
+            &regions,
+            &currencies,
+            &subtotals,
+            &tax_rates,
+            &tax_included,
+            &taxes,
+            &shippings,
+            &totals,
+            &references,
+            &providers,
+            &last4s,
+            &keys,
+            &line_orders,
             &line_numbers,
             &line_sellers,
             &line_variants,
@@ -375,25 +524,16 @@ pub async fn place(
             &line_titles,
             &line_quantities,
             &unit_prices,
-            &totals,
-            &taxes,
+            &line_totals,
+            &line_taxes,
+            &part_orders,
             &part_sellers,
             &part_subtotals,
             &part_taxes,
-            &reference,
-            &provider,
-            &card_last4,
-            &claim.key,
         ],
     )
     .await?;
-    Ok(PendingOrder {
-        id: order_id,
-        cart_id: cart.id,
-        reference,
-        total: cart.total.amount,
-        currency,
-    })
+    Ok(())
 }
 
 /// Moves the cart's live holds to the order, after checking they cover every line exactly
@@ -507,29 +647,82 @@ pub async fn finish_paid(
     order_id: Uuid,
     authorization: &Authorization,
 ) -> Result<Option<StoredResponse>, ApiError> {
-    let Some(cart_id) = lock_pending(tx, order_id).await? else {
-        return Ok(None);
-    };
-    // The order, its parts, payment and holds paid, and the paid events (the order's first,
-    // then each seller's), in one statement.
-    tx.execute(
-        "WITH h AS (
-             UPDATE stock_holds SET sold_at = now() WHERE order_id = $1 AND released_at IS NULL),
-         o AS (
-             UPDATE orders SET status = 'paid', updated_at = now() WHERE id = $1),
-         y AS (
-             UPDATE payments SET status = 'authorized', authorization_id = $2, updated_at = now()
-             WHERE order_id = $1),
-         p AS (
-             UPDATE order_parts SET status = 'paid', updated_at = now() WHERE order_id = $1
-             RETURNING seller_id)
-         INSERT INTO order_events (order_id, seller_id, kind, status)
-         SELECT $1, e.seller_id, 'paid', 'paid'
-         FROM (SELECT NULL::uuid AS seller_id UNION ALL SELECT seller_id FROM p) e
-         ORDER BY e.seller_id NULLS FIRST",
-        &[&order_id, &authorization.id],
-    )
-    .await?;
+    Ok(finish_all_paid(tx, &[(order_id, authorization)])
+        .await?
+        .pop()
+        .flatten())
+}
+
+/// `finish_paid` for many orders (of distinct carts), answering each in order: their orders,
+/// parts, payments and holds paid by one set-based statement, then each cart and response.
+pub async fn finish_all_paid(
+    tx: &impl PreparedClient,
+    paid: &[(Uuid, &Authorization)],
+) -> Result<Vec<Option<StoredResponse>>, ApiError> {
+    if paid.is_empty() {
+        return Ok(Vec::new());
+    }
+    let order_ids: Vec<Uuid> = paid.iter().map(|(order_id, _)| *order_id).collect();
+    // Locked in id order, as everywhere orders are locked together.
+    let carts: BTreeMap<Uuid, Uuid> = tx
+        .query_planned_per_call(
+            "SELECT id, cart_id FROM orders WHERE id = ANY($1) AND status = 'pending'
+             ORDER BY id FOR UPDATE",
+            &[&order_ids],
+        )
+        .await?
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let (pending, authorizations): (Vec<Uuid>, Vec<&str>) = paid
+        .iter()
+        .filter(|(order_id, _)| carts.contains_key(order_id))
+        .map(|(order_id, authorization)| (*order_id, authorization.id.as_str()))
+        .unzip();
+    if !pending.is_empty() {
+        // The orders, their parts, payments and holds paid, and the paid events (each order's
+        // first, then each seller's).
+        tx.execute_planned_per_call(
+            "WITH x AS (
+                 SELECT * FROM unnest($1::uuid[], $2::text[]) AS x(id, authorization_id)),
+             h AS (
+                 UPDATE stock_holds h SET sold_at = now()
+                 FROM x WHERE h.order_id = x.id AND h.released_at IS NULL),
+             o AS (
+                 UPDATE orders o SET status = 'paid', updated_at = now() FROM x WHERE o.id = x.id),
+             y AS (
+                 UPDATE payments y
+                 SET status = 'authorized', authorization_id = x.authorization_id,
+                     updated_at = now()
+                 FROM x WHERE y.order_id = x.id),
+             p AS (
+                 UPDATE order_parts p SET status = 'paid', updated_at = now()
+                 FROM x WHERE p.order_id = x.id
+                 RETURNING p.order_id, p.seller_id)
+             INSERT INTO order_events (order_id, seller_id, kind, status)
+             SELECT e.order_id, e.seller_id, 'paid', 'paid'
+             FROM (SELECT id AS order_id, NULL::uuid AS seller_id FROM x
+                   UNION ALL SELECT order_id, seller_id FROM p) e
+             ORDER BY e.order_id, e.seller_id NULLS FIRST",
+            &[&pending, &authorizations],
+        )
+        .await?;
+    }
+    futures_util::future::try_join_all(paid.iter().map(|(order_id, _)| async {
+        match carts.get(order_id) {
+            Some(cart_id) => empty_ordered_lines(tx, *order_id, *cart_id).await.map(Some),
+            None => Ok(None),
+        }
+    }))
+    .await
+}
+
+/// After an order is paid: its lines leave the cart, and its response is stored for the key.
+async fn empty_ordered_lines(
+    tx: &impl PreparedClient,
+    order_id: Uuid,
+    cart_id: Uuid,
+) -> Result<StoredResponse, ApiError> {
     // The ordered lines leave the cart, with any hold a concurrent tab took for them meanwhile.
     let ordered = tx
         .query(
@@ -550,7 +743,7 @@ pub async fn finish_paid(
         body: serde_json::to_value(&order).map_err(ApiError::internal)?,
     };
     store_response(tx, order_id, &response).await?;
-    Ok(Some(response))
+    Ok(response)
 }
 
 /// Counts an order that `finish_paid` or `finish_cancelled` finished, once that committed.
@@ -754,11 +947,19 @@ pub async fn skus(client: &impl PreparedClient, order_id: Uuid) -> Result<Vec<St
 
 /// Records that the authorized payment of a paid order was captured.
 pub async fn mark_captured(client: &impl PreparedClient, order_id: Uuid) -> Result<(), ApiError> {
+    mark_all_captured(client, &[order_id]).await
+}
+
+/// `mark_captured` for many orders, in one statement.
+pub async fn mark_all_captured(
+    client: &impl PreparedClient,
+    order_ids: &[Uuid],
+) -> Result<(), ApiError> {
     client
-        .execute(
+        .execute_planned_per_call(
             "UPDATE payments SET status = 'captured', updated_at = now()
-             WHERE order_id = $1 AND status = 'authorized'",
-            &[&order_id],
+             WHERE order_id = ANY($1) AND status = 'authorized'",
+            &[&order_ids],
         )
         .await?;
     Ok(())

@@ -134,6 +134,70 @@ impl GroupJob for SellHold {
     ) -> LocalBoxFuture<'a, Result<(), ApiError>> {
         Box::pin(async move { Ok(write_order(tx, &self.fixture, Some(self.hold)).await?) })
     }
+
+    /// The batch's orders as `write_order` writes one, with one statement for all of them.
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<(), ApiError>>> {
+        Box::pin(async move {
+            let written = write_orders(tx, &jobs).await;
+            jobs.iter()
+                .map(|_| {
+                    written
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))
+                })
+                .collect()
+        })
+    }
+}
+
+/// `write_order` for many sold holds at once: each table's rows in one set-based statement.
+async fn write_orders(
+    client: &impl PreparedClient,
+    jobs: &[&SellHold],
+) -> Result<(), tokio_postgres::Error> {
+    let orders: Vec<Uuid> = jobs.iter().map(|_| Uuid::now_v7()).collect();
+    let column = |pick: fn(&SellHold) -> Uuid| jobs.iter().map(|j| pick(j)).collect::<Vec<_>>();
+    let (holds, shoppers, sellers, variants, products) = (
+        column(|j| j.hold),
+        column(|j| j.fixture.shopper),
+        column(|j| j.fixture.seller),
+        column(|j| j.fixture.variant),
+        column(|j| j.fixture.product),
+    );
+    let skus: Vec<&str> = jobs.iter().map(|j| j.fixture.sku.as_str()).collect();
+    let price = rust_decimal::Decimal::new(999, 2);
+    client.execute_planned_per_call(
+        "WITH x AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[],
+                                  $6::text[], $7::uuid[])
+                 AS x(id, shopper, seller, variant, product, sku, hold)),
+         o AS (
+             INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
+                                 tax_rate, tax_included, tax, total)
+             SELECT id, shopper, id, 'EU', 'EUR', 'paid', $8, 0.19, true, 1.60, $8 FROM x),
+         l AS (
+             INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
+                                      title, quantity, unit_price, line_total, tax)
+             SELECT id, 0, seller, variant, product, sku, 'Bench item', 1, $8, $8, 1.60 FROM x),
+         p AS (
+             INSERT INTO order_parts (order_id, seller_id, status, subtotal, tax)
+             SELECT id, seller, 'paid', $8, 1.60 FROM x),
+         y AS (
+             INSERT INTO payments (reference, order_id, provider, amount, currency, card_last4, status)
+             SELECT gen_random_uuid(), id, 'bench', $8, 'EUR', '4242', 'authorized' FROM x),
+         h AS (
+             UPDATE stock_holds h SET order_id = x.id, owner = 'order', sold_at = now()
+             FROM x WHERE h.id = x.hold)
+         INSERT INTO order_events (order_id, kind, status)
+         SELECT id, kind, status FROM x, (VALUES ('created', 'pending'), ('paid', 'paid')) e(kind, status)",
+        &[&orders, &shoppers, &sellers, &variants, &products, &skus, &holds, &price],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Creates a seller, product, SKU with ample stock and a shopper straight in the database.

@@ -276,6 +276,124 @@ async fn a_checkout_pays_for_the_cart_and_splits_the_order_per_seller() {
 }
 
 #[actix_web::test]
+async fn checkouts_written_together_record_each_order_as_it_would_be_alone() {
+    let app = spawn_app().await;
+    regions(&app).await;
+    selling(&app, "Mug", "MUG-A", "10.00", 100).await;
+    selling(&app, "Teapot", "POT-B", "25.00", 100).await;
+    let mut carts = Vec::new();
+    for _ in 0..24 {
+        let token = shopper(&app).await;
+        let id = cart(&app, &token, "EU").await;
+        assert_eq!(add(&app, &token, &id, "MUG-A", 2).await.status(), 200);
+        assert_eq!(add(&app, &token, &id, "POT-B", 1).await.status(), 200);
+        ship_to_germany(&app, &token, &id).await;
+        carts.push((token, id));
+    }
+
+    let app = &app;
+    let orders: Vec<Value> =
+        futures_util::future::join_all(carts.iter().map(|(token, id)| async move {
+            let response = checkout(app, token, id, "together", APPROVED).await;
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.expect("json")
+        }))
+        .await;
+
+    // Placed and paid in shared transactions (the commit group's set-based writes)...
+    let shared = |table: &'static str, kind: &'static str| async move {
+        scalar(
+            app,
+            &format!(
+                "SELECT count(*) FROM (SELECT xmin FROM {table} WHERE {kind}
+                     GROUP BY xmin HAVING count(*) > 1) t"
+            ),
+        )
+        .await
+    };
+    assert!(
+        shared("payments", "true").await > 0,
+        "no two orders placed together"
+    );
+    assert!(
+        shared("order_events", "kind = 'paid' AND seller_id IS NULL").await > 0,
+        "no two orders paid together"
+    );
+    // ... and each recorded as the single checkout above records it.
+    for (order, (token, cart_id)) in orders.iter().zip(&carts) {
+        assert_eq!(order["status"], "paid");
+        assert_eq!(order["total"]["amount"], "49.90");
+        assert_eq!(order["shipping"]["amount"]["amount"], "4.90");
+        assert_eq!(order["lines"].as_array().expect("lines").len(), 2);
+        assert_eq!(order["parts"].as_array().expect("parts").len(), 2);
+        assert_eq!(order["payment"]["card_last4"], "4242");
+        let line_taxes: Decimal = order["lines"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .map(|l| {
+                l["tax"]["amount"]
+                    .as_str()
+                    .expect("tax")
+                    .parse::<Decimal>()
+                    .expect("decimal")
+            })
+            .sum();
+        assert_eq!(
+            line_taxes.to_string(),
+            order["tax"]["amount"]["amount"].as_str().expect("tax")
+        );
+        let order_id = order["id"].as_str().expect("id");
+        let events: Vec<String> = app
+            .db()
+            .await
+            .query(
+                "SELECT kind || ':' || CASE WHEN seller_id IS NULL THEN 'order' ELSE 'part' END
+                 FROM order_events WHERE order_id = $1::text::uuid ORDER BY id",
+                &[&order_id],
+            )
+            .await
+            .expect("events")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(
+            events,
+            ["created:order", "paid:order", "paid:part", "paid:part"]
+        );
+        let replayed = checkout(&app, token, cart_id, "together", APPROVED).await;
+        assert_eq!(replayed.json::<Value>().await.expect("json"), *order);
+        let emptied: Value = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/carts/{cart_id}"),
+                token,
+                None,
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(emptied["lines"], json!([]));
+    }
+    assert_eq!(available(&app, "MUG-A").await, 100 - 48);
+    assert_eq!(settled_counts(&app, "POT-B").await, (0, 24));
+    let captured = || {
+        scalar(
+            &app,
+            "SELECT count(*) FROM payments WHERE status = 'captured'",
+        )
+    };
+    for _ in 0..50 {
+        if captured().await == 24 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(captured().await, 24);
+}
+
+#[actix_web::test]
 async fn retrying_with_the_same_idempotency_key_returns_the_same_order_and_charges_once() {
     let app = spawn_app().await;
     regions(&app).await;

@@ -62,6 +62,63 @@ impl GroupJob for WriteProbe {
     }
 }
 
+/// A probe of a kind that writes set-based: all of a batch's probes with one statement.
+struct SetProbe {
+    id: i32,
+    cart: Uuid,
+    refuse: bool,
+}
+
+/// Which transaction wrote a set probe, and how many probes were handed over with it.
+type SetWrite = (i64, usize);
+
+impl GroupJob for SetProbe {
+    type Output = SetWrite;
+    type Error = ApiError;
+
+    fn batch_key(&self) -> Uuid {
+        self.cart
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<SetWrite, ApiError>> {
+        Box::pin(async move { Self::run_together(vec![self], tx).await.remove(0) })
+    }
+
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<SetWrite, ApiError>>> {
+        Box::pin(async move {
+            let ids: Vec<i32> = jobs.iter().map(|job| job.id).collect();
+            let transaction: i64 = tx
+                .query_one(
+                    "WITH w AS (INSERT INTO commit_probe SELECT unnest($1::int4[]))
+                     SELECT txid_current()",
+                    &[&ids],
+                )
+                .await
+                .expect("set probes written")
+                .get(0);
+            jobs.iter()
+                .map(|job| {
+                    if job.refuse {
+                        Err(ApiError::Conflict {
+                            code: "probe_refused",
+                            message: format!("probe {} refused", job.id),
+                            field: None,
+                        })
+                    } else {
+                        Ok((transaction, jobs.len()))
+                    }
+                })
+                .collect()
+        })
+    }
+}
+
 async fn group_on(app: &TestApp, writers: usize) -> (CommitGroup, deadpool_postgres::Pool) {
     let pool = agora::db::build_pool(&app.settings.database).expect("pool");
     pool.get()
@@ -236,5 +293,79 @@ async fn a_job_that_panics_fails_alone_and_the_writers_go_on() {
     answers.extend(later);
     assert_only_failed(&answers, 3, "internal_error");
     let expected: Vec<i32> = (0..12).filter(|id| *id != 3).collect();
+    assert_eq!(probes(&pool).await, expected);
+}
+
+#[actix_web::test]
+async fn jobs_of_a_set_based_kind_are_handed_over_together_beside_jobs_of_other_kinds() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app, 1).await;
+
+    let set_probes = join_all((0..10).map(|id| {
+        group.run(SetProbe {
+            id,
+            cart: Uuid::new_v4(),
+            refuse: false,
+        })
+    }));
+    let (set_answers, other_answers) = futures_util::future::join(
+        set_probes,
+        write_probes(&group, 10..15, |_| Uuid::new_v4(), |_| Ending::Succeed),
+    )
+    .await;
+
+    let written: Vec<SetWrite> = set_answers
+        .into_iter()
+        .map(|answer| answer.expect("every set probe written"))
+        .collect();
+    // Queued before the writer first runs: one batch (two, should the writer take the first
+    // alone), and one call for all of a batch's set probes.
+    let handed_over: usize = written.iter().map(|(_, count)| *count).max().unwrap_or(0);
+    assert!(
+        handed_over >= 9,
+        "set probes handed over together: {written:?}"
+    );
+    let mut transactions: Vec<i64> = written
+        .iter()
+        .map(|(transaction, _)| *transaction)
+        .collect();
+    transactions.extend(
+        other_answers
+            .into_iter()
+            .map(|a| a.expect("other probe written")),
+    );
+    transactions.sort_unstable();
+    transactions.dedup();
+    assert!(transactions.len() <= 2, "transactions: {transactions:?}");
+    assert_eq!(probes(&pool).await, (0..15).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_set_based_batch_with_a_refused_job_is_written_again_job_by_job() {
+    let app = spawn_app().await;
+    let (group, pool) = group_on(&app, 1).await;
+
+    let answers = join_all((0..10).map(|id| {
+        group.run(SetProbe {
+            id,
+            cart: Uuid::new_v4(),
+            refuse: id == 4,
+        })
+    }))
+    .await;
+
+    for (id, answer) in answers.iter().enumerate() {
+        match answer {
+            Err(error) => assert!(
+                id == 4 && error.code() == "probe_refused",
+                "{id}: {error:?}"
+            ),
+            // Written alone (or, for a first job the writer took before the rest arrived, in a
+            // batch of its own).
+            Ok((_, handed_over)) => assert_eq!(*handed_over, 1, "probe {id}"),
+        }
+    }
+    assert!(answers[4].is_err());
+    let expected: Vec<i32> = (0..10).filter(|id| *id != 4).collect();
     assert_eq!(probes(&pool).await, expected);
 }
