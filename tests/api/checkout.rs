@@ -277,21 +277,20 @@ async fn a_checkout_pays_for_the_cart_and_splits_the_order_per_seller() {
 
 #[actix_web::test]
 async fn checkouts_written_together_record_each_order_as_it_would_be_alone() {
-    let app = spawn_app().await;
-    regions(&app).await;
-    selling(&app, "Mug", "MUG-A", "10.00", 100).await;
-    selling(&app, "Teapot", "POT-B", "25.00", 100).await;
+    let app = &spawn_app().await;
+    regions(app).await;
+    selling(app, "Mug", "MUG-A", "10.00", 100).await;
+    selling(app, "Teapot", "POT-B", "25.00", 100).await;
     let mut carts = Vec::new();
     for _ in 0..24 {
-        let token = shopper(&app).await;
-        let id = cart(&app, &token, "EU").await;
-        assert_eq!(add(&app, &token, &id, "MUG-A", 2).await.status(), 200);
-        assert_eq!(add(&app, &token, &id, "POT-B", 1).await.status(), 200);
-        ship_to_germany(&app, &token, &id).await;
+        let token = shopper(app).await;
+        let id = cart(app, &token, "EU").await;
+        assert_eq!(add(app, &token, &id, "MUG-A", 2).await.status(), 200);
+        assert_eq!(add(app, &token, &id, "POT-B", 1).await.status(), 200);
+        ship_to_germany(app, &token, &id).await;
         carts.push((token, id));
     }
 
-    let app = &app;
     let orders: Vec<Value> =
         futures_util::future::join_all(carts.iter().map(|(token, id)| async move {
             let response = checkout(app, token, id, "together", APPROVED).await;
@@ -361,7 +360,7 @@ async fn checkouts_written_together_record_each_order_as_it_would_be_alone() {
             events,
             ["created:order", "paid:order", "paid:part", "paid:part"]
         );
-        let replayed = checkout(&app, token, cart_id, "together", APPROVED).await;
+        let replayed = checkout(app, token, cart_id, "together", APPROVED).await;
         assert_eq!(replayed.json::<Value>().await.expect("json"), *order);
         let emptied: Value = app
             .call(
@@ -376,11 +375,11 @@ async fn checkouts_written_together_record_each_order_as_it_would_be_alone() {
             .expect("json");
         assert_eq!(emptied["lines"], json!([]));
     }
-    assert_eq!(available(&app, "MUG-A").await, 100 - 48);
-    assert_eq!(settled_counts(&app, "POT-B").await, (0, 24));
+    assert_eq!(available(app, "MUG-A").await, 100 - 48);
+    assert_eq!(settled_counts(app, "POT-B").await, (0, 24));
     let captured = || {
         scalar(
-            &app,
+            app,
             "SELECT count(*) FROM payments WHERE status = 'captured'",
         )
     };
