@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::{
     carts::{self, CartView},
-    commit_group::GroupJob,
+    commit_group::{failed_together, GroupJob},
     configuration::{PaymentSettings, Pricing},
     http::{
         error::{error_chain, ApiError},
@@ -208,25 +208,12 @@ impl GroupJob for PlaceOrder {
                     .await
                     .into_iter()
                     .collect();
-            // A failure fails the batch: each job then runs alone, and answers from that.
-            let failed = || -> Vec<Result<PendingOrder, PlaceError>> {
-                jobs.iter()
-                    .map(|_| {
-                        Err(PlaceError::Api(ApiError::internal(anyhow::anyhow!(
-                            "a batch of orders failed"
-                        ))))
-                    })
-                    .collect()
-            };
             let Ok(orders) = claimed else {
-                return failed();
+                return failed_together(jobs.len(), None);
             };
             match orders::write_pending(tx, &orders).await {
                 Ok(()) => orders.into_iter().map(|order| Ok(order.pending)).collect(),
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "a batch of orders was not written");
-                    failed()
-                }
+                Err(error) => failed_together(jobs.len(), Some(&error)),
             }
         })
     }
@@ -281,16 +268,9 @@ impl GroupJob for FinishOrder {
             )
             .await;
             let mut paid = match paid {
-                Ok(paid) => paid.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "a batch of paid orders was not written");
-                    return jobs
-                        .iter()
-                        .map(|_| Err(ApiError::internal(anyhow::anyhow!("a batch of paid orders failed"))))
-                        .collect();
-                }
-            }
-            .into_iter();
+                Ok(paid) => paid.into_iter().map(Ok),
+                Err(error) => return failed_together(jobs.len(), Some(&error)),
+            };
             let mut cancelled = cancelled.into_iter();
             let missing = || {
                 Err(ApiError::internal(anyhow::anyhow!(
@@ -339,16 +319,7 @@ impl GroupJob for MarkCaptured {
             let order_ids: Vec<Uuid> = jobs.iter().map(|job| job.order_id).collect();
             match orders::mark_all_captured(tx, &order_ids).await {
                 Ok(()) => jobs.iter().map(|_| Ok(())).collect(),
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "a batch of captures was not written");
-                    jobs.iter()
-                        .map(|_| {
-                            Err(ApiError::internal(anyhow::anyhow!(
-                                "a batch of captures failed"
-                            )))
-                        })
-                        .collect()
-                }
+                Err(error) => failed_together(jobs.len(), Some(&error)),
             }
         })
     }

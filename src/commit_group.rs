@@ -42,7 +42,10 @@ use futures_util::{future::LocalBoxFuture, FutureExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
-use crate::{configuration::CheckoutSettings, http::error::ApiError};
+use crate::{
+    configuration::CheckoutSettings,
+    http::error::{error_chain, ApiError},
+};
 
 /// A unit of checkout's writing: what one request would do in its own transaction.
 pub trait GroupJob: Send + 'static {
@@ -72,6 +75,21 @@ pub trait GroupJob: Send + 'static {
             jobs.into_iter().map(|job| job.run(tx)),
         ))
     }
+}
+
+/// The answers of a kind's `run_together` whose jobs cannot all be written together (one was
+/// refused, or the set-based statement failed with `cause`): an error each, which fails the
+/// batch, so that every job runs again alone and answers from that.
+pub fn failed_together<T, E: From<ApiError>>(
+    jobs: usize,
+    cause: Option<&ApiError>,
+) -> Vec<Result<T, E>> {
+    if let Some(cause) = cause {
+        tracing::warn!(error = %error_chain(cause), "a set-based write failed; writing its batch job by job");
+    }
+    (0..jobs)
+        .map(|_| Err(ApiError::internal(anyhow::anyhow!("its batch failed")).into()))
+        .collect()
 }
 
 /// A queued job with the caller waiting for its answer.

@@ -16,7 +16,7 @@ use std::{
 };
 
 use agora::{
-    commit_group::{CommitGroup, GroupJob},
+    commit_group::{failed_together, CommitGroup, GroupJob},
     db::PreparedClient,
     hot_state::HotState,
     http::error::ApiError,
@@ -141,15 +141,10 @@ impl GroupJob for SellHold {
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, Vec<Result<(), ApiError>>> {
         Box::pin(async move {
-            let written = write_orders(tx, &jobs).await;
-            jobs.iter()
-                .map(|_| {
-                    written
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))
-                })
-                .collect()
+            match write_orders(tx, &jobs).await {
+                Ok(()) => jobs.iter().map(|_| Ok(())).collect(),
+                Err(error) => failed_together(jobs.len(), Some(&error.into())),
+            }
         })
     }
 }
