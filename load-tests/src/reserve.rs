@@ -2,9 +2,9 @@
 //! commit) and the common way (one transaction with `SELECT … FOR UPDATE` per reservation), on
 //! the same database in the same run. With `--checkout`, every reservation is followed by its
 //! order: the same rows both ways (order, line, seller part, payment, two events), written by
-//! the actor way as checkout does (through its commit group, many orders per transaction; the
-//! hold is marked sold; the hot SKU's row is not touched) and by the common way inside its
-//! row-locking transaction.
+//! the actor way as checkout does (through its commit group, many orders per transaction and
+//! their rows in one set-based statement; the hold is marked sold; the hot SKU's row is not
+//! touched) and by the common way inside its row-locking transaction.
 //!
 //! Both are driven open-loop: requests are started at a fixed rate whatever the answers, as a
 //! crowd would send them, with at most `MAX_IN_FLIGHT` outstanding (beyond it a request counts
