@@ -109,6 +109,22 @@ async fn settled_counts(app: &TestApp, sku: &str) -> (i32, i32) {
     panic!("sold holds of {sku} were not settled");
 }
 
+/// An order's events in log order, as `kind:order` or `kind:part`.
+async fn event_kinds(app: &TestApp, order_id: &str) -> Vec<String> {
+    app.db()
+        .await
+        .query(
+            "SELECT kind || ':' || CASE WHEN seller_id IS NULL THEN 'order' ELSE 'part' END
+             FROM order_events WHERE order_id = $1::text::uuid ORDER BY id",
+            &[&order_id],
+        )
+        .await
+        .expect("events")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// The order of 2 × MUG-A (10.00) and 1 × POT-B (25.00) from two sellers, shipped flat to
 /// Germany: 45.00 with German VAT included plus 4.90 shipping, a part per seller, and line tax
 /// shares adding up to the order's tax.
@@ -254,21 +270,8 @@ async fn a_checkout_pays_for_the_cart_and_splits_the_order_per_seller() {
     assert_eq!(fulfill(outsider).await, 404);
     assert_eq!(fulfill(key_a).await, 204);
     assert_eq!(order_status().await, "fulfilled");
-    let events: Vec<String> = app
-        .db()
-        .await
-        .query(
-            "SELECT kind || ':' || CASE WHEN seller_id IS NULL THEN 'order' ELSE 'part' END
-             FROM order_events ORDER BY id",
-            &[],
-        )
-        .await
-        .expect("events")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
     assert_eq!(
-        events,
+        event_kinds(&app, &order_id).await,
         [
             "created:order",
             "paid:order",
@@ -329,21 +332,8 @@ async fn checkouts_written_together_record_each_order_as_it_would_be_alone() {
         assert_eq!(order["status"], "paid");
         assert_two_mugs_and_a_teapot_shipped_to_germany(order);
         let order_id = order["id"].as_str().expect("id");
-        let events: Vec<String> = app
-            .db()
-            .await
-            .query(
-                "SELECT kind || ':' || CASE WHEN seller_id IS NULL THEN 'order' ELSE 'part' END
-                 FROM order_events WHERE order_id = $1::text::uuid ORDER BY id",
-                &[&order_id],
-            )
-            .await
-            .expect("events")
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
         assert_eq!(
-            events,
+            event_kinds(app, order_id).await,
             ["created:order", "paid:order", "paid:part", "paid:part"]
         );
         let replayed = checkout(app, token, cart_id, "together", APPROVED).await;
