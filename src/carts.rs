@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     configuration::Pricing,
-    http::error::ApiError,
+    error::{Code, Error},
     locale::LocalePreference,
     money::{by_currency, Currency, Price},
     regions::{self, Region},
@@ -39,7 +39,7 @@ pub async fn create(
     client: &impl PreparedClient,
     shopper_id: Uuid,
     region: &str,
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, Error> {
     let region = regions::named_in_request(client, region).await?;
     let id = Uuid::now_v7();
     client
@@ -56,14 +56,14 @@ pub async fn lock_own(
     client: &impl PreparedClient,
     shopper_id: Uuid,
     cart_id: Uuid,
-) -> Result<LockedCart, ApiError> {
+) -> Result<LockedCart, Error> {
     let row = client
         .query_opt(
             "SELECT id, region FROM carts WHERE id = $1 AND shopper_id = $2 FOR UPDATE",
             &[&cart_id, &shopper_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("cart"))?;
+        .ok_or(Error::NotFound("cart"))?;
     Ok(LockedCart {
         id: row.get(0),
         region: row.get(1),
@@ -75,7 +75,7 @@ pub async fn line_of(
     client: &impl PreparedClient,
     cart_id: Uuid,
     sku: &str,
-) -> Result<(Uuid, String, u32), ApiError> {
+) -> Result<(Uuid, String, u32), Error> {
     let row = client
         .query_opt(
             "SELECT v.id, v.sku, coalesce(l.quantity, 0) FROM variants v
@@ -87,7 +87,7 @@ pub async fn line_of(
         )
         .await?
         .ok_or_else(|| {
-            ApiError::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
+            Error::invalid_field(Code::UnknownSku, "sku", "no such SKU on the storefront")
         })?;
     let quantity: i32 = row.get(2);
     Ok((row.get(0), row.get(1), u32::try_from(quantity).unwrap_or(0)))
@@ -112,7 +112,7 @@ pub async fn peek_line(
     shopper_id: Uuid,
     cart_id: Uuid,
     sku: &str,
-) -> Result<PeekedLine, ApiError> {
+) -> Result<PeekedLine, Error> {
     let row = client
         .query_opt(
             "SELECT v.id, v.sku, coalesce(l.quantity, 0),
@@ -128,10 +128,10 @@ pub async fn peek_line(
             &[&cart_id, &shopper_id, &sku],
         )
         .await?
-        .ok_or(ApiError::NotFound("cart"))?;
+        .ok_or(Error::NotFound("cart"))?;
     let Some(variant_id) = row.get::<_, Option<Uuid>>(0) else {
-        return Err(ApiError::invalid_field(
-            "unknown_sku",
+        return Err(Error::invalid_field(
+            Code::UnknownSku,
             "sku",
             "no such SKU on the storefront",
         ));
@@ -149,7 +149,7 @@ pub async fn check_room(
     client: &impl PreparedClient,
     cart_id: Uuid,
     variant_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let lines: i64 = client
         .query_one(
             "SELECT count(*) FROM cart_lines WHERE cart_id = $1 AND variant_id <> $2",
@@ -161,10 +161,10 @@ pub async fn check_room(
 }
 
 /// Refuses one more line next to `other_lines`, beyond [`MAX_LINES`].
-pub fn refuse_beyond_max_lines(other_lines: i64) -> Result<(), ApiError> {
+pub fn refuse_beyond_max_lines(other_lines: i64) -> Result<(), Error> {
     if other_lines >= MAX_LINES {
-        return Err(ApiError::invalid_field(
-            "too_many_lines",
+        return Err(Error::invalid_field(
+            Code::TooManyLines,
             "sku",
             format!("a cart holds at most {MAX_LINES} lines"),
         ));
@@ -178,7 +178,7 @@ pub async fn set_line(
     cart_id: Uuid,
     variant_id: Uuid,
     quantity: u32,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if quantity == 0 {
         client
             .execute(
@@ -214,7 +214,7 @@ pub async fn release(
     cart_id: Uuid,
     variant_id: Uuid,
     units: u32,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let holds = client
         .query(
             "SELECT id, quantity FROM stock_holds
@@ -265,7 +265,7 @@ pub async fn set_shipping(
     cart: &LockedCart,
     country: &str,
     option: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let region = regions::get(client, &cart.region).await?;
     check_shipping(&region, country, option, "")?;
     client
@@ -284,10 +284,10 @@ pub fn check_shipping(
     country: &str,
     option: &str,
     field_prefix: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !region.details.countries.iter().any(|c| c == country) {
-        return Err(ApiError::invalid_field(
-            "country_outside_region",
+        return Err(Error::invalid_field(
+            Code::CountryOutsideRegion,
             format!("{field_prefix}country"),
             format!(
                 "region {} ships to {}",
@@ -302,8 +302,8 @@ pub fn check_shipping(
         .iter()
         .any(|o| o.id == option)
     {
-        return Err(ApiError::invalid_field(
-            "unknown_shipping_option",
+        return Err(Error::invalid_field(
+            Code::UnknownShippingOption,
             format!("{field_prefix}option"),
             format!("no such shipping option in region {}", region.code),
         ));
@@ -380,7 +380,7 @@ pub async fn view(
     cart_id: Uuid,
     preference: &LocalePreference,
     pricing: &Pricing,
-) -> Result<CartView, ApiError> {
+) -> Result<CartView, Error> {
     // The cart with its region in one round trip (a cart's region cannot go: foreign key).
     let cart = client
         .query_opt(
@@ -393,10 +393,10 @@ pub async fn view(
             &[&cart_id, &shopper_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("cart"))?;
+        .ok_or(Error::NotFound("cart"))?;
     let region: Region = regions::from_row(&cart)?;
     let currency = region.currency().ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
+        Error::internal(anyhow::anyhow!("region {} has no currency", region.code))
     })?;
     let chain: Vec<&str> = preference.tags().iter().map(|l| l.as_str()).collect();
     let rows = client
@@ -429,13 +429,13 @@ pub async fn view(
     for row in &rows {
         let quantity = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
         let prices: BTreeMap<String, Decimal> =
-            serde_json::from_value(row.get(4)).map_err(ApiError::internal)?;
+            serde_json::from_value(row.get(4)).map_err(Error::internal)?;
         let base = Currency::from_code(row.get::<_, &str>(3).trim())
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("unknown base currency")))?;
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown base currency")))?;
         let unit = pricing
             .fx
             .price_in(&by_currency(&prices), base, currency)
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a cart line has no price")))?;
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("a cart line has no price")))?;
         let line_total = unit.amount * Decimal::from(quantity);
         subtotal += line_total;
         weight = weight.saturating_add(

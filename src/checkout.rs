@@ -33,12 +33,10 @@ use crate::{
     carts::{self, CartView},
     commit_group::{failed_together, GroupJob},
     configuration::{PaymentSettings, Pricing},
-    http::{
-        error::{error_chain, ApiError},
-        AppState,
-    },
+    error::{error_chain, Code, Error},
+    http::AppState,
     locale::LocalePreference,
-    orders::{self, Cancellation, IdempotencyClaim, PendingOrder, PlaceError, StoredResponse},
+    orders::{self, Cancellation, CheckoutOutcome, IdempotencyClaim, PendingOrder, PlaceError},
     payments::{
         Authorization, AuthorizeRequest, CardNumber, GatewayRecord, PaymentError, Payments,
     },
@@ -50,20 +48,20 @@ pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// Most stale pending orders or uncaptured payments one reconciliation pass handles.
 const RECONCILE_BATCH: i64 = 100;
 
-/// What a checkout answered: fresh, or replayed from the idempotency key.
+/// What a checkout came to: fresh, or replayed from the idempotency key.
 pub struct CheckoutResponse {
-    pub response: StoredResponse,
+    pub outcome: CheckoutOutcome,
     pub replayed: bool,
 }
 
-pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String, ApiError> {
+pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String, Error> {
     let key = raw.map(str::trim).unwrap_or_default();
     if key.is_empty()
         || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
         || key.chars().any(char::is_control)
     {
-        return Err(ApiError::BadRequest {
-            code: "invalid_idempotency_key",
+        return Err(Error::BadRequest {
+            code: Code::InvalidIdempotencyKey,
             message: format!(
                 "send an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
             ),
@@ -87,7 +85,7 @@ pub(crate) async fn earlier_answer(
     shopper_id: Uuid,
     key: &str,
     fingerprint: &[u8],
-) -> Result<Option<StoredResponse>, ApiError> {
+) -> Result<Option<CheckoutOutcome>, Error> {
     let client = state.pool.get().await?;
     let Some(row) = client
         .query_opt(
@@ -100,19 +98,16 @@ pub(crate) async fn earlier_answer(
         return Ok(None);
     };
     if row.get::<_, &[u8]>(0) != fingerprint {
-        return Err(ApiError::InvalidField {
-            code: "idempotency_key_reused",
+        return Err(Error::InvalidField {
+            code: Code::IdempotencyKeyReused,
             message: "this Idempotency-Key was used with a different request".into(),
             field: "Idempotency-Key".into(),
         });
     }
     match (row.get::<_, Option<i16>>(1), row.get(2)) {
-        (Some(status), Some(body)) => Ok(Some(StoredResponse {
-            status: u16::try_from(status).unwrap_or(500),
-            body,
-        })),
-        _ => Err(ApiError::Conflict {
-            code: "idempotency_key_in_progress",
+        (status @ Some(_), body @ Some(_)) => CheckoutOutcome::from_stored(status, body).map(Some),
+        _ => Err(Error::Conflict {
+            code: Code::IdempotencyKeyInProgress,
             message: "a checkout with this Idempotency-Key is still in progress; retry shortly"
                 .into(),
             field: Some("Idempotency-Key".into()),
@@ -126,13 +121,13 @@ pub(crate) async fn replay_taken_key(
     shopper_id: Uuid,
     key: &str,
     fingerprint: &[u8],
-) -> Result<CheckoutResponse, ApiError> {
+) -> Result<CheckoutResponse, Error> {
     match earlier_answer(state, shopper_id, key, fingerprint).await? {
-        Some(response) => Ok(CheckoutResponse {
-            response,
+        Some(outcome) => Ok(CheckoutResponse {
+            outcome,
             replayed: true,
         }),
-        None => Err(ApiError::internal(anyhow::anyhow!(
+        None => Err(Error::internal(anyhow::anyhow!(
             "idempotency key taken but not found"
         ))),
     }
@@ -228,8 +223,8 @@ struct FinishOrder {
 }
 
 impl GroupJob for FinishOrder {
-    type Output = Option<StoredResponse>;
-    type Error = ApiError;
+    type Output = Option<CheckoutOutcome>;
+    type Error = Error;
 
     fn batch_key(&self) -> Uuid {
         self.cart_id
@@ -238,7 +233,7 @@ impl GroupJob for FinishOrder {
     fn run<'a>(
         &'a self,
         tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Result<Option<StoredResponse>, ApiError>> {
+    ) -> LocalBoxFuture<'a, Result<Option<CheckoutOutcome>, Error>> {
         Box::pin(async move {
             match &self.outcome {
                 Ok(authorization) => orders::finish_paid(tx, self.order_id, authorization).await,
@@ -252,7 +247,7 @@ impl GroupJob for FinishOrder {
     fn run_together<'a>(
         jobs: Vec<&'a Self>,
         tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Vec<Result<Option<StoredResponse>, ApiError>>> {
+    ) -> LocalBoxFuture<'a, Vec<Result<Option<CheckoutOutcome>, Error>>> {
         Box::pin(async move {
             let paid: Vec<(Uuid, &Authorization)> = jobs
                 .iter()
@@ -273,7 +268,7 @@ impl GroupJob for FinishOrder {
             };
             let mut cancelled = cancelled.into_iter();
             let missing = || {
-                Err(ApiError::internal(anyhow::anyhow!(
+                Err(Error::internal(anyhow::anyhow!(
                     "a finished order went missing"
                 )))
             };
@@ -298,7 +293,7 @@ struct MarkCaptured {
 
 impl GroupJob for MarkCaptured {
     type Output = ();
-    type Error = ApiError;
+    type Error = Error;
 
     fn batch_key(&self) -> Uuid {
         self.order_id
@@ -307,14 +302,14 @@ impl GroupJob for MarkCaptured {
     fn run<'a>(
         &'a self,
         tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Result<(), ApiError>> {
+    ) -> LocalBoxFuture<'a, Result<(), Error>> {
         Box::pin(orders::mark_captured(tx, self.order_id))
     }
 
     fn run_together<'a>(
         jobs: Vec<&'a Self>,
         tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Vec<Result<(), ApiError>>> {
+    ) -> LocalBoxFuture<'a, Vec<Result<(), Error>>> {
         Box::pin(async move {
             let order_ids: Vec<Uuid> = jobs.iter().map(|job| job.order_id).collect();
             match orders::mark_all_captured(tx, &order_ids).await {
@@ -327,7 +322,7 @@ impl GroupJob for MarkCaptured {
 
 /// Re-holds whatever part of the cart's lines is no longer held (holds lapsed, or were
 /// released by an earlier declined payment).
-async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError> {
+async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), Error> {
     for line in &cart.lines {
         let missing = i64::from(line.quantity) - line.held_quantity;
         if missing <= 0 {
@@ -342,22 +337,22 @@ async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), ApiError>
                 hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
             })
             .await
-            .map_err(ApiError::from)?;
+            .map_err(Error::from)?;
     }
     Ok(())
 }
 
-fn check_ready(cart: &CartView) -> Result<(), ApiError> {
+fn check_ready(cart: &CartView) -> Result<(), Error> {
     if cart.lines.is_empty() {
-        return Err(ApiError::Conflict {
-            code: "empty_cart",
+        return Err(Error::Conflict {
+            code: Code::EmptyCart,
             message: "the cart has no lines to check out".into(),
             field: None,
         });
     }
     if cart.needs_shipping && cart.shipping.is_none() {
-        return Err(ApiError::Conflict {
-            code: "shipping_required",
+        return Err(Error::Conflict {
+            code: Code::ShippingRequired,
             message: "choose a shipping country and option first (PUT /api/v1/carts/{id}/shipping)"
                 .into(),
             field: Some("shipping".into()),
@@ -373,12 +368,12 @@ pub async fn checkout(
     key: &str,
     card: CardNumber,
     preference: &LocalePreference,
-) -> Result<CheckoutResponse, ApiError> {
+) -> Result<CheckoutResponse, Error> {
     let started = std::time::Instant::now();
     let fingerprint = fingerprint(cart_id, &card);
-    if let Some(response) = earlier_answer(state, shopper_id, key, &fingerprint).await? {
+    if let Some(outcome) = earlier_answer(state, shopper_id, key, &fingerprint).await? {
         return Ok(CheckoutResponse {
-            response,
+            outcome,
             replayed: true,
         });
     }
@@ -420,10 +415,10 @@ pub async fn checkout(
             card,
         })
         .await;
-    let response = finish(state, &pending, authorized).await?;
+    let outcome = finish(state, &pending, authorized).await?;
     metrics::histogram!("agora_checkout_duration_seconds").record(started.elapsed().as_secs_f64());
     Ok(CheckoutResponse {
-        response,
+        outcome,
         replayed: false,
     })
 }
@@ -433,7 +428,7 @@ pub(crate) async fn finish(
     state: &AppState,
     pending: &PendingOrder,
     authorized: Result<Authorization, PaymentError>,
-) -> Result<StoredResponse, ApiError> {
+) -> Result<CheckoutOutcome, Error> {
     let (order_id, reference) = (pending.id, pending.reference);
     let outcome = match &authorized {
         Ok(authorization) => Ok(authorization.clone()),
@@ -449,14 +444,9 @@ pub(crate) async fn finish(
             // the stock. If even that fails, the order stays pending for the reconciler.
             if let Err(void) = state.payments.void(reference).await {
                 tracing::warn!(%order_id, error = %void, "voiding an unanswered payment failed; the reconciler will");
-                return Ok(StoredResponse {
-                    status: 504,
-                    body: serde_json::to_value(crate::http::error::ErrorBody::new(
-                        "payment_timeout",
-                        "the payment gateway did not answer; the order is being reconciled, retry with the same Idempotency-Key",
-                        None,
-                    ))
-                    .map_err(ApiError::internal)?,
+                return Ok(CheckoutOutcome::NotCharged {
+                    code: Code::PaymentTimeout,
+                    message: "the payment gateway did not answer; the order is being reconciled, retry with the same Idempotency-Key".into(),
                 });
             }
         }
@@ -504,19 +494,14 @@ pub(crate) async fn finish(
 async fn stored_for(
     client: &impl crate::db::PreparedClient,
     order_id: Uuid,
-) -> Result<StoredResponse, ApiError> {
+) -> Result<CheckoutOutcome, Error> {
     let row = client
         .query_one(
             "SELECT response_status, response_body FROM idempotency_keys WHERE order_id = $1",
             &[&order_id],
         )
         .await?;
-    Ok(StoredResponse {
-        status: u16::try_from(row.get::<_, Option<i16>>(0).unwrap_or(500)).unwrap_or(500),
-        body: row
-            .get::<_, Option<serde_json::Value>>(1)
-            .unwrap_or_default(),
-    })
+    CheckoutOutcome::from_stored(row.get(0), row.get(1))
 }
 
 /// Captures a paid order's authorization; a failure is left to the reconciler.
@@ -541,7 +526,7 @@ pub async fn reconcile(
     payments: &Payments,
     counters: &StockCounters,
     stale_after: Duration,
-) -> Result<usize, ApiError> {
+) -> Result<usize, Error> {
     let stale = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
     let client = pool.get().await?;
     let pending = client

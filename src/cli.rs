@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::{
-    configuration::Settings, db, http::error::error_chain, seed, startup::Application, telemetry,
+    configuration::Settings, db, error::error_chain, seed, startup::Application, telemetry,
 };
 
 #[derive(Debug, Parser)]

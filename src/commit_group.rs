@@ -44,13 +44,13 @@ use uuid::Uuid;
 
 use crate::{
     configuration::CheckoutSettings,
-    http::error::{error_chain, ApiError},
+    error::{error_chain, Error},
 };
 
 /// A unit of checkout's writing: what one request would do in its own transaction.
 pub trait GroupJob: Send + 'static {
     type Output: Send + 'static;
-    type Error: From<ApiError> + Send + 'static;
+    type Error: From<Error> + Send + 'static;
 
     /// What the job writes that no other job of its batch may write (the cart).
     fn batch_key(&self) -> Uuid;
@@ -80,15 +80,12 @@ pub trait GroupJob: Send + 'static {
 /// The answers of a kind's `run_together` whose jobs cannot all be written together (one was
 /// refused, or the set-based statement failed with `cause`): an error each, which fails the
 /// batch, so that every job runs again alone and answers from that.
-pub fn failed_together<T, E: From<ApiError>>(
-    jobs: usize,
-    cause: Option<&ApiError>,
-) -> Vec<Result<T, E>> {
+pub fn failed_together<T, E: From<Error>>(jobs: usize, cause: Option<&Error>) -> Vec<Result<T, E>> {
     if let Some(cause) = cause {
         tracing::warn!(error = %error_chain(cause), "a set-based write failed; writing its batch job by job");
     }
     (0..jobs)
-        .map(|_| Err(ApiError::internal(anyhow::anyhow!("its batch failed")).into()))
+        .map(|_| Err(Error::internal(anyhow::anyhow!("its batch failed")).into()))
         .collect()
 }
 
@@ -111,7 +108,7 @@ trait Queued: Send {
         tx: &'a deadpool_postgres::Transaction<'_>,
     ) -> LocalBoxFuture<'a, bool>;
     /// Sends the kept outcome, or `failure` instead if the transaction did not commit.
-    fn answer(self: Box<Self>, failure: Option<ApiError>);
+    fn answer(self: Box<Self>, failure: Option<Error>);
 }
 
 struct Waiting<J: GroupJob> {
@@ -143,7 +140,7 @@ impl<J: GroupJob> Queued for Waiting<J> {
                 Err(_) => {
                     tracing::error!("a commit-group job panicked; answered as an internal error");
                     metrics::counter!("agora_commit_group_panics_total").increment(1);
-                    Err(ApiError::internal(anyhow::anyhow!("a commit-group job panicked")).into())
+                    Err(Error::internal(anyhow::anyhow!("a commit-group job panicked")).into())
                 }
             };
             let succeeded = outcome.is_ok();
@@ -189,12 +186,12 @@ impl<J: GroupJob> Queued for Waiting<J> {
         })
     }
 
-    fn answer(self: Box<Self>, failure: Option<ApiError>) {
+    fn answer(self: Box<Self>, failure: Option<Error>) {
         let outcome = match (failure, self.outcome) {
             (Some(error), _) => Err(error.into()),
             (None, Some(outcome)) => outcome,
             (None, None) => {
-                Err(ApiError::internal(anyhow::anyhow!("a commit-group job never ran")).into())
+                Err(Error::internal(anyhow::anyhow!("a commit-group job never ran")).into())
             }
         };
         // The caller may have gone (its request was cancelled); the work stands either way.
@@ -237,7 +234,7 @@ impl CommitGroup {
         });
         if let Err(error) = self.queue.try_send(waiting) {
             metrics::counter!("agora_commit_group_refused_total").increment(1);
-            return Err(ApiError::Unavailable(match error {
+            return Err(Error::Unavailable(match error {
                 mpsc::error::TrySendError::Full(_) => {
                     "too many checkouts are being written; retry shortly".into()
                 }
@@ -246,7 +243,7 @@ impl CommitGroup {
             .into());
         }
         answer.await.unwrap_or_else(|_| {
-            Err(ApiError::internal(anyhow::anyhow!("the order writer dropped a job")).into())
+            Err(Error::internal(anyhow::anyhow!("the order writer dropped a job")).into())
         })
     }
 }
@@ -373,7 +370,7 @@ impl Writer {
                 tx.commit().await?;
             }
             // A failed job's transaction rolls back as it drops; its outcome is the answer.
-            Ok::<(), ApiError>(())
+            Ok::<(), Error>(())
         }
         .await
         .err();

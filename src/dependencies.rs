@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{hot_state::HotState, http::error::error_chain};
+use crate::{error::error_chain, hot_state::HotState};
 
 /// How often the background sampler checks the dependencies.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);

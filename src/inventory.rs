@@ -19,7 +19,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    catalog::input::MAX_STOCK, http::error::ApiError, realtime::Notice,
+    catalog::input::MAX_STOCK,
+    error::{Code, Error},
+    realtime::Notice,
     stock_counters::StockCounters,
 };
 
@@ -52,11 +54,11 @@ pub struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
-pub fn parse_reason(raw: Option<&str>, default: &str) -> Result<String, ApiError> {
+pub fn parse_reason(raw: Option<&str>, default: &str) -> Result<String, Error> {
     let reason = raw.map(str::trim).unwrap_or(default);
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(ApiError::invalid_field(
-            "invalid_length",
+        return Err(Error::invalid_field(
+            Code::InvalidLength,
             "reason",
             format!("must be 1 to {MAX_REASON_CHARS} characters"),
         ));
@@ -65,10 +67,7 @@ pub fn parse_reason(raw: Option<&str>, default: &str) -> Result<String, ApiError
 }
 
 /// Stock a shopper may buy, for an SKU on the storefront.
-pub async fn availability(
-    client: &impl PreparedClient,
-    sku: &str,
-) -> Result<Availability, ApiError> {
+pub async fn availability(client: &impl PreparedClient, sku: &str) -> Result<Availability, Error> {
     let row = client
         .query_opt(
             "SELECT v.sku, v.stock_on_hand - v.held - v.sold FROM variants v
@@ -78,7 +77,7 @@ pub async fn availability(
             &[&sku],
         )
         .await?
-        .ok_or(ApiError::NotFound("sku"))?;
+        .ok_or(Error::NotFound("sku"))?;
     Ok(Availability {
         sku: row.get(0),
         available: i64::from(row.get::<_, i32>(1)),
@@ -98,7 +97,7 @@ async fn lock_own_variant(
     client: &impl PreparedClient,
     seller_id: Uuid,
     sku: &str,
-) -> Result<LockedVariant, ApiError> {
+) -> Result<LockedVariant, Error> {
     let row = client
         .query_opt(
             "SELECT v.id, v.sku, v.stock_on_hand, v.held + v.sold FROM variants v
@@ -108,7 +107,7 @@ async fn lock_own_variant(
             &[&sku, &seller_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("sku"))?;
+        .ok_or(Error::NotFound("sku"))?;
     Ok(LockedVariant {
         id: row.get(0),
         sku: row.get(1),
@@ -117,9 +116,9 @@ async fn lock_own_variant(
     })
 }
 
-fn below_committed(field: &str, committed: i32) -> ApiError {
-    ApiError::Conflict {
-        code: "stock_committed",
+fn below_committed(field: &str, committed: i32) -> Error {
+    Error::Conflict {
+        code: Code::StockCommitted,
         message: format!(
             "{committed} units are held for carts or sold; stock cannot go below that"
         ),
@@ -135,7 +134,7 @@ async fn record(
     delta: i32,
     stock_after: i32,
     reason: &str,
-) -> Result<StockLevel, ApiError> {
+) -> Result<StockLevel, Error> {
     client
         .execute(
             "UPDATE variants SET stock_on_hand = $2 WHERE id = $1",
@@ -164,10 +163,10 @@ pub async fn set(
     sku: &str,
     stock: u32,
     reason: &str,
-) -> Result<StockLevel, ApiError> {
+) -> Result<StockLevel, Error> {
     if stock > MAX_STOCK {
-        return Err(ApiError::invalid_field(
-            "stock_too_large",
+        return Err(Error::invalid_field(
+            Code::StockTooLarge,
             "stock_on_hand",
             format!("must not exceed {MAX_STOCK}"),
         ));
@@ -188,10 +187,10 @@ pub async fn adjust(
     sku: &str,
     delta: i32,
     reason: &str,
-) -> Result<StockLevel, ApiError> {
+) -> Result<StockLevel, Error> {
     if delta == 0 {
-        return Err(ApiError::invalid_field(
-            "invalid_delta",
+        return Err(Error::invalid_field(
+            Code::InvalidDelta,
             "delta",
             "must not be zero",
         ));
@@ -203,15 +202,15 @@ pub async fn adjust(
         return Err(below_committed("delta", variant.committed));
     }
     if after < 0 {
-        return Err(ApiError::Conflict {
-            code: "insufficient_stock",
+        return Err(Error::Conflict {
+            code: Code::InsufficientStock,
             message: format!("only {before} on hand; cannot remove {}", -i64::from(delta)),
             field: Some("delta".into()),
         });
     }
     if after > i64::from(MAX_STOCK) {
-        return Err(ApiError::invalid_field(
-            "stock_too_large",
+        return Err(Error::invalid_field(
+            Code::StockTooLarge,
             "delta",
             format!("stock must not exceed {MAX_STOCK}"),
         ));
@@ -235,7 +234,7 @@ pub async fn ledger(
     seller_id: Uuid,
     sku: &str,
     limit: i64,
-) -> Result<Vec<LedgerEntry>, ApiError> {
+) -> Result<Vec<LedgerEntry>, Error> {
     let variant: Uuid = client
         .query_opt(
             "SELECT v.id FROM variants v JOIN products p ON p.id = v.product_id
@@ -243,7 +242,7 @@ pub async fn ledger(
             &[&sku, &seller_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("sku"))?
+        .ok_or(Error::NotFound("sku"))?
         .get(0);
     Ok(client
         .query(
@@ -266,7 +265,7 @@ pub async fn ledger(
 
 /// Returns one live hold's units to stock at once (a hold granted for a cart line that could
 /// not then be written). A hold already released, sold or claimed by an order is left alone.
-pub async fn release_hold(client: &impl PreparedClient, hold: Uuid) -> Result<(), ApiError> {
+pub async fn release_hold(client: &impl PreparedClient, hold: Uuid) -> Result<(), Error> {
     client
         .execute(
             "WITH released AS (
@@ -313,7 +312,7 @@ impl StockStore for PgStockStore {
                         // a writer outside them: the guard refused it, and operators must know.
                         metrics::counter!("agora_inventory_guard_refusals_total").increment(1);
                     }
-                    crate::http::error::error_chain(&error)
+                    crate::error::error_chain(&error)
                 })
         })
     }
@@ -323,7 +322,7 @@ impl StockStore for PgStockStore {
 async fn committed_available(
     pool: &deadpool_postgres::Pool,
     sku: &str,
-) -> Result<Option<i64>, ApiError> {
+) -> Result<Option<i64>, Error> {
     let client = pool.get().await?;
     Ok(client
         .query_opt(
@@ -344,7 +343,7 @@ async fn reserve_through_counters(
     pool: &deadpool_postgres::Pool,
     counters: &StockCounters,
     batch: Vec<ReserveStock>,
-) -> Result<Vec<Result<Hold, ReserveError>>, ApiError> {
+) -> Result<Vec<Result<Hold, ReserveError>>, Error> {
     let skus: Vec<String> = batch.iter().map(|r| r.sku.to_ascii_uppercase()).collect();
     let mut by_sku: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, sku) in skus.iter().enumerate() {
@@ -418,8 +417,8 @@ async fn reserve_through_counters(
 }
 
 /// Whether Postgres refused a write because it would hold or sell more than is on hand.
-fn violates_stock_guard(error: &ApiError) -> bool {
-    let ApiError::Internal(cause) = error else {
+fn violates_stock_guard(error: &Error) -> bool {
+    let Error::Internal(cause) = error else {
         return false;
     };
     cause
@@ -434,7 +433,7 @@ fn violates_stock_guard(error: &ApiError) -> bool {
 async fn reserve_batch(
     pool: &deadpool_postgres::Pool,
     batch: Vec<ReserveStock>,
-) -> Result<(Vec<Result<Hold, ReserveError>>, Vec<Notice>), ApiError> {
+) -> Result<(Vec<Result<Hold, ReserveError>>, Vec<Notice>), Error> {
     let mut levels = Vec::new();
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
@@ -533,7 +532,7 @@ async fn reserve_batch(
 pub async fn release_expired_holds(
     pool: &deadpool_postgres::Pool,
     counters: &StockCounters,
-) -> Result<u64, ApiError> {
+) -> Result<u64, Error> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let released = tx
@@ -581,7 +580,7 @@ pub async fn release_expired_holds(
 /// up to [`MAX_HOLDS_PER_SWEEP`] holds, each variant row written once. Orders mark their holds
 /// sold without touching the variant (a hot SKU's row is not locked once per order); until
 /// settled, sold units still count as held, so `available` is exact all along.
-pub async fn settle_sold_holds(pool: &deadpool_postgres::Pool) -> Result<u64, ApiError> {
+pub async fn settle_sold_holds(pool: &deadpool_postgres::Pool) -> Result<u64, Error> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let settled = tx
@@ -636,10 +635,10 @@ pub fn spawn_expiry_sweeper(
             let released =
                 crate::db::timed("expire_holds", release_expired_holds(&pool, &counters)).await;
             if let Err(error) = released {
-                tracing::warn!(error = %crate::http::error::error_chain(&error), "releasing expired holds failed");
+                tracing::warn!(error = %crate::error::error_chain(&error), "releasing expired holds failed");
             }
             if let Err(error) = crate::db::timed("settle_sold", settle_sold_holds(&pool)).await {
-                tracing::warn!(error = %crate::http::error::error_chain(&error), "settling sold holds failed");
+                tracing::warn!(error = %crate::error::error_chain(&error), "settling sold holds failed");
             }
         }
     });

@@ -11,6 +11,7 @@ pub mod commit_group;
 pub mod configuration;
 pub mod db;
 pub mod dependencies;
+pub mod error;
 pub mod flash_sales;
 pub mod hot_state;
 pub mod http;

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, fmt, str::FromStr};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::http::error::ApiError;
+use crate::error::{Code, Error};
 
 /// Largest amount accepted in any currency (a trillion units), far above any real price.
 pub const MAX_AMOUNT: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
@@ -26,10 +26,10 @@ pub struct Currency {
 
 impl Currency {
     /// Parses an ISO 4217 code such as `EUR`; `field` names the input for the error.
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         Self::from_code(raw).ok_or_else(|| {
-            ApiError::invalid_field(
-                "unknown_currency",
+            Error::invalid_field(
+                Code::UnknownCurrency,
                 field,
                 format!("{raw:?} is not an ISO 4217 currency code with minor units"),
             )
@@ -64,31 +64,31 @@ impl Currency {
     }
 
     /// Parses an amount in this currency from its decimal string.
-    pub fn parse_amount(&self, field: &str, raw: &str) -> Result<Decimal, ApiError> {
+    pub fn parse_amount(&self, field: &str, raw: &str) -> Result<Decimal, Error> {
         let amount = Decimal::from_str_exact(raw.trim()).map_err(|_| {
-            ApiError::invalid_field(
-                "invalid_amount",
+            Error::invalid_field(
+                Code::InvalidAmount,
                 field,
                 format!("{raw:?} is not a decimal amount such as \"89.90\""),
             )
         })?;
         if amount.is_sign_negative() && !amount.is_zero() {
-            return Err(ApiError::invalid_field(
-                "negative_amount",
+            return Err(Error::invalid_field(
+                Code::NegativeAmount,
                 field,
                 "must not be negative",
             ));
         }
         if amount.normalize().scale() > self.exponent {
-            return Err(ApiError::invalid_field(
-                "too_precise",
+            return Err(Error::invalid_field(
+                Code::TooPrecise,
                 field,
                 format!("{} allows {} decimal place(s)", self.code, self.exponent),
             ));
         }
         if amount > MAX_AMOUNT {
-            return Err(ApiError::invalid_field(
-                "amount_too_large",
+            return Err(Error::invalid_field(
+                Code::AmountTooLarge,
                 field,
                 format!("must not exceed {MAX_AMOUNT}"),
             ));
@@ -159,11 +159,11 @@ impl FxRates {
     }
 
     /// A currency the store sells in, parsed from its code.
-    pub fn parse_supported(&self, field: &str, raw: &str) -> Result<Currency, ApiError> {
+    pub fn parse_supported(&self, field: &str, raw: &str) -> Result<Currency, Error> {
         let currency = Currency::parse(field, raw)?;
         if !self.supports(currency) {
-            return Err(ApiError::invalid_field(
-                "unsupported_currency",
+            return Err(Error::invalid_field(
+                Code::UnsupportedCurrency,
                 field,
                 format!(
                     "the store does not sell in {currency}; it sells in {}",
@@ -256,7 +256,7 @@ mod tests {
                 .to_string(),
             "1.23"
         );
-        let code = |r: Result<Decimal, ApiError>| r.expect_err("refused").code();
+        let code = |r: Result<Decimal, Error>| r.expect_err("refused").code();
         assert_eq!(code(eur.parse_amount("p", "-1.00")), "negative_amount");
         assert_eq!(code(eur.parse_amount("p", "1.001")), "too_precise");
         assert_eq!(

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     carts::{self, CartView, Shipping, Tax},
-    http::error::{ApiError, ErrorBody},
+    error::{Code, Error},
     money::{Currency, Price},
     payments::Authorization,
 };
@@ -99,20 +99,20 @@ fn price(amount: Decimal, currency: Currency) -> Price {
     }
 }
 
-fn stored_currency(code: &str) -> Result<Currency, ApiError> {
+fn stored_currency(code: &str) -> Result<Currency, Error> {
     Currency::from_code(code.trim())
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order currency {code} is unknown")))
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("order currency {code} is unknown")))
 }
 
 /// The shipping stored with an order, as clients see it.
 fn stored_shipping(
     stored: Option<serde_json::Value>,
     currency: Currency,
-) -> Result<Option<Shipping>, ApiError> {
+) -> Result<Option<Shipping>, Error> {
     Ok(stored
         .map(serde_json::from_value::<ShippingRecord>)
         .transpose()
-        .map_err(ApiError::internal)?
+        .map_err(Error::internal)?
         .map(|record| Shipping {
             option: record.option,
             carrier: record.carrier,
@@ -146,7 +146,7 @@ pub async fn view(
     client: &impl PreparedClient,
     order_id: Uuid,
     shopper_id: Option<Uuid>,
-) -> Result<Option<OrderView>, ApiError> {
+) -> Result<Option<OrderView>, Error> {
     let Some(order) = client
         .query_opt(
             "SELECT o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
@@ -244,10 +244,10 @@ pub struct IdempotencyClaim<'a> {
 pub enum PlaceError {
     /// The key is already taken (by a concurrent or earlier request): nothing was written.
     KeyTaken,
-    Api(ApiError),
+    Api(Error),
 }
 
-impl<E: Into<ApiError>> From<E> for PlaceError {
+impl<E: Into<Error>> From<E> for PlaceError {
     fn from(error: E) -> Self {
         Self::Api(error.into())
     }
@@ -327,8 +327,8 @@ pub async fn claim_for_order(
         )
         .await?;
     if in_flight.is_some() {
-        return Err(PlaceError::Api(ApiError::Conflict {
-            code: "checkout_in_progress",
+        return Err(PlaceError::Api(Error::Conflict {
+            code: Code::CheckoutInProgress,
             message: "this cart is being checked out already".into(),
             field: None,
         }));
@@ -347,7 +347,7 @@ pub async fn claim_for_order(
             })
         })
         .transpose()
-        .map_err(ApiError::internal)?;
+        .map_err(Error::internal)?;
     let totals: Vec<Decimal> = cart.lines.iter().map(|l| l.line_total.amount).collect();
     let taxes = tax_shares(&totals, cart.tax.amount.amount, currency);
     let mut parts: BTreeMap<Uuid, (Decimal, Decimal)> = BTreeMap::new();
@@ -401,7 +401,7 @@ pub async fn claim_for_order(
 /// Writes the rows of claimed pending orders (`claim_for_order`), each table's rows for all of
 /// them in one set-based statement: the order, its lines, its sellers' parts, its payment
 /// awaiting authorization, the key pointing at it and its `created` event.
-pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Result<(), ApiError> {
+pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Result<(), Error> {
     let each = |pick: fn(&NewOrder) -> Uuid| orders.iter().map(pick).collect::<Vec<_>>();
     let amounts = |pick: fn(&NewOrder) -> Decimal| orders.iter().map(pick).collect::<Vec<_>>();
     let texts = |pick: fn(&NewOrder) -> &str| orders.iter().map(pick).collect::<Vec<_>>();
@@ -542,7 +542,7 @@ async fn claim_holds(
     tx: &impl PreparedClient,
     cart: &CartView,
     order_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let owner = cart.id.to_string();
     let held: BTreeMap<Uuid, i64> = tx
         .query(
@@ -561,8 +561,8 @@ async fn claim_holds(
         let have = held.get(&line.variant_id).copied().unwrap_or(0);
         let want = i64::from(line.quantity);
         if have < want {
-            return Err(ApiError::Conflict {
-                code: "hold_expired",
+            return Err(Error::Conflict {
+                code: Code::HoldExpired,
                 message: format!(
                     "the hold on {} lapsed during checkout; retry the checkout",
                     line.sku
@@ -597,7 +597,7 @@ async fn append_event(
     seller_id: Option<Uuid>,
     kind: &str,
     status: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO order_events (order_id, seller_id, kind, status) VALUES ($1, $2, $3, $4)",
         &[&order_id, &seller_id, &kind, &status],
@@ -607,7 +607,7 @@ async fn append_event(
 }
 
 /// Locks a pending order; `None` when someone else already finished it.
-async fn lock_pending(tx: &impl PreparedClient, order_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+async fn lock_pending(tx: &impl PreparedClient, order_id: Uuid) -> Result<Option<Uuid>, Error> {
     Ok(tx
         .query_opt(
             "SELECT cart_id FROM orders WHERE id = $1 AND status = 'pending' FOR UPDATE",
@@ -617,24 +617,82 @@ async fn lock_pending(tx: &impl PreparedClient, order_id: Uuid) -> Result<Option
         .map(|row| row.get(0)))
 }
 
-/// A response every retry under the order's idempotency key gets from now on.
-pub struct StoredResponse {
-    pub status: u16,
-    pub body: serde_json::Value,
+/// What a checkout came to: what every retry under its idempotency key is answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckoutOutcome {
+    /// The order was paid; `order` is the order as it stood then (a retry sees that, not
+    /// whatever became of the order since).
+    Paid { order: serde_json::Value },
+    /// Nothing was charged: the payment was declined, failed or timed out (the holds were
+    /// released), or it is still being reconciled.
+    NotCharged { code: Code, message: String },
 }
 
-async fn store_response(
+impl CheckoutOutcome {
+    fn not_charged(code: Code, message: &str) -> Self {
+        Self::NotCharged {
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    pub fn is_paid(&self) -> bool {
+        matches!(self, Self::Paid { .. })
+    }
+
+    /// The paid order's id.
+    pub fn order_id(&self) -> Option<&str> {
+        match self {
+            Self::Paid { order } => order.get("id").and_then(|id| id.as_str()),
+            Self::NotCharged { .. } => None,
+        }
+    }
+
+    /// As kept with the idempotency key: a status (201 paid, else the code's status from the
+    /// code table) and a body (the order, or `{"error": {"code", "message"}}`), the form every
+    /// earlier release stored too.
+    fn stored(&self) -> (i16, serde_json::Value) {
+        match self {
+            Self::Paid { order } => (201, order.clone()),
+            Self::NotCharged { code, message } => (
+                code.statuses().first().map_or(500, |status| *status as i16),
+                serde_json::json!({ "error": { "code": code.as_str(), "message": message } }),
+            ),
+        }
+    }
+
+    /// What [`stored`](Self::stored) kept, read back.
+    pub(crate) fn from_stored(
+        status: Option<i16>,
+        body: Option<serde_json::Value>,
+    ) -> Result<Self, Error> {
+        let body = body.ok_or_else(|| Error::internal(anyhow::anyhow!("no stored outcome")))?;
+        if status == Some(201) {
+            return Ok(Self::Paid { order: body });
+        }
+        let error = &body["error"];
+        let code = error["code"]
+            .as_str()
+            .and_then(Code::parse)
+            .ok_or_else(|| {
+                Error::internal(anyhow::anyhow!("stored outcome without a known code"))
+            })?;
+        Ok(Self::NotCharged {
+            code,
+            message: error["message"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+async fn store_outcome(
     tx: &impl PreparedClient,
     order_id: Uuid,
-    response: &StoredResponse,
-) -> Result<(), ApiError> {
+    outcome: &CheckoutOutcome,
+) -> Result<(), Error> {
+    let (status, body) = outcome.stored();
     tx.execute(
         "UPDATE idempotency_keys SET response_status = $2, response_body = $3 WHERE order_id = $1",
-        &[
-            &order_id,
-            &i16::try_from(response.status).unwrap_or(500),
-            &response.body,
-        ],
+        &[&order_id, &status, &body],
     )
     .await?;
     Ok(())
@@ -646,7 +704,7 @@ pub async fn finish_paid(
     tx: &impl PreparedClient,
     order_id: Uuid,
     authorization: &Authorization,
-) -> Result<Option<StoredResponse>, ApiError> {
+) -> Result<Option<CheckoutOutcome>, Error> {
     Ok(finish_all_paid(tx, &[(order_id, authorization)])
         .await?
         .pop()
@@ -658,7 +716,7 @@ pub async fn finish_paid(
 pub async fn finish_all_paid(
     tx: &impl PreparedClient,
     paid: &[(Uuid, &Authorization)],
-) -> Result<Vec<Option<StoredResponse>>, ApiError> {
+) -> Result<Vec<Option<CheckoutOutcome>>, Error> {
     if paid.is_empty() {
         return Ok(Vec::new());
     }
@@ -722,7 +780,7 @@ async fn empty_ordered_lines(
     tx: &impl PreparedClient,
     order_id: Uuid,
     cart_id: Uuid,
-) -> Result<StoredResponse, ApiError> {
+) -> Result<CheckoutOutcome, Error> {
     // The ordered lines leave the cart, with any hold a concurrent tab took for them meanwhile.
     let ordered = tx
         .query(
@@ -737,23 +795,22 @@ async fn empty_ordered_lines(
     }
     let order = view(tx, order_id, None)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order {order_id} vanished")))?;
-    let response = StoredResponse {
-        status: 201,
-        body: serde_json::to_value(&order).map_err(ApiError::internal)?,
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("order {order_id} vanished")))?;
+    let outcome = CheckoutOutcome::Paid {
+        order: serde_json::to_value(&order).map_err(Error::internal)?,
     };
-    store_response(tx, order_id, &response).await?;
-    Ok(response)
+    store_outcome(tx, order_id, &outcome).await?;
+    Ok(outcome)
 }
 
 /// Counts an order that `finish_paid` or `finish_cancelled` finished, once that committed.
-pub fn count_finished(response: &StoredResponse) {
-    if response.status != 201 {
+pub fn count_finished(outcome: &CheckoutOutcome) {
+    let CheckoutOutcome::Paid { order } = outcome else {
         metrics::counter!("agora_orders_total", "status" => "cancelled").increment(1);
         return;
-    }
+    };
     metrics::counter!("agora_orders_total", "status" => "paid").increment(1);
-    let total = &response.body["total"];
+    let total = &order["total"];
     let revenue = total["amount"]
         .as_str()
         .and_then(|amount| amount.parse::<f64>().ok());
@@ -774,35 +831,31 @@ pub enum Cancellation {
 }
 
 impl Cancellation {
-    fn parts(self) -> (&'static str, &'static str, u16, &'static str, &'static str) {
-        // (event, payment status, HTTP status, error code, message)
+    fn parts(self) -> (&'static str, &'static str, Code, &'static str) {
+        // (event, payment status, error code, message)
         match self {
             Self::Declined => (
                 "payment_declined",
                 "declined",
-                402,
-                "payment_declined",
+                Code::PaymentDeclined,
                 "the card was declined; the cart's stock holds were released",
             ),
             Self::TimedOut => (
                 "payment_timed_out",
                 "timed_out",
-                504,
-                "payment_timeout",
+                Code::PaymentTimeout,
                 "the payment gateway did not answer in time; nothing was charged and the holds were released",
             ),
             Self::GatewayFailed => (
                 "payment_failed",
                 "voided",
-                502,
-                "payment_failed",
+                Code::PaymentFailed,
                 "the payment gateway failed; nothing was charged and the holds were released",
             ),
             Self::Abandoned => (
                 "payment_abandoned",
                 "voided",
-                504,
-                "payment_timeout",
+                Code::PaymentTimeout,
                 "the payment did not complete; nothing was charged and the holds were released",
             ),
         }
@@ -815,11 +868,11 @@ pub async fn finish_cancelled(
     tx: &impl PreparedClient,
     order_id: Uuid,
     why: Cancellation,
-) -> Result<Option<StoredResponse>, ApiError> {
+) -> Result<Option<CheckoutOutcome>, Error> {
     if lock_pending(tx, order_id).await?.is_none() {
         return Ok(None);
     }
-    let (event, payment, status, code, message) = why.parts();
+    let (event, payment, code, message) = why.parts();
     return_holds(tx, order_id, None).await?;
     tx.execute(
         "UPDATE orders SET status = 'cancelled', updated_at = now() WHERE id = $1",
@@ -837,13 +890,9 @@ pub async fn finish_cancelled(
     )
     .await?;
     append_event(tx, order_id, None, event, "cancelled").await?;
-    let response = StoredResponse {
-        status,
-        body: serde_json::to_value(ErrorBody::new(code, message, None))
-            .map_err(ApiError::internal)?,
-    };
-    store_response(tx, order_id, &response).await?;
-    Ok(Some(response))
+    let outcome = CheckoutOutcome::not_charged(code, message);
+    store_outcome(tx, order_id, &outcome).await?;
+    Ok(Some(outcome))
 }
 
 /// Returns the units of an order's holds (of one seller's lines, or all) to stock: unsettled
@@ -852,7 +901,7 @@ async fn return_holds(
     tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Option<Uuid>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let returned = tx
         .query(
             "UPDATE stock_holds h SET released_at = now()
@@ -897,7 +946,7 @@ async fn give_back_to_sale(
     order_id: Uuid,
     sale_id: Uuid,
     quantity: i32,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     // The sale's row lock orders this with the queue's steps (which may be closing it).
     let open = tx
         .query_opt(
@@ -933,7 +982,7 @@ async fn give_back_to_sale(
 }
 
 /// The SKUs of an order's lines (to drop their stock counters when its units come back).
-pub async fn skus(client: &impl PreparedClient, order_id: Uuid) -> Result<Vec<String>, ApiError> {
+pub async fn skus(client: &impl PreparedClient, order_id: Uuid) -> Result<Vec<String>, Error> {
     Ok(client
         .query(
             "SELECT sku FROM order_lines WHERE order_id = $1",
@@ -946,7 +995,7 @@ pub async fn skus(client: &impl PreparedClient, order_id: Uuid) -> Result<Vec<St
 }
 
 /// Records that the authorized payment of a paid order was captured.
-pub async fn mark_captured(client: &impl PreparedClient, order_id: Uuid) -> Result<(), ApiError> {
+pub async fn mark_captured(client: &impl PreparedClient, order_id: Uuid) -> Result<(), Error> {
     mark_all_captured(client, &[order_id]).await
 }
 
@@ -954,7 +1003,7 @@ pub async fn mark_captured(client: &impl PreparedClient, order_id: Uuid) -> Resu
 pub async fn mark_all_captured(
     client: &impl PreparedClient,
     order_ids: &[Uuid],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     client
         .execute_planned_per_call(
             "UPDATE payments SET status = 'captured', updated_at = now()
@@ -1005,7 +1054,7 @@ pub async fn seller_orders(
     seller_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<SellerOrderPage, ApiError> {
+) -> Result<SellerOrderPage, Error> {
     let limit = limit.clamp(1, MAX_SELLER_PAGE);
     let rows = client
         .query(
@@ -1027,11 +1076,11 @@ pub async fn seller_orders(
     for row in rows.iter().take(usize::try_from(limit).unwrap_or(0)) {
         let currency = stored_currency(row.get(2))?;
         let raw_lines: Vec<(String, String, i32, String, String)> =
-            serde_json::from_value(row.get(8)).map_err(ApiError::internal)?;
+            serde_json::from_value(row.get(8)).map_err(Error::internal)?;
         let decimal = |raw: &str| {
             Decimal::from_str_exact(raw)
                 .map(|amount| price(amount, currency))
-                .map_err(ApiError::internal)
+                .map_err(Error::internal)
         };
         let mut lines = Vec::with_capacity(raw_lines.len());
         for (sku, title, quantity, unit, total) in raw_lines {
@@ -1079,7 +1128,7 @@ async fn lock_part(
     tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Uuid,
-) -> Result<LockedPart, ApiError> {
+) -> Result<LockedPart, Error> {
     // The order row first (as checkout and reconciliation lock it), then the part.
     let order = tx
         .query_opt(
@@ -1090,7 +1139,7 @@ async fn lock_part(
             &[&order_id, &seller_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("order"))?;
+        .ok_or(Error::NotFound("order"))?;
     let part = tx
         .query_one(
             "SELECT status, subtotal, tax FROM order_parts
@@ -1106,9 +1155,9 @@ async fn lock_part(
     })
 }
 
-fn invalid_transition(from: &str, to: &str) -> ApiError {
-    ApiError::Conflict {
-        code: "invalid_transition",
+fn invalid_transition(from: &str, to: &str) -> Error {
+    Error::Conflict {
+        code: Code::InvalidTransition,
         message: format!("a {from} order part cannot become {to}"),
         field: None,
     }
@@ -1116,7 +1165,7 @@ fn invalid_transition(from: &str, to: &str) -> ApiError {
 
 /// After a part changed: the order is `refunded` when every part is, `fulfilled` when every
 /// part is fulfilled or refunded, else it stays `paid`.
-async fn roll_up(tx: &impl PreparedClient, order_id: Uuid) -> Result<String, ApiError> {
+async fn roll_up(tx: &impl PreparedClient, order_id: Uuid) -> Result<String, Error> {
     let status: String = tx
         .query_one(
             "UPDATE orders SET updated_at = now(), status = (
@@ -1137,7 +1186,7 @@ pub async fn fulfill(
     tx: &impl PreparedClient,
     order_id: Uuid,
     seller_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let part = lock_part(tx, order_id, seller_id).await?;
     if part.status != "paid" {
         return Err(invalid_transition(&part.status, "fulfilled"));
@@ -1164,7 +1213,7 @@ pub async fn refund(
     order_id: Uuid,
     seller_id: Uuid,
     payments: &crate::payments::Payments,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let part = lock_part(tx, order_id, seller_id).await?;
     if part.status != "paid" && part.status != "fulfilled" {
         return Err(invalid_transition(&part.status, "refunded"));
@@ -1182,8 +1231,8 @@ pub async fn refund(
     let (authorization, status): (Option<String>, String) = (payment.get(0), payment.get(1));
     let (others_left, shipping): (i64, Option<Decimal>) = (payment.get(2), payment.get(3));
     let Some(authorization) = authorization.filter(|_| status == "captured") else {
-        return Err(ApiError::Conflict {
-            code: "payment_not_captured",
+        return Err(Error::Conflict {
+            code: Code::PaymentNotCaptured,
             message: "the payment is not captured yet; retry shortly".into(),
             field: None,
         });
@@ -1217,7 +1266,7 @@ pub async fn refund(
     payments
         .refund(&Authorization { id: authorization }, amount)
         .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+        .map_err(|error| Error::Unavailable(error.to_string()))?;
     metrics::counter!("agora_order_parts_total", "status" => "refunded").increment(1);
     Ok(())
 }

@@ -12,7 +12,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{configuration::Pricing, http::error::ApiError, money::Currency};
+use crate::{
+    configuration::Pricing,
+    error::{Code, Error},
+    money::Currency,
+};
 
 /// Most countries, tax rates and shipping options one region may list.
 pub const MAX_COUNTRIES: usize = 100;
@@ -74,15 +78,15 @@ pub struct Region {
     pub details: RegionInput,
 }
 
-fn parse_code(raw: &str) -> Result<String, ApiError> {
+fn parse_code(raw: &str) -> Result<String, Error> {
     let code = raw.trim().to_ascii_uppercase();
     let valid = (2..=16).contains(&code.len())
         && code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
     if !valid {
-        return Err(ApiError::invalid_field(
-            "invalid_region_code",
+        return Err(Error::invalid_field(
+            Code::InvalidRegionCode,
             "code",
             "must be 2 to 16 letters, digits, '_' or '-'",
         ));
@@ -90,25 +94,25 @@ fn parse_code(raw: &str) -> Result<String, ApiError> {
     Ok(code)
 }
 
-fn parse_country(field: &str, raw: &str) -> Result<String, ApiError> {
+fn parse_country(field: &str, raw: &str) -> Result<String, Error> {
     if raw.len() == 2 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(raw.to_owned())
     } else {
-        Err(ApiError::invalid_field(
-            "invalid_country",
+        Err(Error::invalid_field(
+            Code::InvalidCountry,
             field,
             "must be an ISO 3166-1 alpha-2 code such as \"DE\"",
         ))
     }
 }
 
-fn parse_tax_rate(field: &str, raw: &str) -> Result<Decimal, ApiError> {
+fn parse_tax_rate(field: &str, raw: &str) -> Result<Decimal, Error> {
     Decimal::from_str_exact(raw.trim())
         .ok()
         .filter(|rate| *rate >= Decimal::ZERO && *rate <= Decimal::ONE && rate.normalize().scale() <= 4)
         .ok_or_else(|| {
-            ApiError::invalid_field(
-                "invalid_tax_rate",
+            Error::invalid_field(
+                Code::InvalidTaxRate,
                 field,
                 "must be a decimal fraction from \"0\" to \"1\" with at most 4 decimals, e.g. \"0.19\"",
             )
@@ -117,11 +121,11 @@ fn parse_tax_rate(field: &str, raw: &str) -> Result<Decimal, ApiError> {
 
 impl RegionInput {
     /// Validates and normalises (amounts rewritten with the currency's decimals).
-    pub fn validate(mut self, pricing: &Pricing) -> Result<Self, ApiError> {
+    pub fn validate(mut self, pricing: &Pricing) -> Result<Self, Error> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(ApiError::invalid_field(
-                "invalid_length",
+            return Err(Error::invalid_field(
+                Code::InvalidLength,
                 "name",
                 "must be 1 to 100 characters",
             ));
@@ -129,8 +133,8 @@ impl RegionInput {
         self.name = name.to_owned();
         let currency = pricing.fx.parse_supported("currency", &self.currency)?;
         if self.countries.is_empty() || self.countries.len() > MAX_COUNTRIES {
-            return Err(ApiError::invalid_field(
-                "invalid_countries",
+            return Err(Error::invalid_field(
+                Code::InvalidCountries,
                 "countries",
                 format!("must list 1 to {MAX_COUNTRIES} countries"),
             ));
@@ -139,8 +143,8 @@ impl RegionInput {
             parse_country(&format!("countries[{index}]"), country)?;
         }
         if !self.tax_rates.contains_key("default") {
-            return Err(ApiError::invalid_field(
-                "missing_field",
+            return Err(Error::invalid_field(
+                Code::MissingField,
                 "tax_rates.default",
                 "a default tax rate is required",
             ));
@@ -150,8 +154,8 @@ impl RegionInput {
             if key != "default" {
                 parse_country(&field, key)?;
                 if !self.countries.contains(key) {
-                    return Err(ApiError::invalid_field(
-                        "unknown_country",
+                    return Err(Error::invalid_field(
+                        Code::UnknownCountry,
                         field,
                         "a tax rate names a country outside this region",
                     ));
@@ -160,8 +164,8 @@ impl RegionInput {
             *rate = parse_tax_rate(&field, rate)?.normalize().to_string();
         }
         if self.shipping_options.len() > MAX_SHIPPING_OPTIONS {
-            return Err(ApiError::invalid_field(
-                "too_many_shipping_options",
+            return Err(Error::invalid_field(
+                Code::TooManyShippingOptions,
                 "shipping_options",
                 format!("at most {MAX_SHIPPING_OPTIONS}"),
             ));
@@ -170,8 +174,8 @@ impl RegionInput {
         for (index, option) in self.shipping_options.iter_mut().enumerate() {
             let field = format!("shipping_options[{index}]");
             if option.id.is_empty() || option.id.len() > 64 || ids.contains(&option.id) {
-                return Err(ApiError::invalid_field(
-                    "invalid_shipping_option_id",
+                return Err(Error::invalid_field(
+                    Code::InvalidShippingOptionId,
                     format!("{field}.id"),
                     "must be 1 to 64 characters and unique in the region",
                 ));
@@ -179,8 +183,8 @@ impl RegionInput {
             ids.push(option.id.clone());
             for (name, value) in [("name", &option.name), ("carrier", &option.carrier)] {
                 if value.trim().is_empty() || value.chars().count() > 100 {
-                    return Err(ApiError::invalid_field(
-                        "invalid_length",
+                    return Err(Error::invalid_field(
+                        Code::InvalidLength,
                         format!("{field}.{name}"),
                         "must be 1 to 100 characters",
                     ));
@@ -202,8 +206,8 @@ impl RegionInput {
                 }
             }
             if option.delivery_days.min > option.delivery_days.max {
-                return Err(ApiError::invalid_field(
-                    "invalid_delivery_days",
+                return Err(Error::invalid_field(
+                    Code::InvalidDeliveryDays,
                     format!("{field}.delivery_days"),
                     "min must not exceed max",
                 ));
@@ -245,10 +249,9 @@ impl ShippingOption {
 }
 
 /// A region from a row with the columns of [`COLUMNS`] (by name).
-pub fn from_row(row: &tokio_postgres::Row) -> Result<Region, ApiError> {
-    let decode = |e: serde_json::Error| {
-        ApiError::internal(anyhow::Error::new(e).context("decoding a region"))
-    };
+pub fn from_row(row: &tokio_postgres::Row) -> Result<Region, Error> {
+    let decode =
+        |e: serde_json::Error| Error::internal(anyhow::Error::new(e).context("decoding a region"));
     Ok(Region {
         code: row.get("code"),
         details: RegionInput {
@@ -268,7 +271,7 @@ const COLUMNS: &str = "code, name, currency, countries, tax_inclusive, tax_rates
 pub const COLUMNS_OF_R: &str =
     "r.code, r.name, r.currency, r.countries, r.tax_inclusive, r.tax_rates, r.shipping_options";
 
-pub async fn list(client: &impl PreparedClient) -> Result<Vec<Region>, ApiError> {
+pub async fn list(client: &impl PreparedClient) -> Result<Vec<Region>, Error> {
     client
         .query(&format!("SELECT {COLUMNS} FROM regions ORDER BY code"), &[])
         .await?
@@ -277,25 +280,22 @@ pub async fn list(client: &impl PreparedClient) -> Result<Vec<Region>, ApiError>
         .collect()
 }
 
-pub async fn get(client: &impl PreparedClient, code: &str) -> Result<Region, ApiError> {
+pub async fn get(client: &impl PreparedClient, code: &str) -> Result<Region, Error> {
     let row = client
         .query_opt(
             &format!("SELECT {COLUMNS} FROM regions WHERE code = upper($1)"),
             &[&code],
         )
         .await?
-        .ok_or(ApiError::NotFound("region"))?;
+        .ok_or(Error::NotFound("region"))?;
     from_row(&row)
 }
 
 /// The region a request's `region` field names; an unknown one is that field's error (422).
-pub async fn named_in_request(
-    client: &impl PreparedClient,
-    code: &str,
-) -> Result<Region, ApiError> {
+pub async fn named_in_request(client: &impl PreparedClient, code: &str) -> Result<Region, Error> {
     get(client, code).await.map_err(|error| match error {
-        ApiError::NotFound(_) => ApiError::invalid_field(
-            "unknown_region",
+        Error::NotFound(_) => Error::invalid_field(
+            Code::UnknownRegion,
             "region",
             "no such region; see GET /api/v1/regions",
         ),
@@ -310,7 +310,7 @@ pub async fn put(
     raw_code: &str,
     input: RegionInput,
     pricing: &Pricing,
-) -> Result<(Region, bool), ApiError> {
+) -> Result<(Region, bool), Error> {
     let code = parse_code(raw_code)?;
     let input = input.validate(pricing)?;
     let clash: Option<(String, String)> = client
@@ -322,15 +322,14 @@ pub async fn put(
         .await?
         .map(|row| (row.get(0), row.get(1)));
     if let Some((other, country)) = clash {
-        return Err(ApiError::Conflict {
-            code: "country_in_other_region",
+        return Err(Error::Conflict {
+            code: Code::CountryInOtherRegion,
             message: format!("{country} already belongs to region {other}"),
             field: Some("countries".into()),
         });
     }
-    let encode = |e: serde_json::Error| {
-        ApiError::internal(anyhow::Error::new(e).context("encoding a region"))
-    };
+    let encode =
+        |e: serde_json::Error| Error::internal(anyhow::Error::new(e).context("encoding a region"));
     let created: bool = client
         .query_one(
             "INSERT INTO regions (code, name, currency, countries, tax_inclusive, tax_rates, shipping_options)

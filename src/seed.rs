@@ -13,7 +13,7 @@ use crate::{
     catalog::{self, input::NewProduct},
     configuration::Settings,
     db,
-    http::error::ApiError,
+    error::{Code, Error},
     regions::{self, RegionInput},
     sellers::{self, Email, SellerName},
 };
@@ -154,7 +154,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
                 );
                 onboarded.seller.id
             }
-            Err(ApiError::Conflict { .. }) => {
+            Err(Error::Conflict { .. }) => {
                 println!("seller {:<32} exists already", email.as_str());
                 seller_id_by_email(&**client, &email).await?
             }
@@ -169,8 +169,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
                     tx.commit().await?;
                     println!("  product {}", draft.variants[0].sku);
                 }
-                Err(ApiError::Conflict {
-                    code: "sku_taken", ..
+                Err(Error::Conflict {
+                    code: Code::SkuTaken,
+                    ..
                 }) => {
                     println!("  product {} exists already", draft.variants[0].sku);
                 }

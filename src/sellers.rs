@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{http::error::ApiError, tokens};
+use crate::{
+    error::{Code, Error},
+    tokens,
+};
 
 /// Prefix of every seller API key, so a leaked key is recognisable in logs and scanners.
 pub const API_KEY_PREFIX: &str = "agora_sk_";
@@ -21,19 +24,19 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 pub struct SellerName(String);
 
 impl SellerName {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let name = raw.trim();
         let length = name.chars().count();
         if length == 0 || length > MAX_NAME_CHARS {
-            return Err(ApiError::invalid_field(
-                "invalid_length",
+            return Err(Error::invalid_field(
+                Code::InvalidLength,
                 field,
                 format!("must be 1 to {MAX_NAME_CHARS} characters"),
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(ApiError::invalid_field(
-                "invalid_characters",
+            return Err(Error::invalid_field(
+                Code::InvalidCharacters,
                 field,
                 "must not contain control characters",
             ));
@@ -47,7 +50,7 @@ impl SellerName {
 pub struct Email(String);
 
 impl Email {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let email = raw.trim();
         let well_formed = email.chars().count() <= MAX_EMAIL_CHARS
             && !email.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -58,8 +61,8 @@ impl Email {
                     && domain.split('.').all(|label| !label.is_empty())
             });
         if !well_formed {
-            return Err(ApiError::invalid_field(
-                "invalid_email",
+            return Err(Error::invalid_field(
+                Code::InvalidEmail,
                 field,
                 "must be an email address such as seller@example.com",
             ));
@@ -108,7 +111,7 @@ pub async fn onboard(
     client: &impl crate::db::PreparedClient,
     name: &SellerName,
     email: &Email,
-) -> Result<OnboardedSeller, ApiError> {
+) -> Result<OnboardedSeller, Error> {
     let api_key = tokens::new_token(API_KEY_PREFIX);
     let row = client
         .query_one(
@@ -124,8 +127,8 @@ pub async fn onboard(
         .await
         .map_err(|error| {
             if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                ApiError::Conflict {
-                    code: "email_taken",
+                Error::Conflict {
+                    code: Code::EmailTaken,
                     message: "a seller with this email address already exists".into(),
                     field: Some("email".into()),
                 }
@@ -143,9 +146,9 @@ pub async fn onboard(
 pub async fn authenticate(
     client: &impl crate::db::PreparedClient,
     api_key: &str,
-) -> Result<Seller, ApiError> {
+) -> Result<Seller, Error> {
     if !api_key.starts_with(API_KEY_PREFIX) {
-        return Err(ApiError::Unauthorized("not a seller API key"));
+        return Err(Error::Unauthorized("not a seller API key"));
     }
     let row = client
         .query_opt(
@@ -155,7 +158,7 @@ pub async fn authenticate(
         )
         .await?;
     row.map(|row| Seller::from_row(&row))
-        .ok_or(ApiError::Unauthorized("unknown or revoked API key"))
+        .ok_or(Error::Unauthorized("unknown or revoked API key"))
 }
 
 /// Sets a seller's status (`active` or `suspended`), for the operator.
@@ -163,7 +166,7 @@ pub async fn set_status(
     client: &impl crate::db::PreparedClient,
     id: Uuid,
     status: &str,
-) -> Result<Seller, ApiError> {
+) -> Result<Seller, Error> {
     let row = client
         .query_opt(
             "UPDATE sellers SET status = $2 WHERE id = $1
@@ -171,7 +174,7 @@ pub async fn set_status(
             &[&id, &status],
         )
         .await?
-        .ok_or(ApiError::NotFound("seller"))?;
+        .ok_or(Error::NotFound("seller"))?;
     Ok(Seller::from_row(&row))
 }
 

@@ -21,7 +21,12 @@ use crate::db::PreparedClient;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{http::error::ApiError, locale::Locale, sellers::Email, tokens};
+use crate::{
+    error::{Code, Error},
+    locale::Locale,
+    sellers::Email,
+    tokens,
+};
 
 /// Prefix of every shopper session token.
 pub const TOKEN_PREFIX: &str = "agora_st_";
@@ -78,19 +83,17 @@ impl PasswordHashing {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, Error> {
         let permit = tokio::time::timeout(HASH_QUEUE_WAIT, self.slots.clone().acquire_owned())
             .await
-            .map_err(|_| ApiError::Unavailable("too many sign-ins at once; retry shortly".into()))?
-            .map_err(ApiError::internal)?;
-        let result = actix_web::web::block(work)
-            .await
-            .map_err(ApiError::internal)?;
+            .map_err(|_| Error::Unavailable("too many sign-ins at once; retry shortly".into()))?
+            .map_err(Error::internal)?;
+        let result = actix_web::web::block(work).await.map_err(Error::internal)?;
         drop(permit);
         Ok(result)
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, Error> {
         self.run(move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
@@ -98,11 +101,11 @@ impl PasswordHashing {
                 .map(|hash| hash.to_string())
         })
         .await?
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
+        .map_err(|e| Error::internal(anyhow::anyhow!("hashing a password: {e}")))
     }
 
     /// Verifies `password` against `stored`, or against a dummy hash when there is none.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, Error> {
         let has_account = stored.is_some();
         self.run(move || {
             let dummy;
@@ -130,11 +133,11 @@ impl PasswordHashing {
     }
 }
 
-pub fn parse_password(raw: &str) -> Result<String, ApiError> {
+pub fn parse_password(raw: &str) -> Result<String, Error> {
     let length = raw.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&length) {
-        return Err(ApiError::invalid_field(
-            "invalid_password",
+        return Err(Error::invalid_field(
+            Code::InvalidPassword,
             "password",
             format!("must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
         ));
@@ -148,7 +151,7 @@ pub async fn register(
     email: &Email,
     password_hash: &str,
     locale: Option<&Locale>,
-) -> Result<Shopper, ApiError> {
+) -> Result<Shopper, Error> {
     let row = client
         .query_one(
             "INSERT INTO shoppers (id, email, password_hash, locale) VALUES ($1, $2, $3, $4)
@@ -163,8 +166,8 @@ pub async fn register(
         .await
         .map_err(|error| {
             if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
-                ApiError::Conflict {
-                    code: "email_taken",
+                Error::Conflict {
+                    code: Code::EmailTaken,
                     message: "a shopper with this email address already exists".into(),
                     field: Some("email".into()),
                 }
@@ -179,7 +182,7 @@ pub async fn register(
 pub async fn register_guest(
     client: &impl PreparedClient,
     locale: Option<&Locale>,
-) -> Result<Shopper, ApiError> {
+) -> Result<Shopper, Error> {
     let row = client
         .query_one(
             "INSERT INTO shoppers (id, locale) VALUES ($1, $2) RETURNING id, email, locale, created_at",
@@ -193,7 +196,7 @@ pub async fn register_guest(
 pub async fn credentials(
     client: &impl PreparedClient,
     email: &Email,
-) -> Result<Option<(Uuid, String)>, ApiError> {
+) -> Result<Option<(Uuid, String)>, Error> {
     Ok(client
         .query_opt(
             "SELECT id, password_hash FROM shoppers WHERE lower(email) = lower($1)",
@@ -207,9 +210,9 @@ pub async fn open_session(
     client: &impl PreparedClient,
     shopper_id: Uuid,
     ttl: Duration,
-) -> Result<Session, ApiError> {
+) -> Result<Session, Error> {
     let token = tokens::new_token(TOKEN_PREFIX);
-    let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(ApiError::internal)?;
+    let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
     client
         .execute(
             "INSERT INTO shopper_sessions (token_hash, shopper_id, expires_at) VALUES ($1, $2, $3)",
@@ -220,9 +223,9 @@ pub async fn open_session(
 }
 
 /// The shopper owning a live session token.
-pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<Shopper, ApiError> {
+pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<Shopper, Error> {
     if !token.starts_with(TOKEN_PREFIX) {
-        return Err(ApiError::Unauthorized("not a shopper session token"));
+        return Err(Error::Unauthorized("not a shopper session token"));
     }
     client
         .query_opt(
@@ -233,12 +236,12 @@ pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<S
         )
         .await?
         .map(|row| Shopper::from_row(&row))
-        .ok_or(ApiError::Unauthorized(
+        .ok_or(Error::Unauthorized(
             "unknown, expired or revoked session token",
         ))
 }
 
-pub async fn revoke(client: &impl PreparedClient, token: &str) -> Result<(), ApiError> {
+pub async fn revoke(client: &impl PreparedClient, token: &str) -> Result<(), Error> {
     client
         .execute(
             "UPDATE shopper_sessions SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",

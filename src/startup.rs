@@ -22,9 +22,10 @@ use crate::{
     configuration::{ConfigError, InventorySettings, Settings},
     db::{self, DbError},
     dependencies,
+    error::Error,
     flash_sales::{admission::AdmissionKey, keeper::PgSaleKeeper},
     hot_state::HotState,
-    http::{self, error::ApiError, AppState},
+    http::{self, AppState},
     inventory::{self, PgStockStore},
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
@@ -49,7 +50,7 @@ pub enum StartupError {
     #[error(transparent)]
     Database(#[from] DbError),
     #[error("could not prepare the catalog")]
-    Prepare(#[source] ApiError),
+    Prepare(#[source] Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
@@ -92,7 +93,7 @@ impl Application {
             .map_err(StartupError::Prepare)?;
         let admission_key = AdmissionKey::load(&*client)
             .await
-            .map_err(|error| StartupError::Prepare(ApiError::internal(error)))?;
+            .map_err(|error| StartupError::Prepare(Error::internal(error)))?;
         drop(client);
         let hot = HotState::new(&settings.redis)?;
         dependencies::spawn_sampler(
@@ -353,6 +354,6 @@ fn start_flash_sale_director(
     Ok(())
 }
 
-async fn not_found() -> Result<actix_web::HttpResponse, http::error::ApiError> {
-    Err(http::error::ApiError::NotFound("route"))
+async fn not_found() -> Result<actix_web::HttpResponse, Error> {
+    Err(Error::NotFound("route"))
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::{
     configuration::Pricing,
-    http::error::ApiError,
+    error::{Code, Error},
     locale::{Locale, LocaleError},
     money::Currency,
 };
@@ -128,24 +128,24 @@ pub struct VariantDraft {
     pub image_urls: Vec<String>,
 }
 
-fn locale_error(field: &str, error: LocaleError) -> ApiError {
+fn locale_error(field: &str, error: LocaleError) -> Error {
     let code = match error {
-        LocaleError::Malformed(_) => "invalid_locale",
-        LocaleError::Unsupported(_) => "unknown_locale",
+        LocaleError::Malformed(_) => Code::InvalidLocale,
+        LocaleError::Unsupported(_) => Code::UnknownLocale,
     };
-    ApiError::invalid_field(code, field, error.to_string())
+    Error::invalid_field(code, field, error.to_string())
 }
 
-pub fn parse_locale(field: &str, raw: &str) -> Result<Locale, ApiError> {
+pub fn parse_locale(field: &str, raw: &str) -> Result<Locale, Error> {
     Locale::parse(raw).map_err(|e| locale_error(field, e))
 }
 
-fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, ApiError> {
+fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<String, Error> {
     let trimmed = value.trim();
     let length = trimmed.chars().count();
     if length < min || length > max {
-        return Err(ApiError::invalid_field(
-            "invalid_length",
+        return Err(Error::invalid_field(
+            Code::InvalidLength,
             field,
             format!("must be {min} to {max} characters"),
         ));
@@ -153,7 +153,7 @@ fn bounded_text(field: &str, value: &str, min: usize, max: usize) -> Result<Stri
     Ok(trimmed.to_owned())
 }
 
-pub fn parse_sku(field: &str, raw: &str) -> Result<String, ApiError> {
+pub fn parse_sku(field: &str, raw: &str) -> Result<String, Error> {
     let well_formed = !raw.is_empty()
         && raw.len() <= MAX_SKU_CHARS
         && raw
@@ -164,8 +164,8 @@ pub fn parse_sku(field: &str, raw: &str) -> Result<String, ApiError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if !well_formed {
-        return Err(ApiError::invalid_field(
-            "invalid_sku",
+        return Err(Error::invalid_field(
+            Code::InvalidSku,
             field,
             format!(
                 "must be 1 to {MAX_SKU_CHARS} letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -177,10 +177,10 @@ pub fn parse_sku(field: &str, raw: &str) -> Result<String, ApiError> {
 
 /// Parses the SKUs of a request's variants, refusing more than [`MAX_VARIANTS`] and repeats
 /// (SKUs compare without case, as the marketplace-wide uniqueness does).
-fn parse_skus<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<String>, ApiError> {
+fn parse_skus<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<String>, Error> {
     if raw.len() > MAX_VARIANTS {
-        return Err(ApiError::invalid_field(
-            "too_many_variants",
+        return Err(Error::invalid_field(
+            Code::TooManyVariants,
             "variants",
             format!("at most {MAX_VARIANTS} variants"),
         ));
@@ -191,8 +191,8 @@ fn parse_skus<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<Str
             let field = format!("variants[{index}].sku");
             let sku = parse_sku(&field, raw)?;
             if !seen.insert(sku.to_ascii_uppercase()) {
-                return Err(ApiError::invalid_field(
-                    "duplicate_sku",
+                return Err(Error::invalid_field(
+                    Code::DuplicateSku,
                     field,
                     format!("SKU {sku} appears twice in this request"),
                 ));
@@ -202,7 +202,7 @@ fn parse_skus<'a>(raw: impl ExactSizeIterator<Item = &'a str>) -> Result<Vec<Str
         .collect()
 }
 
-fn parse_content(field: &str, input: &ContentInput) -> Result<ContentInput, ApiError> {
+fn parse_content(field: &str, input: &ContentInput) -> Result<ContentInput, Error> {
     Ok(ContentInput {
         title: bounded_text(&format!("{field}.title"), &input.title, 1, MAX_TITLE_CHARS)?,
         description: bounded_text(
@@ -218,10 +218,10 @@ fn parse_prices(
     field: &str,
     prices: &BTreeMap<String, String>,
     pricing: &Pricing,
-) -> Result<BTreeMap<Currency, Decimal>, ApiError> {
+) -> Result<BTreeMap<Currency, Decimal>, Error> {
     if prices.is_empty() {
-        return Err(ApiError::invalid_field(
-            "missing_price",
+        return Err(Error::invalid_field(
+            Code::MissingPrice,
             field,
             "needs at least one price",
         ));
@@ -238,10 +238,10 @@ fn parse_prices(
 fn parse_attributes(
     field: &str,
     attributes: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ApiError> {
+) -> Result<BTreeMap<String, String>, Error> {
     if attributes.len() > MAX_ATTRIBUTES {
-        return Err(ApiError::invalid_field(
-            "too_many_attributes",
+        return Err(Error::invalid_field(
+            Code::TooManyAttributes,
             field,
             format!("at most {MAX_ATTRIBUTES} attributes"),
         ));
@@ -258,10 +258,10 @@ fn parse_attributes(
         .collect()
 }
 
-fn parse_images(field: &str, urls: &[String]) -> Result<Vec<String>, ApiError> {
+fn parse_images(field: &str, urls: &[String]) -> Result<Vec<String>, Error> {
     if urls.len() > MAX_IMAGES {
-        return Err(ApiError::invalid_field(
-            "too_many_images",
+        return Err(Error::invalid_field(
+            Code::TooManyImages,
             field,
             format!("at most {MAX_IMAGES} image URLs"),
         ));
@@ -276,8 +276,8 @@ fn parse_images(field: &str, urls: &[String]) -> Result<Vec<String>, ApiError> {
             if valid {
                 Ok(url.clone())
             } else {
-                Err(ApiError::invalid_field(
-                    "invalid_url",
+                Err(Error::invalid_field(
+                    Code::InvalidUrl,
                     format!("{field}[{index}]"),
                     format!("must be an http(s) URL of at most {MAX_IMAGE_URL_CHARS} characters"),
                 ))
@@ -286,10 +286,10 @@ fn parse_images(field: &str, urls: &[String]) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-fn check_stock(field: &str, stock: u32) -> Result<u32, ApiError> {
+fn check_stock(field: &str, stock: u32) -> Result<u32, Error> {
     if stock > MAX_STOCK {
-        return Err(ApiError::invalid_field(
-            "stock_too_large",
+        return Err(Error::invalid_field(
+            Code::StockTooLarge,
             field,
             format!("must not exceed {MAX_STOCK}"),
         ));
@@ -297,10 +297,10 @@ fn check_stock(field: &str, stock: u32) -> Result<u32, ApiError> {
     Ok(stock)
 }
 
-fn check_weight(field: &str, grams: u32) -> Result<u32, ApiError> {
+fn check_weight(field: &str, grams: u32) -> Result<u32, Error> {
     if grams > MAX_WEIGHT_GRAMS {
-        return Err(ApiError::invalid_field(
-            "weight_too_large",
+        return Err(Error::invalid_field(
+            Code::WeightTooLarge,
             field,
             format!("must not exceed {MAX_WEIGHT_GRAMS} grams"),
         ));
@@ -309,15 +309,15 @@ fn check_weight(field: &str, grams: u32) -> Result<u32, ApiError> {
 }
 
 impl NewProduct {
-    pub fn validate(&self, pricing: &Pricing) -> Result<ProductDraft, ApiError> {
+    pub fn validate(&self, pricing: &Pricing) -> Result<ProductDraft, Error> {
         let content = validate_content(
             self.content
                 .iter()
                 .map(|(locale, input)| (locale, Some(input))),
         )?;
         if self.variants.is_empty() {
-            return Err(ApiError::invalid_field(
-                "missing_variant",
+            return Err(Error::invalid_field(
+                Code::MissingVariant,
                 "variants",
                 "a product needs at least one variant",
             ));
@@ -349,10 +349,10 @@ impl NewProduct {
 /// Validates content entries; `None` values (removals) are passed through as absent.
 pub fn validate_content<'a>(
     entries: impl ExactSizeIterator<Item = (&'a String, Option<&'a ContentInput>)>,
-) -> Result<BTreeMap<Locale, ContentInput>, ApiError> {
+) -> Result<BTreeMap<Locale, ContentInput>, Error> {
     if entries.len() > MAX_LOCALES {
-        return Err(ApiError::invalid_field(
-            "too_many_locales",
+        return Err(Error::invalid_field(
+            Code::TooManyLocales,
             "content",
             format!("at most {MAX_LOCALES} locales"),
         ));
@@ -366,8 +366,8 @@ pub fn validate_content<'a>(
                 .insert(locale, parse_content(&field, input)?)
                 .is_some()
             {
-                return Err(ApiError::invalid_field(
-                    "duplicate_locale",
+                return Err(Error::invalid_field(
+                    Code::DuplicateLocale,
                     field,
                     "this locale appears twice (tags are compared case-insensitively)",
                 ));
@@ -381,7 +381,7 @@ fn choose_base_currency(
     requested: Option<&str>,
     variants: &[VariantDraft],
     pricing: &Pricing,
-) -> Result<Currency, ApiError> {
+) -> Result<Currency, Error> {
     if let Some(raw) = requested {
         return pricing.fx.parse_supported("base_currency", raw);
     }
@@ -393,8 +393,8 @@ fn choose_base_currency(
         .first()
         .and_then(|first| first.prices.keys().find(|c| everywhere(c)).copied())
         .ok_or_else(|| {
-            ApiError::invalid_field(
-                "missing_field",
+            Error::invalid_field(
+                Code::MissingField,
                 "base_currency",
                 "no currency prices every variant; name the base currency",
             )
@@ -403,18 +403,18 @@ fn choose_base_currency(
 
 impl ProductDraft {
     /// Rules that span fields: the default locale has content, every variant has a base price.
-    pub fn check_consistency(&self) -> Result<(), ApiError> {
+    pub fn check_consistency(&self) -> Result<(), Error> {
         if !self.content.contains_key(&self.default_locale) {
-            return Err(ApiError::invalid_field(
-                "missing_default_content",
+            return Err(Error::invalid_field(
+                Code::MissingDefaultContent,
                 format!("content.{}", self.default_locale),
                 "the default locale needs a title",
             ));
         }
         for (index, variant) in self.variants.iter().enumerate() {
             if !variant.prices.contains_key(&self.base_currency) {
-                return Err(ApiError::invalid_field(
-                    "missing_base_price",
+                return Err(Error::invalid_field(
+                    Code::MissingBasePrice,
                     format!("variants[{index}].prices.{}", self.base_currency),
                     format!(
                         "every variant needs a price in the base currency {}",
@@ -448,7 +448,7 @@ pub struct PatchFields {
 
 impl ProductPatch {
     /// Validates each given field on its own; the store checks the merged product.
-    pub fn validate_fields(&self, pricing: &Pricing) -> Result<PatchFields, ApiError> {
+    pub fn validate_fields(&self, pricing: &Pricing) -> Result<PatchFields, Error> {
         let default_locale = self
             .default_locale
             .as_deref()

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use self::input::{ContentInput, ProductDraft, ProductPatch, VariantDraft};
 use crate::{
     configuration::Pricing,
-    http::error::ApiError,
+    error::{Code, Error},
     locale::Locale,
     money::{Currency, FxRates},
 };
@@ -82,10 +82,7 @@ impl ProductRecord {
 }
 
 /// Loads one product with its content, variants, prices and stock.
-pub async fn load(
-    client: &impl PreparedClient,
-    id: Uuid,
-) -> Result<Option<ProductRecord>, ApiError> {
+pub async fn load(client: &impl PreparedClient, id: Uuid) -> Result<Option<ProductRecord>, Error> {
     Ok(load_many(client, &[id]).await?.pop())
 }
 
@@ -93,7 +90,7 @@ pub async fn load(
 pub async fn load_many(
     client: &impl PreparedClient,
     ids: &[Uuid],
-) -> Result<Vec<ProductRecord>, ApiError> {
+) -> Result<Vec<ProductRecord>, Error> {
     let rows = client
         .query(
             "SELECT jsonb_build_object(
@@ -119,9 +116,8 @@ pub async fn load_many(
     let mut products = rows
         .into_iter()
         .map(|row| {
-            serde_json::from_value::<ProductRecord>(row.get(0)).map_err(|e| {
-                ApiError::internal(anyhow::Error::new(e).context("decoding a product"))
-            })
+            serde_json::from_value::<ProductRecord>(row.get(0))
+                .map_err(|e| Error::internal(anyhow::Error::new(e).context("decoding a product")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     products.sort_by_key(|product| ids.iter().position(|id| *id == product.id));
@@ -141,11 +137,11 @@ pub async fn load_own(
     client: &impl PreparedClient,
     seller_id: Uuid,
     id: Uuid,
-) -> Result<ProductRecord, ApiError> {
+) -> Result<ProductRecord, Error> {
     load(client, id)
         .await?
         .filter(|product| product.seller_id == seller_id)
-        .ok_or(ApiError::NotFound("product"))
+        .ok_or(Error::NotFound("product"))
 }
 
 /// Creates a product with its variants, content, prices, stock ledger and listing prices.
@@ -154,7 +150,7 @@ pub async fn create(
     pricing: &Pricing,
     seller_id: Uuid,
     draft: &ProductDraft,
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, Error> {
     let id = Uuid::now_v7();
     tx.execute(
         "INSERT INTO products (id, seller_id, default_locale, base_currency) VALUES ($1, $2, $3, $4)",
@@ -171,7 +167,7 @@ async fn write_content(
     tx: &impl PreparedClient,
     product_id: Uuid,
     content: &BTreeMap<Locale, ContentInput>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let locales: Vec<&str> = content.keys().map(Locale::as_str).collect();
     let configs: Vec<&str> = content.keys().map(Locale::search_config).collect();
     let titles: Vec<&str> = content.values().map(|c| c.title.as_str()).collect();
@@ -194,7 +190,7 @@ async fn insert_variants(
     product_id: Uuid,
     first_position: i16,
     variants: &[VariantDraft],
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if variants.is_empty() {
         return Ok(());
     }
@@ -242,7 +238,7 @@ fn clamp_i32(value: u32) -> i32 {
 }
 
 /// Turns a unique violation on a SKU into 409 `sku_taken` naming the variant.
-fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> ApiError {
+fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> Error {
     let Some(db) = error.as_db_error() else {
         return error.into();
     };
@@ -259,8 +255,8 @@ fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> ApiE
         .iter()
         .position(|v| v.sku.eq_ignore_ascii_case(&taken))
         .unwrap_or(0);
-    ApiError::Conflict {
-        code: "sku_taken",
+    Error::Conflict {
+        code: Code::SkuTaken,
         message: format!("SKU {taken} is already used in the marketplace"),
         field: Some(format!("variants[{index}].sku")),
     }
@@ -270,7 +266,7 @@ fn sku_conflict(error: tokio_postgres::Error, variants: &[VariantDraft]) -> ApiE
 async fn replace_prices<'a>(
     tx: &impl PreparedClient,
     prices: impl Iterator<Item = (Uuid, &'a BTreeMap<Currency, Decimal>)>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let mut variant_ids = Vec::new();
     let mut currencies = Vec::new();
     let mut amounts = Vec::new();
@@ -306,7 +302,7 @@ pub async fn refresh_listing_prices(
     client: &impl PreparedClient,
     fx: &FxRates,
     product: Option<Uuid>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, Error> {
     let currencies: Vec<&str> = fx.currencies().map(|c| c.code()).collect();
     let rates: Vec<Decimal> = fx.currencies().filter_map(|c| fx.rate(c)).collect();
     let exponents: Vec<i32> = fx
@@ -364,7 +360,7 @@ pub async fn refresh_listing_prices(
 
 /// After a seller's suspension or reinstatement: lists or unlists all its products, in the
 /// transaction that changed its status.
-pub async fn relist_seller(client: &impl PreparedClient, seller_id: Uuid) -> Result<u64, ApiError> {
+pub async fn relist_seller(client: &impl PreparedClient, seller_id: Uuid) -> Result<u64, Error> {
     Ok(client
         .execute(
             "UPDATE product_listing_prices lp
@@ -384,7 +380,7 @@ const LISTING_REBUILD_LOCK_KEY: i64 = 0x6167_6f72_612e_6c70;
 pub async fn sync_exchange_rates(
     client: &mut deadpool_postgres::Object,
     fx: &FxRates,
-) -> Result<bool, ApiError> {
+) -> Result<bool, Error> {
     let fingerprint = fx
         .currencies()
         .map(|c| {
@@ -448,7 +444,7 @@ pub async fn update(
     seller_id: Uuid,
     id: Uuid,
     patch: &ProductPatch,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, Error> {
     let input::PatchFields {
         default_locale,
         base_currency,
@@ -461,8 +457,8 @@ pub async fn update(
             &[&id, &seller_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("product"))?;
-    let current = load(tx, id).await?.ok_or(ApiError::NotFound("product"))?;
+        .ok_or(Error::NotFound("product"))?;
+    let current = load(tx, id).await?.ok_or(Error::NotFound("product"))?;
 
     let default_locale = match default_locale {
         Some(locale) => locale,
@@ -493,8 +489,8 @@ pub async fn update(
     merged_locales.retain(|l| !removed.iter().any(|r| r.as_str() == l));
     merged_locales.extend(written.keys().map(|l| l.as_str().to_owned()));
     if !merged_locales.iter().any(|l| l == default_locale.as_str()) {
-        return Err(ApiError::invalid_field(
-            "missing_default_content",
+        return Err(Error::invalid_field(
+            Code::MissingDefaultContent,
             format!("content.{default_locale}"),
             "the default locale needs a title",
         ));
@@ -513,8 +509,8 @@ pub async fn update(
         match existing.get(&change.sku.to_ascii_uppercase()) {
             Some(record) => {
                 if change.stock.is_some() {
-                    return Err(ApiError::invalid_field(
-                        "stock_not_patchable",
+                    return Err(Error::invalid_field(
+                        Code::StockNotPatchable,
                         format!("{field}.stock"),
                         "change stock of an existing SKU through /api/v1/inventory/{sku}",
                     ));
@@ -543,8 +539,8 @@ pub async fn update(
             }
             None => {
                 let (Some(prices), Some(stock)) = (change.prices.clone(), change.stock) else {
-                    return Err(ApiError::invalid_field(
-                        "missing_field",
+                    return Err(Error::invalid_field(
+                        Code::MissingField,
                         format!("{field}.prices"),
                         "a new variant needs prices and stock",
                     ));
@@ -561,8 +557,8 @@ pub async fn update(
         }
     }
     if current.variants.len() + new_variants.len() > input::MAX_VARIANTS {
-        return Err(ApiError::invalid_field(
-            "too_many_variants",
+        return Err(Error::invalid_field(
+            Code::TooManyVariants,
             "variants",
             format!("a product has at most {} variants", input::MAX_VARIANTS),
         ));
@@ -572,8 +568,8 @@ pub async fn update(
     for (index, change) in changes.iter().enumerate() {
         if let Some(prices) = &change.prices {
             if !prices.contains_key(&base_currency) {
-                return Err(ApiError::invalid_field(
-                    "missing_base_price",
+                return Err(Error::invalid_field(
+                    Code::MissingBasePrice,
                     format!("variants[{index}].prices.{base_currency}"),
                     format!("every variant needs a price in the base currency {base_currency}"),
                 ));
@@ -588,8 +584,8 @@ pub async fn update(
         !repriced.contains(&v.sku.to_ascii_uppercase())
             && !v.prices.contains_key(base_currency.code())
     }) {
-        return Err(ApiError::invalid_field(
-            "missing_base_price",
+        return Err(Error::invalid_field(
+            Code::MissingBasePrice,
             "base_currency",
             format!("variant {} has no price in {base_currency}", unpriced.sku),
         ));
@@ -653,7 +649,7 @@ pub async fn set_status(
     seller_id: Uuid,
     id: Uuid,
     status: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let updated = tx
         .execute(
             "UPDATE products SET status = $3, updated_at = now(), version = version + 1
@@ -662,7 +658,7 @@ pub async fn set_status(
         )
         .await?;
     if updated == 0 {
-        return Err(ApiError::NotFound("product"));
+        return Err(Error::NotFound("product"));
     }
     refresh_listing_prices(tx, fx, Some(id)).await?;
     Ok(())
@@ -674,7 +670,7 @@ pub async fn list_own(
     seller_id: Uuid,
     before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<ProductRecord>, ApiError> {
+) -> Result<Vec<ProductRecord>, Error> {
     let ids: Vec<Uuid> = client
         .query(
             "SELECT id FROM products WHERE seller_id = $1 AND ($2::uuid IS NULL OR id < $2)
@@ -692,7 +688,7 @@ pub async fn list_own(
 pub async fn product_ids_of(
     client: &impl PreparedClient,
     seller_id: Uuid,
-) -> Result<Vec<Uuid>, ApiError> {
+) -> Result<Vec<Uuid>, Error> {
     Ok(client
         .query(
             "SELECT id FROM products WHERE seller_id = $1",

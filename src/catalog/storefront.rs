@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::ProductRecord;
 use crate::{
-    http::error::ApiError,
+    error::{Code, Error},
     locale::LocalePreference,
     money::{by_currency, Currency, FxRates, Price},
 };
@@ -67,17 +67,15 @@ pub fn render(
     preference: &LocalePreference,
     currency: Currency,
     fx: &FxRates,
-) -> Result<StorefrontProduct, ApiError> {
+) -> Result<StorefrontProduct, Error> {
     let locale = preference.choose(|l| product.content.contains_key(l), &product.default_locale);
     let content = product
         .content
         .get(locale.as_ref())
         .or_else(|| product.content.values().next())
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("product {} has no content", product.id))
-        })?;
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("product {} has no content", product.id)))?;
     let base = Currency::from_code(product.base_currency.trim()).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
+        Error::internal(anyhow::anyhow!(
             "product {} has an unknown base currency",
             product.id
         ))
@@ -87,7 +85,7 @@ pub fn render(
         let price = fx
             .price_in(&by_currency(&variant.prices), base, currency)
             .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("variant {} has no base price", variant.sku))
+                Error::internal(anyhow::anyhow!("variant {} has no base price", variant.sku))
             })?;
         variants.push(StorefrontVariant {
             sku: variant.sku.clone(),
@@ -103,7 +101,7 @@ pub fn render(
         .map(|v| v.price.clone())
         .min_by(|a, b| a.amount.cmp(&b.amount).then(a.converted.cmp(&b.converted)))
         .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("product {} has no variants", product.id))
+            Error::internal(anyhow::anyhow!("product {} has no variants", product.id))
         })?;
     Ok(StorefrontProduct {
         id: product.id,
@@ -162,13 +160,13 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    pub fn decode(raw: &str) -> Result<Self, ApiError> {
+    pub fn decode(raw: &str) -> Result<Self, Error> {
         URL_SAFE_NO_PAD
             .decode(raw)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_cursor",
+            .ok_or_else(|| Error::BadRequest {
+                code: Code::InvalidCursor,
                 message: "the cursor is not one this API returned".into(),
                 field: Some("cursor".into()),
             })
@@ -205,7 +203,7 @@ async fn estimated_matches(
     chain: &[&str],
     config: &str,
     q: &str,
-) -> Result<f64, ApiError> {
+) -> Result<f64, Error> {
     let row = client
         .query_one(
             "EXPLAIN (FORMAT JSON) SELECT 1 FROM product_content sc
@@ -219,10 +217,7 @@ async fn estimated_matches(
 }
 
 /// Runs a storefront listing: filters, search, sort and keyset pagination in one query.
-pub async fn list(
-    client: &impl GenericClient,
-    query: &ListingQuery,
-) -> Result<ListingPage, ApiError> {
+pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<ListingPage, Error> {
     let currency = query.currency.code();
     let chain: Vec<&str> = query.preference.tags().iter().map(|l| l.as_str()).collect();
     let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
@@ -286,8 +281,8 @@ pub async fn list(
     }
     if let Some(cursor) = &query.cursor {
         if cursor.sort != query.sort || cursor.currency != currency {
-            return Err(ApiError::BadRequest {
-                code: "invalid_cursor",
+            return Err(Error::BadRequest {
+                code: Code::InvalidCursor,
                 message: "the cursor belongs to another sort or currency".into(),
                 field: Some("cursor".into()),
             });

@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::http::error::ApiError;
+use crate::error::{Code, Error};
 
 /// Bytes of the generated signing key.
 const KEY_BYTES: usize = 32;
@@ -86,9 +86,9 @@ impl AdmissionKey {
 
     /// The admission a token proves, if it was signed with this key and is well formed; its
     /// expiry is not checked here.
-    pub fn verify(&self, token: &str) -> Result<Admission, ApiError> {
-        let forged = || ApiError::Forbidden {
-            code: "invalid_admission",
+    pub fn verify(&self, token: &str) -> Result<Admission, Error> {
+        let forged = || Error::Forbidden {
+            code: Code::InvalidAdmission,
             message: "the admission token is not valid".into(),
         };
         let (payload, signature) = token.trim().split_once('.').ok_or_else(forged)?;

@@ -32,7 +32,8 @@ use crate::{
     carts::{self, CartLine},
     checkout::{self, CheckoutResponse},
     configuration::Pricing,
-    http::{error::ApiError, AppState},
+    error::{Code, Error},
+    http::AppState,
     locale::LocalePreference,
     money::{Currency, Price},
     orders::{self, IdempotencyClaim, PlaceError},
@@ -115,18 +116,18 @@ impl NewSale {
         prices: &BTreeMap<String, String>,
         (starts_at, ends_at): (DateTime<Utc>, DateTime<Utc>),
         per_shopper_limit: i64,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, Error> {
         let sku = crate::catalog::input::parse_sku("sku", sku)?;
         if !(1..=MAX_QUANTITY).contains(&quantity) {
-            return Err(ApiError::invalid_field(
-                "invalid_quantity",
+            return Err(Error::invalid_field(
+                Code::InvalidQuantity,
                 "quantity",
                 format!("must be 1 to {MAX_QUANTITY}"),
             ));
         }
         if prices.is_empty() {
-            return Err(ApiError::invalid_field(
-                "missing_price",
+            return Err(Error::invalid_field(
+                Code::MissingPrice,
                 "prices",
                 "give the sale price in at least one currency, e.g. {\"EUR\": \"9.99\"}",
             ));
@@ -137,8 +138,8 @@ impl NewSale {
             let currency = pricing.fx.parse_supported(&field, code)?;
             let amount = currency.parse_amount(&field, raw)?;
             if amount.is_zero() {
-                return Err(ApiError::invalid_field(
-                    "invalid_amount",
+                return Err(Error::invalid_field(
+                    Code::InvalidAmount,
                     field,
                     "a sale price must be above zero",
                 ));
@@ -146,22 +147,22 @@ impl NewSale {
             parsed.insert(currency, amount);
         }
         if ends_at <= starts_at {
-            return Err(ApiError::invalid_field(
-                "invalid_window",
+            return Err(Error::invalid_field(
+                Code::InvalidWindow,
                 "ends_at",
                 "must be after starts_at",
             ));
         }
         if ends_at <= Utc::now() {
-            return Err(ApiError::invalid_field(
-                "invalid_window",
+            return Err(Error::invalid_field(
+                Code::InvalidWindow,
                 "ends_at",
                 "must be in the future",
             ));
         }
         if !(1..=quantity).contains(&per_shopper_limit) {
-            return Err(ApiError::invalid_field(
-                "invalid_limit",
+            return Err(Error::invalid_field(
+                Code::InvalidLimit,
                 "per_shopper_limit",
                 "must be 1 to the sale's quantity",
             ));
@@ -183,7 +184,7 @@ pub async fn create(
     client: &mut deadpool_postgres::Client,
     seller_id: Uuid,
     sale: &NewSale,
-) -> Result<SaleView, ApiError> {
+) -> Result<SaleView, Error> {
     let tx = client.transaction().await?;
     let variant = tx
         .query_opt(
@@ -194,11 +195,15 @@ pub async fn create(
         )
         .await?
         .ok_or_else(|| {
-            ApiError::invalid_field("unknown_sku", "sku", "none of your products has this SKU")
+            Error::invalid_field(
+                Code::UnknownSku,
+                "sku",
+                "none of your products has this SKU",
+            )
         })?;
     let available = i64::from(variant.get::<_, i32>(1));
     if available < i64::from(sale.quantity) {
-        return Err(ApiError::InsufficientStock { available });
+        return Err(Error::InsufficientStock { available });
     }
     let id = Uuid::now_v7();
     let variant_id: Uuid = variant.get(0);
@@ -230,7 +235,7 @@ pub async fn create(
     Ok(view)
 }
 
-pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, ApiError> {
+pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Error> {
     let row = client
         .query_opt(
             "SELECT s.id, s.seller_id, v.sku, s.quantity, s.allocated,
@@ -244,7 +249,7 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Api
             &[&id],
         )
         .await?
-        .ok_or(ApiError::NotFound("flash sale"))?;
+        .ok_or(Error::NotFound("flash sale"))?;
     let state: String = row.get(10);
     Ok(SaleView {
         id: row.get(0),
@@ -258,7 +263,7 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Api
         } else {
             row.get(5)
         },
-        prices: serde_json::from_value(row.get(6)).map_err(ApiError::internal)?,
+        prices: serde_json::from_value(row.get(6)).map_err(Error::internal)?,
         starts_at: row.get(7),
         ends_at: row.get(8),
         per_shopper_limit: row.get(9),
@@ -269,7 +274,7 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Api
 }
 
 /// Counts one request of `shopper` for `action`; beyond the configured rate, 429.
-pub async fn check_rate(state: &AppState, shopper_id: Uuid, action: &str) -> Result<(), ApiError> {
+pub async fn check_rate(state: &AppState, shopper_id: Uuid, action: &str) -> Result<(), Error> {
     let settings = &state.settings.flash_sales;
     let window = settings.rate_limit_window_secs;
     let bucket = Utc::now().timestamp().div_euclid(window as i64);
@@ -290,7 +295,7 @@ pub async fn check_rate(state: &AppState, shopper_id: Uuid, action: &str) -> Res
             metrics::counter!("agora_flash_sale_rate_limited_total", "action" => action.to_owned())
                 .increment(1);
             let elapsed = Utc::now().timestamp().rem_euclid(window as i64) as u64;
-            Err(ApiError::RateLimited {
+            Err(Error::RateLimited {
                 retry_after_secs: window.saturating_sub(elapsed).max(1),
             })
         }
@@ -298,7 +303,7 @@ pub async fn check_rate(state: &AppState, shopper_id: Uuid, action: &str) -> Res
         Err(error) => {
             // Without Redis there is no fair queue either; the request fails the same way.
             metrics::counter!("agora_redis_errors_total", "command" => "rate_limit").increment(1);
-            Err(ApiError::Unavailable(format!("rate limiter: {error}")))
+            Err(Error::Unavailable(format!("rate limiter: {error}")))
         }
     }
 }
@@ -358,7 +363,7 @@ pub async fn status(
     key: &admission::AdmissionKey,
     sale_id: Uuid,
     shopper_id: Uuid,
-) -> Result<QueueStatus, ApiError> {
+) -> Result<QueueStatus, Error> {
     let row = client
         .query_opt(
             "SELECT t.ticket, t.state, t.admission_expires_at, s.admitted_through, s.state,
@@ -368,7 +373,7 @@ pub async fn status(
             &[&sale_id, &shopper_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("ticket"))?;
+        .ok_or(Error::NotFound("ticket"))?;
     let ticket: i64 = row.get(0);
     let expires: Option<DateTime<Utc>> = row.get(2);
     let mut status = QueueStatus::new("waiting", ticket);
@@ -414,7 +419,7 @@ pub struct Joined {
 }
 
 /// Puts the shopper in the sale's queue; joining again answers the same ticket.
-pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<Joined, ApiError> {
+pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<Joined, Error> {
     let client = state.pool.get().await?;
     let sale = client
         .query_opt(
@@ -426,7 +431,7 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             &[&sale_id, &shopper_id],
         )
         .await?
-        .ok_or(ApiError::NotFound("flash sale"))?;
+        .ok_or(Error::NotFound("flash sale"))?;
     if sale.get::<_, bool>(2) {
         return Ok(Joined {
             status: status(&*client, &state.admission_key, sale_id, shopper_id).await?,
@@ -435,15 +440,15 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
     }
     match (sale.get::<_, &str>(0), sale.get::<_, bool>(1)) {
         ("sold_out", _) => {
-            return Err(ApiError::Conflict {
-                code: "sold_out",
+            return Err(Error::Conflict {
+                code: Code::SoldOut,
                 message: "this flash sale is sold out".into(),
                 field: None,
             })
         }
         ("closed", _) | (_, true) => {
-            return Err(ApiError::Conflict {
-                code: "sale_closed",
+            return Err(Error::Conflict {
+                code: Code::SaleClosed,
                 message: "this flash sale has ended".into(),
                 field: None,
             })
@@ -467,7 +472,7 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
             .map_err(|error| {
                 metrics::counter!("agora_redis_errors_total", "command" => "next_ticket")
                     .increment(1);
-                ApiError::Unavailable(format!("ticket counter: {error}"))
+                Error::Unavailable(format!("ticket counter: {error}"))
             })?;
         metrics::histogram!("agora_redis_command_duration_seconds", "command" => "next_ticket")
             .record(started.elapsed().as_secs_f64());
@@ -513,12 +518,12 @@ pub async fn join(state: &AppState, sale_id: Uuid, shopper_id: Uuid) -> Result<J
         }
         floor = highest_ticket(&*client, sale_id).await?;
     }
-    Err(ApiError::Unavailable(
+    Err(Error::Unavailable(
         "could not issue a ticket; retry shortly".into(),
     ))
 }
 
-async fn highest_ticket(client: &impl PreparedClient, sale_id: Uuid) -> Result<i64, ApiError> {
+async fn highest_ticket(client: &impl PreparedClient, sale_id: Uuid) -> Result<i64, Error> {
     Ok(client
         .query_one(
             "SELECT coalesce(max(ticket), 0) FROM flash_sale_tickets WHERE sale_id = $1",
@@ -565,13 +570,13 @@ pub async fn purchase(
     state: &AppState,
     request: PurchaseRequest,
     preference: &LocalePreference,
-) -> Result<CheckoutResponse, ApiError> {
+) -> Result<CheckoutResponse, Error> {
     let fingerprint = fingerprint(&request);
-    if let Some(response) =
+    if let Some(outcome) =
         checkout::earlier_answer(state, request.shopper_id, &request.key, &fingerprint).await?
     {
         return Ok(CheckoutResponse {
-            response,
+            outcome,
             replayed: true,
         });
     }
@@ -583,15 +588,15 @@ pub async fn purchase(
         })?;
     if admission.sale_id != request.sale_id || admission.shopper_id != request.shopper_id {
         outcome_counter("invalid_admission");
-        return Err(ApiError::Forbidden {
-            code: "invalid_admission",
+        return Err(Error::Forbidden {
+            code: Code::InvalidAdmission,
             message: "this admission token is for another sale or shopper".into(),
         });
     }
     if admission.expires_at <= Utc::now() {
         outcome_counter("admission_expired");
-        return Err(ApiError::Gone {
-            code: "admission_expired",
+        return Err(Error::Gone {
+            code: Code::AdmissionExpired,
             message: "the admission lapsed; the unit went to the next shopper in the queue".into(),
         });
     }
@@ -614,9 +619,9 @@ pub async fn purchase(
         Ok(more) => more,
         Err(error) => {
             outcome_counter(match error.code() {
-                "sold_out" => "sold_out",
-                "admission_expired" => "admission_expired",
-                "not_admitted" => "not_admitted",
+                Code::SoldOut => "sold_out",
+                Code::AdmissionExpired => "admission_expired",
+                Code::NotAdmitted => "not_admitted",
                 _ => "refused",
             });
             return Err(error);
@@ -670,12 +675,12 @@ pub async fn purchase(
             .get(0);
         outcome_counter("sold_out");
         if left > 0 {
-            return Err(ApiError::InsufficientStock {
+            return Err(Error::InsufficientStock {
                 available: i64::from(left),
             });
         }
-        return Err(ApiError::Conflict {
-            code: "sold_out",
+        return Err(Error::Conflict {
+            code: Code::SoldOut,
             message: "the sale has no units left".into(),
             field: None,
         });
@@ -692,8 +697,8 @@ pub async fn purchase(
             card: request.card,
         })
         .await;
-    let response = checkout::finish(state, &pending, authorized).await?;
-    if response.status == 201 {
+    let outcome = checkout::finish(state, &pending, authorized).await?;
+    if outcome.is_paid() {
         outcome_counter("paid");
         metrics::counter!("agora_flash_sale_units_sold_total")
             .increment(u64::from(request.quantity));
@@ -701,7 +706,7 @@ pub async fn purchase(
         outcome_counter("payment_failed");
     }
     Ok(CheckoutResponse {
-        response,
+        outcome,
         replayed: false,
     })
 }
@@ -712,10 +717,10 @@ async fn sale_line(
     tx: &impl PreparedClient,
     request: &PurchaseRequest,
     preference: &LocalePreference,
-) -> Result<carts::CartView, ApiError> {
+) -> Result<carts::CartView, Error> {
     let region = regions::named_in_request(tx, &request.region).await?;
     let currency = region.currency().ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("region {} has no currency", region.code))
+        Error::internal(anyhow::anyhow!("region {} has no currency", region.code))
     })?;
     let shipping = match (
         &request.shipping,
@@ -727,8 +732,8 @@ async fn sale_line(
         }
         (None, true) => (None, None),
         (None, false) => {
-            return Err(ApiError::invalid_field(
-                "shipping_required",
+            return Err(Error::invalid_field(
+                Code::ShippingRequired,
                 "shipping",
                 "give {\"country\", \"option\"} of the region to ship to",
             ))
@@ -751,10 +756,10 @@ async fn sale_line(
             &[&request.sale_id, &currency.code(), &chain],
         )
         .await?
-        .ok_or(ApiError::NotFound("flash sale"))?;
+        .ok_or(Error::NotFound("flash sale"))?;
     let unit: Decimal = row.get::<_, Option<Decimal>>(6).ok_or_else(|| {
-        ApiError::invalid_field(
-            "no_sale_price",
+        Error::invalid_field(
+            Code::NoSalePrice,
             "region",
             format!("this sale has no price in {}", currency.code()),
         )
@@ -800,7 +805,7 @@ async fn claim_units(
     request: &PurchaseRequest,
     admission: &Admission,
     cart: &carts::CartView,
-) -> Result<i32, ApiError> {
+) -> Result<i32, Error> {
     let ticket = tx
         .query_opt(
             "SELECT t.ticket, t.state, t.admission_expires_at > now(), t.bought,
@@ -810,8 +815,8 @@ async fn claim_units(
             &[&request.sale_id, &request.shopper_id],
         )
         .await?;
-    let not_admitted = |message: &str| ApiError::Forbidden {
-        code: "not_admitted",
+    let not_admitted = |message: &str| Error::Forbidden {
+        code: Code::NotAdmitted,
         message: message.into(),
     };
     let Some(ticket) = ticket else {
@@ -821,8 +826,8 @@ async fn claim_units(
         return Err(not_admitted("this admission is not for your ticket"));
     }
     if ticket.get::<_, &str>(5) == "sold_out" {
-        return Err(ApiError::Conflict {
-            code: "sold_out",
+        return Err(Error::Conflict {
+            code: Code::SoldOut,
             message: "the sale has no units left".into(),
             field: None,
         });
@@ -830,8 +835,8 @@ async fn claim_units(
     match (ticket.get::<_, &str>(1), ticket.get::<_, Option<bool>>(2)) {
         ("admitted", Some(true)) => {}
         ("admitted" | "expired", _) => {
-            return Err(ApiError::Gone {
-                code: "admission_expired",
+            return Err(Error::Gone {
+                code: Code::AdmissionExpired,
                 message: "the admission lapsed; the unit went to the next shopper in the queue"
                     .into(),
             })
@@ -843,8 +848,8 @@ async fn claim_units(
     let bought: i32 = ticket.get(3);
     let quantity = i32::try_from(request.quantity).unwrap_or(i32::MAX);
     if bought.saturating_add(quantity) > limit {
-        return Err(ApiError::invalid_field(
-            "per_shopper_limit_exceeded",
+        return Err(Error::invalid_field(
+            Code::PerShopperLimitExceeded,
             "quantity",
             format!(
                 "at most {limit} per shopper in this sale ({} left for you)",
@@ -868,7 +873,7 @@ async fn claim_units(
     let line = cart
         .lines
         .first()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a sale order without its line")))?;
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("a sale order without its line")))?;
     tx.execute(
         "INSERT INTO stock_holds (id, variant_id, quantity, owner, expires_at, sale_id)
          VALUES ($1, $2, $3, $4, now() + interval '1 hour', $5)",

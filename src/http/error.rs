@@ -1,6 +1,7 @@
-//! The HTTP boundary's one error type and its JSON shape.
+//! The domain's errors as HTTP answers: each kind's status, and the JSON shape.
 //!
-//! Every error response is `{"error": {"code", "message", "field"?}}`: `code` is a stable,
+//! This is the one place an [`ApiError`] (the domain's `crate::error::Error`) becomes a
+//! response. Every error response is `{"error": {"code", "message", "field"?}}`: `code` is a stable,
 //! machine-readable snake_case string clients may match on; `message` is for people; `field`
 //! names the offending input (a JSON path such as `variants[0].sku`, a query parameter or a
 //! header). Causes of 5xx errors are logged with their whole chain and never sent to clients.
@@ -8,117 +9,7 @@
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use serde::Serialize;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The request cannot be parsed at all (malformed JSON, a bad query string or header).
-    #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        message: String,
-        field: Option<String>,
-    },
-    /// The request parsed, but a field's value is missing or not acceptable.
-    #[error("{message}")]
-    InvalidField {
-        code: &'static str,
-        message: String,
-        field: String,
-    },
-    #[error("request body must be JSON: send Content-Type: application/json")]
-    UnsupportedMediaType,
-    #[error("request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    #[error("authentication required: {0}")]
-    Unauthorized(&'static str),
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// Authenticated, but not allowed to do this (e.g. buy without an admission).
-    #[error("{message}")]
-    Forbidden { code: &'static str, message: String },
-    /// The thing asked for existed and is gone for good (e.g. an admission that expired).
-    #[error("{message}")]
-    Gone { code: &'static str, message: String },
-    /// Too many requests from this client; retry after the given seconds.
-    #[error("too many requests; retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
-    #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: String,
-        field: Option<String>,
-    },
-    /// Fewer units are available than asked for; the answer says how many are.
-    #[error("only {available} available")]
-    InsufficientStock { available: i64 },
-    /// A dependency (Postgres, Redis) or a bounded resource cannot serve the request now.
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
-}
-
-impl ApiError {
-    pub fn invalid_field(
-        code: &'static str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self::InvalidField {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The same error found in a query parameter: the request, not a body field, is at fault
-    /// (400 instead of 422), still naming the parameter.
-    pub fn in_query(self) -> Self {
-        match self {
-            Self::InvalidField {
-                code,
-                message,
-                field,
-            } => Self::BadRequest {
-                code,
-                message,
-                field: Some(field),
-            },
-            other => other,
-        }
-    }
-
-    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(cause.into())
-    }
-
-    /// The stable machine-readable code clients match on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest { code, .. }
-            | Self::InvalidField { code, .. }
-            | Self::Conflict { code, .. }
-            | Self::Forbidden { code, .. }
-            | Self::Gone { code, .. } => code,
-            Self::RateLimited { .. } => "rate_limited",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::NotFound(_) => "not_found",
-            Self::InsufficientStock { .. } => "insufficient_stock",
-            Self::Unavailable(_) => "service_unavailable",
-            Self::Internal(_) => "internal_error",
-        }
-    }
-
-    fn field(&self) -> Option<&str> {
-        match self {
-            Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
-            Self::InvalidField { field, .. } => Some(field),
-            Self::InsufficientStock { .. } => Some("quantity"),
-            _ => None,
-        }
-    }
-}
+pub use crate::error::{error_chain, Code, Error as ApiError};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -140,10 +31,10 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
-    pub fn new(code: &str, message: impl Into<String>, field: Option<&str>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>, field: Option<&str>) -> Self {
         Self {
             error: ErrorDetail {
-                code: code.to_owned(),
+                code: code.as_str().to_owned(),
                 message: message.into(),
                 field: field.map(str::to_owned),
                 available: None,
@@ -174,8 +65,13 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         if status.is_server_error() {
             let chain = error_chain(self);
-            tracing::error!(code = self.code(), error = %chain, "request failed");
+            tracing::error!(code = %self.code(), error = %chain, "request failed");
         }
+        debug_assert!(
+            answers_with(self.code(), status),
+            "{} is answered {status}, which the code table does not list",
+            self.code()
+        );
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
@@ -191,62 +87,19 @@ impl ResponseError for ApiError {
     }
 }
 
-/// `outer: inner: innermost`, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
+/// Whether the code table lets `code` be answered with `status`; field codes (422) may be
+/// answered 400 when the field is a query parameter. Checked on every error answered in debug
+/// builds, so the test suite keeps the table honest.
+pub fn answers_with(code: Code, status: StatusCode) -> bool {
+    let statuses = code.statuses();
+    statuses.contains(&status.as_u16())
+        || (status == StatusCode::BAD_REQUEST && statuses.contains(&422))
 }
 
-impl From<agora_actors::inventory::ReserveError> for ApiError {
-    fn from(error: agora_actors::inventory::ReserveError) -> Self {
-        use agora_actors::inventory::ReserveError;
-        match error {
-            ReserveError::InsufficientStock { available } => Self::InsufficientStock { available },
-            ReserveError::UnknownSku => {
-                Self::invalid_field("unknown_sku", "sku", "no such SKU on the storefront")
-            }
-            ReserveError::Overloaded | ReserveError::Unavailable(_) => {
-                Self::Unavailable(error.to_string())
-            }
-        }
-    }
-}
-
-impl From<agora_actors::cart::CartBusy> for ApiError {
-    fn from(error: agora_actors::cart::CartBusy) -> Self {
-        use agora_actors::cart::CartBusy;
-        match error {
-            // Another tab's changes to the same cart are still running: a moment suffices.
-            CartBusy::TooManyChanges => Self::RateLimited {
-                retry_after_secs: 1,
-            },
-            CartBusy::TooManyCarts => Self::Unavailable(error.to_string()),
-            CartBusy::Failed => Self::internal(anyhow::anyhow!(error)),
-        }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(error: deadpool_postgres::PoolError) -> Self {
-        use deadpool_postgres::PoolError;
-        match error {
-            PoolError::Timeout(_) => {
-                metrics::counter!("agora_db_pool_timeouts_total").increment(1);
-                Self::Unavailable("no database connection is free; retry shortly".into())
-            }
-            other => Self::Internal(anyhow::Error::new(other).context("database pool")),
-        }
-    }
-}
-
-impl From<tokio_postgres::Error> for ApiError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        Self::Internal(anyhow::Error::new(error).context("database query"))
-    }
+/// The status a code is answered with when no error kind decides it: its first in the table.
+pub fn status_of(code: Code) -> StatusCode {
+    code.statuses()
+        .first()
+        .and_then(|status| StatusCode::from_u16(*status).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::error::Code;
 
 /// Largest body accepted when the application registered no [`BodyLimit`].
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -54,7 +55,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             let mut body = BytesMut::with_capacity(declared_length.unwrap_or(1024).min(limit));
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| ApiError::BadRequest {
-                    code: "unreadable_body",
+                    code: Code::UnreadableBody,
                     message: format!("the request body could not be read: {e}"),
                     field: None,
                 })?;
@@ -86,11 +87,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                     .map(|name| join_path(&path, name))
                     .unwrap_or(path);
                 let code = if message.starts_with("missing field") {
-                    "missing_field"
+                    Code::MissingField
                 } else if message.starts_with("unknown field") {
-                    "unknown_field"
+                    Code::UnknownField
                 } else {
-                    "invalid_field"
+                    Code::InvalidField
                 };
                 ApiError::invalid_field(code, field, strip_position(&message))
             }
@@ -101,7 +102,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 fn malformed(error: serde_json::Error) -> ApiError {
     ApiError::BadRequest {
-        code: "malformed_json",
+        code: Code::MalformedJson,
         message: format!("request body is not valid JSON: {error}"),
         field: None,
     }
@@ -137,7 +138,7 @@ pub fn query_error(
     let message = error.to_string();
     let field = message.split('`').nth(1).map(str::to_owned);
     ApiError::BadRequest {
-        code: "invalid_query",
+        code: Code::InvalidQuery,
         message,
         field,
     }
@@ -180,7 +181,7 @@ mod tests {
 
     fn field_of(error: ApiError) -> (String, String) {
         match error {
-            ApiError::InvalidField { code, field, .. } => (code.to_owned(), field),
+            ApiError::InvalidField { code, field, .. } => (code.as_str().to_owned(), field),
             other => panic!("expected a field error, got {other:?}"),
         }
     }

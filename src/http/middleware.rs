@@ -22,6 +22,7 @@ use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
+use crate::error::Code;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -154,17 +155,28 @@ fn ensure_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxB
     let reason = status.canonical_reason().unwrap_or("error");
     ServiceResponse::new(
         request,
-        rewritten.json(ErrorBody::new(&code_for(status), reason, None)),
+        rewritten.json(ErrorBody::new(code_for(status), reason, None)),
     )
 }
 
-/// `404 Not Found` → `not_found`: the stable code for a status that no handler named.
-fn code_for(status: StatusCode) -> String {
-    status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase()
-        .replace(['-', ' '], "_")
+/// `404 Not Found` → `not_found`: the stable code for a status that no handler named (the
+/// framework's own answers), from the code table; a status the table does not name answers
+/// the most general code of its class.
+fn code_for(status: StatusCode) -> Code {
+    match status.as_u16() {
+        404 => Code::NotFound,
+        405 => Code::MethodNotAllowed,
+        408 => Code::RequestTimeout,
+        411 => Code::LengthRequired,
+        413 => Code::PayloadTooLarge,
+        414 => Code::UriTooLong,
+        415 => Code::UnsupportedMediaType,
+        429 => Code::RateLimited,
+        431 => Code::RequestHeaderFieldsTooLarge,
+        503 => Code::ServiceUnavailable,
+        500..=599 => Code::InternalError,
+        _ => Code::BadRequest,
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Which locale and currency a catalog request wants.
 
+use crate::error::Code;
 use actix_web::{http::header::ACCEPT_LANGUAGE, HttpRequest};
 
 use super::{error::ApiError, AppState};
@@ -17,8 +18,8 @@ pub fn locale_preference(
     if let Some(raw) = query {
         return LocalePreference::from_query(raw).map_err(|error| ApiError::BadRequest {
             code: match error {
-                LocaleError::Malformed(_) => "invalid_locale",
-                LocaleError::Unsupported(_) => "unknown_locale",
+                LocaleError::Malformed(_) => Code::InvalidLocale,
+                LocaleError::Unsupported(_) => Code::UnknownLocale,
             },
             message: error.to_string(),
             field: Some("locale".into()),

@@ -15,7 +15,10 @@ use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::{http::error::ApiError, money::Currency};
+use crate::{
+    error::{Code, Error},
+    money::Currency,
+};
 
 /// Shortest and longest card numbers (ISO/IEC 7812).
 const CARD_DIGITS: std::ops::RangeInclusive<usize> = 12..=19;
@@ -26,11 +29,11 @@ pub struct CardNumber(String);
 
 impl CardNumber {
     /// Accepts digits with optional spaces or dashes between groups.
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Error> {
         let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
         let invalid = || {
-            ApiError::invalid_field(
-                "invalid_card_number",
+            Error::invalid_field(
+                Code::InvalidCardNumber,
                 field,
                 "must be a card number of 12 to 19 digits",
             )
@@ -39,8 +42,8 @@ impl CardNumber {
             return Err(invalid());
         }
         if !luhn_valid(&digits) {
-            return Err(ApiError::invalid_field(
-                "invalid_card_number",
+            return Err(Error::invalid_field(
+                Code::InvalidCardNumber,
                 field,
                 "is not a valid card number (check digit)",
             ));

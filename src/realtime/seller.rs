@@ -22,7 +22,10 @@ use super::{
     shopper::{close_oversized, CLIENT_TIMEOUT, HEARTBEAT_INTERVAL, MAILBOX_CAPACITY},
     since_published, Notice, PROTOCOL_VERSION,
 };
-use crate::http::{error::ApiError, AppState};
+use crate::{
+    error::{Code, Error},
+    http::AppState,
+};
 
 /// How often a session reads the log without being told to.
 pub const FEED_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,9 +41,9 @@ pub struct FeedPosition {
 
 impl FeedPosition {
     /// Parses an event id as sent (`"<xid>.<id>"`).
-    pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        let invalid = || ApiError::BadRequest {
-            code: "invalid_last_event_id",
+    pub fn parse(raw: &str) -> Result<Self, Error> {
+        let invalid = || Error::BadRequest {
+            code: Code::InvalidLastEventId,
             message: "not an event id from this feed".into(),
             field: Some("last_event_id".into()),
         };
@@ -61,7 +64,7 @@ impl FeedPosition {
 
 /// Where a new session starts when the client names no last event: after every transaction
 /// finished before now (one still running, or later, is sent once it commits).
-pub async fn feed_now(client: &impl crate::db::PreparedClient) -> Result<FeedPosition, ApiError> {
+pub async fn feed_now(client: &impl crate::db::PreparedClient) -> Result<FeedPosition, Error> {
     let row = client
         .query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[])
         .await?;
@@ -263,14 +266,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SellerSocket {
                     }
                     _ => self.send(
                         ctx,
-                        json!({ "type": "error", "code": "invalid_message",
+                        json!({ "type": "error", "code": Code::InvalidMessage.as_str(),
                                 "message": "the seller feed accepts only {\"type\": \"ping\"}" }),
                     ),
                 }
             }
             Ok(ws::Message::Binary(_)) => self.send(
                 ctx,
-                json!({ "type": "error", "code": "invalid_message", "message": "send JSON text" }),
+                json!({ "type": "error", "code": Code::InvalidMessage.as_str(), "message": "send JSON text" }),
             ),
             Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
             Ok(ws::Message::Close(reason)) => {

@@ -27,6 +27,7 @@ use super::{
     hub::{self, stock_status, Deliver, Evict, Hub, Topic},
     since_published, Notice, PROTOCOL_VERSION,
 };
+use crate::error::Code;
 use crate::{
     carts, flash_sales,
     http::AppState,
@@ -125,10 +126,10 @@ impl ShopperSocket {
             .increment(1);
     }
 
-    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
+    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: Code, message: &str) {
         self.send(
             ctx,
-            json!({ "type": "error", "code": code, "message": message }),
+            json!({ "type": "error", "code": code.as_str(), "message": message }),
         );
     }
 
@@ -154,7 +155,7 @@ impl ShopperSocket {
         let Some(shopper) = self.shopper else {
             self.error(
                 ctx,
-                "unauthorized",
+                Code::Unauthorized,
                 "connect with your shopper token (?token= or Authorization) to follow a queue",
             );
             return;
@@ -163,7 +164,7 @@ impl ShopperSocket {
             return;
         }
         if self.follows() >= MAX_SUBSCRIPTIONS {
-            self.error(ctx, "too_many_subscriptions", "too many subscriptions");
+            self.error(ctx, Code::TooManySubscriptions, "too many subscriptions");
             return;
         }
         // Subscribed before reading, so no announcement falls between the read and the
@@ -191,7 +192,7 @@ impl ShopperSocket {
                     Err(error) => {
                         socket.unfollow_queue(sale_id);
                         let code = error.code();
-                        let message = if code == "not_found" {
+                        let message = if code == Code::NotFound {
                             "join the queue first (POST /api/v1/flash-sales/{id}/queue)"
                         } else {
                             "the queue cannot be read now"
@@ -373,7 +374,7 @@ impl ShopperSocket {
                 for product in asked.iter().filter(|id| !found.contains(id)) {
                     socket.error(
                         ctx,
-                        "unknown_product",
+                        Code::UnknownProduct,
                         &format!("no product {product} on the storefront"),
                     );
                 }
@@ -384,7 +385,7 @@ impl ShopperSocket {
                 tracing::warn!(%error, "reading products for a socket failed");
                 socket.error(
                     ctx,
-                    "unavailable",
+                    Code::Unavailable,
                     "products cannot be read now; subscribe again",
                 );
             }
@@ -401,7 +402,7 @@ impl ShopperSocket {
             if self.follows() >= MAX_SUBSCRIPTIONS {
                 self.error(
                     ctx,
-                    "too_many_subscriptions",
+                    Code::TooManySubscriptions,
                     &format!("a socket follows at most {MAX_SUBSCRIPTIONS} SKUs and carts"),
                 );
                 break;
@@ -457,7 +458,7 @@ impl ShopperSocket {
                 for sku in asked.into_iter().filter(|sku| !found.contains(sku)) {
                     socket.error(
                         ctx,
-                        "unknown_sku",
+                        Code::UnknownSku,
                         &format!("no SKU {sku} on the storefront"),
                     );
                     socket.skus.remove(&sku);
@@ -471,7 +472,7 @@ impl ShopperSocket {
                 tracing::warn!(%error, "reading stock for a socket failed");
                 socket.error(
                     ctx,
-                    "unavailable",
+                    Code::Unavailable,
                     "stock cannot be read now; subscribe again",
                 );
             }
@@ -482,7 +483,7 @@ impl ShopperSocket {
         let Some(shopper) = self.shopper else {
             self.error(
                 ctx,
-                "unauthorized",
+                Code::Unauthorized,
                 "connect with your shopper token (?token= or Authorization) to follow a cart",
             );
             return;
@@ -491,7 +492,7 @@ impl ShopperSocket {
             return;
         }
         if self.follows() >= MAX_SUBSCRIPTIONS {
-            self.error(ctx, "too_many_subscriptions", "too many subscriptions");
+            self.error(ctx, Code::TooManySubscriptions, "too many subscriptions");
             return;
         }
         self.hub.do_send(hub::Subscribe {
@@ -509,7 +510,9 @@ impl ShopperSocket {
                 .map(move |view, socket, ctx| match view {
                     Ok(view) => match serde_json::to_value(&view) {
                         Ok(cart) => socket.write_cart(ctx, cart_id, cart),
-                        Err(_) => socket.error(ctx, "unavailable", "the cart cannot be read now"),
+                        Err(_) => {
+                            socket.error(ctx, Code::Unavailable, "the cart cannot be read now")
+                        }
                     },
                     Err(_) => {
                         // Another shopper's cart is "not found", as over HTTP.
@@ -518,7 +521,7 @@ impl ShopperSocket {
                             id: socket.id,
                             topic: Topic::Cart(cart_id),
                         });
-                        socket.error(ctx, "not_found", "cart not found");
+                        socket.error(ctx, Code::NotFound, "cart not found");
                     }
                 }),
         );
@@ -746,7 +749,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                     Ok(ClientMessage::Subscribe { skus, products })
                         if skus.is_empty() && products.is_empty() =>
                     {
-                        self.error(ctx, "invalid_message", "subscribe needs skus or products");
+                        self.error(
+                            ctx,
+                            Code::InvalidMessage,
+                            "subscribe needs skus or products",
+                        );
                     }
                     Ok(ClientMessage::Subscribe { skus, products }) => {
                         self.subscribe_skus(skus, ctx);
@@ -779,11 +786,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                     Ok(ClientMessage::FollowQueue { sale_id }) => self.follow_queue(sale_id, ctx),
                     Ok(ClientMessage::UnfollowQueue { sale_id }) => self.unfollow_queue(sale_id),
                     Ok(ClientMessage::Ping) => self.send(ctx, json!({ "type": "pong" })),
-                    Err(error) => self.error(ctx, "invalid_message", &error.to_string()),
+                    Err(error) => self.error(ctx, Code::InvalidMessage, &error.to_string()),
                 }
             }
             ws::Message::Binary(_) => {
-                self.error(ctx, "invalid_message", "send JSON text messages");
+                self.error(ctx, Code::InvalidMessage, "send JSON text messages");
             }
             ws::Message::Ping(payload) => ctx.pong(&payload),
             ws::Message::Pong(_) => {}

@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 use crate::{
     configuration::RecommendationSettings,
+    error::Error,
     hot_state::HotState,
-    http::error::ApiError,
     money::{Currency, Price},
 };
 
@@ -249,7 +249,7 @@ pub async fn learn(
     pool: &deadpool_postgres::Pool,
     hot: &HotState,
     settings: &RecommendationSettings,
-) -> Result<Learned, ApiError> {
+) -> Result<Learned, Error> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let locked: bool = tx
@@ -289,7 +289,7 @@ pub async fn learn(
 }
 
 /// The cursor of one log: `(xid, id)` of the last entry learned.
-async fn cursor(tx: &impl PreparedClient, log: &str) -> Result<(String, i64), ApiError> {
+async fn cursor(tx: &impl PreparedClient, log: &str) -> Result<(String, i64), Error> {
     let row = tx
         .query_one(
             "SELECT xid::text, event_id FROM reco_progress WHERE name = $1 FOR UPDATE",
@@ -299,11 +299,7 @@ async fn cursor(tx: &impl PreparedClient, log: &str) -> Result<(String, i64), Ap
     Ok((row.get(0), row.get(1)))
 }
 
-async fn advance(
-    tx: &impl PreparedClient,
-    log: &str,
-    (xid, id): (&str, i64),
-) -> Result<(), ApiError> {
+async fn advance(tx: &impl PreparedClient, log: &str, (xid, id): (&str, i64)) -> Result<(), Error> {
     tx.execute(
         "UPDATE reco_progress SET xid = $2::text::xid8, event_id = $3 WHERE name = $1",
         &[&log, &xid, &id],
@@ -317,7 +313,7 @@ async fn read_orders(
     tx: &impl PreparedClient,
     batch: i64,
     increments: &mut Increments,
-) -> Result<usize, ApiError> {
+) -> Result<usize, Error> {
     let (xid, event_id) = cursor(tx, "orders").await?;
     // Only transactions older than every one still running: a later commit can never slip in
     // below the cursor (the seller feed reads the log the same way).
@@ -360,7 +356,7 @@ async fn read_signals(
     tx: &impl PreparedClient,
     batch: i64,
     increments: &mut Increments,
-) -> Result<usize, ApiError> {
+) -> Result<usize, Error> {
     let (xid, id) = cursor(tx, "signals").await?;
     let signals = tx
         .query(
@@ -408,7 +404,7 @@ pub async fn rebuild(
     pool: &deadpool_postgres::Pool,
     hot: &HotState,
     settings: &RecommendationSettings,
-) -> Result<usize, ApiError> {
+) -> Result<usize, Error> {
     let cached: Vec<Uuid> = {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
@@ -465,7 +461,7 @@ pub async fn bought_together(
     client: &impl PreparedClient,
     hot: &HotState,
     product: Uuid,
-) -> Result<Vec<(Uuid, f32)>, ApiError> {
+) -> Result<Vec<(Uuid, f32)>, Error> {
     let key = cache_key(hot, product);
     let cached: redis::RedisResult<Option<String>> = redis::cmd("GET")
         .arg(&key)
@@ -501,7 +497,7 @@ pub async fn bought_together(
 }
 
 /// The products a shopper bought (paid or fulfilled orders), most recent first.
-pub async fn history(client: &impl PreparedClient, shopper: Uuid) -> Result<Vec<Uuid>, ApiError> {
+pub async fn history(client: &impl PreparedClient, shopper: Uuid) -> Result<Vec<Uuid>, Error> {
     Ok(client
         .query(
             "SELECT l.product_id FROM orders o JOIN order_lines l ON l.order_id = o.id
@@ -530,7 +526,7 @@ pub enum Strategy {
 pub async fn from_history(
     client: &impl PreparedClient,
     history: &[Uuid],
-) -> Result<Vec<(Uuid, f32)>, ApiError> {
+) -> Result<Vec<(Uuid, f32)>, Error> {
     if history.is_empty() {
         return Ok(Vec::new());
     }
@@ -551,7 +547,7 @@ pub async fn from_history(
 pub async fn popular(
     client: &impl PreparedClient,
     region: Option<&str>,
-) -> Result<Vec<(Uuid, f32)>, ApiError> {
+) -> Result<Vec<(Uuid, f32)>, Error> {
     let rows = match region {
         Some(region) => {
             client
@@ -612,7 +608,7 @@ pub async fn render(
     currency: Currency,
     limit: i64,
     prefer_locale: bool,
-) -> Result<Vec<Recommended>, ApiError> {
+) -> Result<Vec<Recommended>, Error> {
     // Candidates come best first and most pass the filters: a few times the limit at a time
     // is enough, and each one looked at costs index probes.
     let run = usize::try_from(limit).unwrap_or(1).max(1) * RENDER_RUN_FACTOR;
@@ -646,7 +642,7 @@ async fn render_run(
     currency: Currency,
     limit: i64,
     prefer_locale: bool,
-) -> Result<Vec<Recommended>, ApiError> {
+) -> Result<Vec<Recommended>, Error> {
     let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
     let scores: Vec<f32> = candidates.iter().map(|(_, score)| *score).collect();
     let rows = client
@@ -700,7 +696,7 @@ async fn render_run(
 pub async fn home_region(
     client: &impl PreparedClient,
     shopper: Uuid,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, Error> {
     Ok(client
         .query_opt(
             "SELECT region FROM (
@@ -728,7 +724,7 @@ impl agora_actors::recommender::Learner for PgLearner {
             learn(&pool, &hot, &settings)
                 .await
                 .map(|learned| learned.orders + learned.signals)
-                .map_err(|error| crate::http::error::error_chain(&error))
+                .map_err(|error| crate::error::error_chain(&error))
         })
     }
 }

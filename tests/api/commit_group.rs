@@ -5,7 +5,7 @@ use agora::{
     commit_group::{CommitGroup, GroupJob},
     configuration::CheckoutSettings,
     db::PreparedClient,
-    http::error::ApiError,
+    http::error::{ApiError, Code},
 };
 use futures_util::future::{join_all, LocalBoxFuture};
 use uuid::Uuid;
@@ -52,7 +52,7 @@ impl GroupJob for WriteProbe {
             }
             if self.ending == Ending::Refuse {
                 return Err(ApiError::Conflict {
-                    code: "probe_refused",
+                    code: Code::InvalidTransition,
                     message: format!("probe {} refused", self.id),
                     field: None,
                 });
@@ -106,7 +106,7 @@ impl GroupJob for SetProbe {
                 .map(|job| {
                     if job.refuse {
                         Err(ApiError::Conflict {
-                            code: "probe_refused",
+                            code: Code::InvalidTransition,
                             message: format!("probe {} refused", job.id),
                             field: None,
                         })
@@ -228,7 +228,7 @@ async fn a_job_that_fails_in_a_batch_keeps_none_of_its_writes_and_its_batch_mate
 
     let answers = write_probes_with_one(&group, 20, 7, Ending::Refuse).await;
 
-    assert_only_failed(&answers, 7, "probe_refused");
+    assert_only_failed(&answers, 7, "invalid_transition");
     let expected: Vec<i32> = (0..20).filter(|id| *id != 7).collect();
     assert_eq!(probes(&pool).await, expected);
 }
@@ -357,7 +357,7 @@ async fn a_set_based_batch_with_a_refused_job_is_written_again_job_by_job() {
     for (id, answer) in answers.iter().enumerate() {
         match answer {
             Err(error) => assert!(
-                id == 4 && error.code() == "probe_refused",
+                id == 4 && error.code() == "invalid_transition",
                 "{id}: {error:?}"
             ),
             // Written alone (or, for a first job the writer took before the rest arrived, in a

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     carts::{self, CartView, MAX_QUANTITY},
     http::{
@@ -160,7 +161,7 @@ pub async fn show(
 fn check_quantity(quantity: u32, allow_zero: bool) -> Result<u32, ApiError> {
     if (quantity == 0 && !allow_zero) || quantity > MAX_QUANTITY {
         return Err(ApiError::invalid_field(
-            "invalid_quantity",
+            Code::InvalidQuantity,
             "quantity",
             format!("must be 1 to {MAX_QUANTITY}"),
         ));

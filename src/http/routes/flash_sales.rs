@@ -21,6 +21,7 @@ use crate::{
 };
 
 use super::orders::PaymentDetails;
+use crate::error::Code;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -190,7 +191,7 @@ pub async fn purchase(
         .filter(|q| (1..=crate::carts::MAX_QUANTITY).contains(q))
         .ok_or_else(|| {
             ApiError::invalid_field(
-                "invalid_quantity",
+                Code::InvalidQuantity,
                 "quantity",
                 format!("must be 1 to {}", crate::carts::MAX_QUANTITY),
             )

@@ -1,5 +1,6 @@
 //! Operational endpoints: liveness, readiness and the Prometheus scrape.
 
+use crate::error::Code;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -27,7 +28,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         return HttpResponse::Ok().json(json!({ "status": "ready", "checks": checks }));
     }
     let body = ErrorBody::new(
-        "not_ready",
+        Code::NotReady,
         format!("not ready: {} unavailable", status.down().join(" and ")),
         None,
     );

@@ -1,20 +1,21 @@
 //! Checkout and orders: shoppers pay for their carts and see their orders; sellers list,
 //! fulfill and refund their own parts of them.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     checkout,
     http::{
         auth::{SellerAuth, ShopperAuth},
-        error::{ApiError, ErrorBody},
+        error::{status_of, ApiError, ErrorBody},
         extract::ApiJson,
         negotiation, AppState,
     },
-    orders::{self, OrderView, SellerOrderPage},
+    orders::{self, CheckoutOutcome, OrderView, SellerOrderPage},
     payments::CardNumber,
 };
 
@@ -72,7 +73,7 @@ pub async fn checkout(
     let cart_id = id.into_inner();
     let outcome =
         checkout::checkout(&state, shopper.shopper.id, cart_id, &key, card, &preference).await?;
-    if !outcome.replayed && outcome.response.status == 201 {
+    if !outcome.replayed && outcome.outcome.is_paid() {
         // The ordered lines left the cart: show every tab.
         let unchanged = |_, _| async { Ok(()) };
         if let Err(error) =
@@ -96,20 +97,26 @@ pub fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
 
 /// The answer of a checkout (or flash-sale purchase), fresh or replayed: its stored status and
 /// body, `Idempotent-Replayed: true` on a replay, and the order's `Location`.
-pub fn respond(outcome: checkout::CheckoutResponse) -> Result<HttpResponse, ApiError> {
-    let status = actix_web::http::StatusCode::from_u16(outcome.response.status)
-        .map_err(ApiError::internal)?;
-    let mut response = HttpResponse::build(status);
-    if outcome.replayed {
+pub fn respond(answer: checkout::CheckoutResponse) -> Result<HttpResponse, ApiError> {
+    let mut response = HttpResponse::build(match &answer.outcome {
+        CheckoutOutcome::Paid { .. } => StatusCode::CREATED,
+        CheckoutOutcome::NotCharged { code, .. } => status_of(*code),
+    });
+    if answer.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
-    if let Some(order) = outcome.response.body.get("id").and_then(|id| id.as_str()) {
+    if let Some(order) = answer.outcome.order_id() {
         response.insert_header((
             actix_web::http::header::LOCATION,
             format!("/api/v1/orders/{order}"),
         ));
     }
-    Ok(response.json(outcome.response.body))
+    Ok(match answer.outcome {
+        CheckoutOutcome::Paid { order } => response.json(order),
+        CheckoutOutcome::NotCharged { code, message } => {
+            response.json(ErrorBody::new(code, message, None))
+        }
+    })
 }
 
 /// One of the shopper's orders; anyone else's is "not found".
@@ -150,7 +157,7 @@ pub async fn seller_orders(
         .as_deref()
         .map(|raw| {
             raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest {
-                code: "invalid_cursor",
+                code: Code::InvalidCursor,
                 message: "not a cursor from this list".into(),
                 field: Some("cursor".into()),
             })
@@ -163,7 +170,7 @@ pub async fn seller_orders(
             .ok()
             .filter(|n| (1..=orders::MAX_SELLER_PAGE).contains(n))
             .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_limit",
+                code: Code::InvalidLimit,
                 message: format!("must be 1 to {}", orders::MAX_SELLER_PAGE),
                 field: Some("limit".into()),
             })?,

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     catalog::{
         self, cache,
@@ -40,7 +41,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 fn bad_param(field: &str, message: &str) -> ApiError {
     ApiError::BadRequest {
-        code: "invalid_query",
+        code: Code::InvalidQuery,
         message: message.to_owned(),
         field: Some(field.to_owned()),
     }

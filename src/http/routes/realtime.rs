@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
 
+use crate::error::Code;
 use crate::{
     http::{auth::bearer_token, error::ApiError, negotiation, AppState},
     realtime::{
@@ -32,7 +33,7 @@ pub struct ShopperSocketQuery {
 
 fn handshake_failed(error: actix_web::Error) -> ApiError {
     ApiError::BadRequest {
-        code: "websocket_required",
+        code: Code::WebsocketRequired,
         message: format!("this endpoint speaks WebSocket only: {error}"),
         field: None,
     }

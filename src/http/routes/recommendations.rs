@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     http::{
         auth::ShopperAuth,
@@ -49,7 +50,7 @@ impl RecommendationParams {
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| ApiError::BadRequest {
-                    code: "invalid_limit",
+                    code: Code::InvalidLimit,
                     message: format!("limit must be 1 to {MAX_LIMIT}"),
                     field: Some("limit".into()),
                 }),

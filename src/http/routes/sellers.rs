@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     catalog::{self, ProductRecord},
     http::{
@@ -96,7 +97,7 @@ pub async fn own_products(
     let limit = params.limit.unwrap_or(DEFAULT_OWN_PAGE);
     if !(1..=MAX_OWN_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest {
-            code: "invalid_query",
+            code: Code::InvalidQuery,
             message: format!("limit must be 1 to {MAX_OWN_PAGE}"),
             field: Some("limit".into()),
         });

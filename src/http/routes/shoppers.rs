@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::error::Code;
 use crate::{
     catalog::input::parse_locale,
     http::{
@@ -70,7 +71,7 @@ pub async fn register(
         for (field, value) in [("email", &body.email), ("password", &body.password)] {
             if value.is_some() {
                 return Err(ApiError::invalid_field(
-                    "guest_with_credentials",
+                    Code::GuestWithCredentials,
                     field,
                     "a guest has no email or password",
                 ));
@@ -84,7 +85,7 @@ pub async fn register(
             .as_deref()
             .ok_or_else(|| {
                 ApiError::invalid_field(
-                    "missing_field",
+                    Code::MissingField,
                     "email",
                     "missing field `email` (or send \"guest\": true)",
                 )
@@ -94,7 +95,7 @@ pub async fn register(
             .password
             .as_deref()
             .ok_or_else(|| {
-                ApiError::invalid_field("missing_field", "password", "missing field `password`")
+                ApiError::invalid_field(Code::MissingField, "password", "missing field `password`")
             })
             .and_then(shoppers::parse_password)?;
         let hash = state.passwords.hash(password).await?;
