@@ -30,11 +30,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    carts::{self, CartView},
+    carts::{self, changes::CartService, CartView},
     commit_group::{failed_together, GroupJob},
     configuration::{PaymentSettings, Pricing},
     error::{error_chain, Code, Error},
-    http::AppState,
     locale::LocalePreference,
     orders::{self, Cancellation, CheckoutOutcome, IdempotencyClaim, PendingOrder, PlaceError},
     payments::{
@@ -47,6 +46,16 @@ use crate::{
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 /// Most stale pending orders or uncaptured payments one reconciliation pass handles.
 const RECONCILE_BATCH: i64 = 100;
+
+/// What checking out needs: the carts (their pool, prices, holds and announcements), the
+/// commit group that writes checkouts' orders in batches and the payment gateway. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct CheckoutService {
+    pub carts: CartService,
+    pub writes: crate::commit_group::CommitGroup,
+    pub payments: Payments,
+}
 
 /// What a checkout came to: fresh, or replayed from the idempotency key.
 pub struct CheckoutResponse {
@@ -81,12 +90,12 @@ fn fingerprint(cart_id: Uuid, card: &CardNumber) -> Vec<u8> {
 
 /// What an idempotency key already says about a request, if anything.
 pub(crate) async fn earlier_answer(
-    state: &AppState,
+    service: &CheckoutService,
     shopper_id: Uuid,
     key: &str,
     fingerprint: &[u8],
 ) -> Result<Option<CheckoutOutcome>, Error> {
-    let client = state.pool.get().await?;
+    let client = service.carts.pool.get().await?;
     let Some(row) = client
         .query_opt(
             "SELECT fingerprint, response_status, response_body FROM idempotency_keys
@@ -117,12 +126,12 @@ pub(crate) async fn earlier_answer(
 
 /// The answer under a key that a concurrent request took first (placing found it taken).
 pub(crate) async fn replay_taken_key(
-    state: &AppState,
+    service: &CheckoutService,
     shopper_id: Uuid,
     key: &str,
     fingerprint: &[u8],
 ) -> Result<CheckoutResponse, Error> {
-    match earlier_answer(state, shopper_id, key, fingerprint).await? {
+    match earlier_answer(service, shopper_id, key, fingerprint).await? {
         Some(outcome) => Ok(CheckoutResponse {
             outcome,
             replayed: true,
@@ -322,19 +331,20 @@ impl GroupJob for MarkCaptured {
 
 /// Re-holds whatever part of the cart's lines is no longer held (holds lapsed, or were
 /// released by an earlier declined payment).
-async fn top_up_holds(state: &AppState, cart: &CartView) -> Result<(), Error> {
+async fn top_up_holds(service: &CheckoutService, cart: &CartView) -> Result<(), Error> {
     for line in &cart.lines {
         let missing = i64::from(line.quantity) - line.held_quantity;
         if missing <= 0 {
             continue;
         }
-        state
+        service
+            .carts
             .inventory
             .reserve(ReserveStock {
                 sku: line.sku.clone(),
                 quantity: u32::try_from(missing).unwrap_or(u32::MAX),
                 owner: cart.id.to_string(),
-                hold_for: Duration::from_secs(state.settings.inventory.hold_ttl_secs),
+                hold_for: service.carts.hold_for,
             })
             .await
             .map_err(Error::from)?;
@@ -362,7 +372,7 @@ fn check_ready(cart: &CartView) -> Result<(), Error> {
 }
 
 pub async fn checkout(
-    state: &AppState,
+    service: &CheckoutService,
     shopper_id: Uuid,
     cart_id: Uuid,
     key: &str,
@@ -371,42 +381,49 @@ pub async fn checkout(
 ) -> Result<CheckoutResponse, Error> {
     let started = std::time::Instant::now();
     let fingerprint = fingerprint(cart_id, &card);
-    if let Some(outcome) = earlier_answer(state, shopper_id, key, &fingerprint).await? {
+    if let Some(outcome) = earlier_answer(service, shopper_id, key, &fingerprint).await? {
         return Ok(CheckoutResponse {
             outcome,
             replayed: true,
         });
     }
 
-    let client = state.pool.get().await?;
-    let cart = carts::view(&*client, shopper_id, cart_id, preference, &state.pricing).await?;
+    let client = service.carts.pool.get().await?;
+    let cart = carts::view(
+        &*client,
+        shopper_id,
+        cart_id,
+        preference,
+        &service.carts.pricing,
+    )
+    .await?;
     drop(client);
     check_ready(&cart)?;
-    top_up_holds(state, &cart).await?;
+    top_up_holds(service, &cart).await?;
 
     let placed = crate::db::timed(
         "checkout_place",
-        state.checkout_writes.run(PlaceOrder {
+        service.writes.run(PlaceOrder {
             shopper_id,
             cart_id,
             key: key.to_owned(),
             fingerprint: fingerprint.clone(),
             preference: preference.clone(),
-            pricing: state.pricing.clone(),
+            pricing: service.carts.pricing.clone(),
             card_last4: card.last4().to_owned(),
-            provider: state.payments.provider_name(),
+            provider: service.payments.provider_name(),
         }),
     )
     .await;
     let pending = match placed {
         Ok(pending) => pending,
         Err(PlaceError::KeyTaken) => {
-            return replay_taken_key(state, shopper_id, key, &fingerprint).await;
+            return replay_taken_key(service, shopper_id, key, &fingerprint).await;
         }
         Err(PlaceError::Api(error)) => return Err(error),
     };
 
-    let authorized = state
+    let authorized = service
         .payments
         .authorize(AuthorizeRequest {
             reference: pending.reference,
@@ -415,8 +432,17 @@ pub async fn checkout(
             card,
         })
         .await;
-    let outcome = finish(state, &pending, authorized).await?;
+    let outcome = finish(service, &pending, authorized).await?;
     metrics::histogram!("agora_checkout_duration_seconds").record(started.elapsed().as_secs_f64());
+    if outcome.is_paid() {
+        // The ordered lines left the cart: show every tab.
+        let emptied = service
+            .carts
+            .announce_in_turn(shopper_id, cart_id, preference.clone());
+        if let Err(error) = emptied.await {
+            tracing::warn!(error = %error_chain(&error), "announcing the emptied cart failed");
+        }
+    }
     Ok(CheckoutResponse {
         outcome,
         replayed: false,
@@ -425,7 +451,7 @@ pub async fn checkout(
 
 /// Finishes a pending order with the gateway's answer, then captures a granted authorization.
 pub(crate) async fn finish(
-    state: &AppState,
+    service: &CheckoutService,
     pending: &PendingOrder,
     authorized: Result<Authorization, PaymentError>,
 ) -> Result<CheckoutOutcome, Error> {
@@ -442,7 +468,7 @@ pub(crate) async fn finish(
         if !matches!(error, PaymentError::Declined { .. }) {
             // The gateway may have authorized after all: void the reference before releasing
             // the stock. If even that fails, the order stays pending for the reconciler.
-            if let Err(void) = state.payments.void(reference).await {
+            if let Err(void) = service.payments.void(reference).await {
                 tracing::warn!(%order_id, error = %void, "voiding an unanswered payment failed; the reconciler will");
                 return Ok(CheckoutOutcome::NotCharged {
                     code: Code::PaymentTimeout,
@@ -457,7 +483,7 @@ pub(crate) async fn finish(
         } else {
             "checkout_finish"
         },
-        state.checkout_writes.run(FinishOrder {
+        service.writes.run(FinishOrder {
             order_id,
             cart_id: pending.cart_id,
             outcome,
@@ -467,9 +493,10 @@ pub(crate) async fn finish(
     if let Some(response) = &finished {
         orders::count_finished(response);
     }
-    let client = state.pool.get().await?;
+    let client = service.carts.pool.get().await?;
     if finished.is_some() && cancelled {
-        state
+        service
+            .carts
             .counters
             .stock_returned(&orders::skus(&*client, order_id).await?)
             .await;
@@ -481,12 +508,12 @@ pub(crate) async fn finish(
         None => stored_for(&*client, order_id).await?,
     };
     if paid_now {
-        crate::realtime::announce_order(&state.hot, &*client, order_id).await;
+        crate::notices::announce_order(&service.carts.hot, &*client, order_id).await;
     }
     drop(client);
     // Only who paid the order captures it (a reconciler that finished it first captures its own).
     if let (true, Ok(authorization)) = (paid_now, authorized) {
-        capture(state, order_id, &authorization).await;
+        capture(service, order_id, &authorization).await;
     }
     Ok(response)
 }
@@ -505,10 +532,14 @@ async fn stored_for(
 }
 
 /// Captures a paid order's authorization; a failure is left to the reconciler.
-async fn capture(state: &AppState, order_id: Uuid, authorization: &crate::payments::Authorization) {
-    match state.payments.capture(authorization).await {
+async fn capture(
+    service: &CheckoutService,
+    order_id: Uuid,
+    authorization: &crate::payments::Authorization,
+) {
+    match service.payments.capture(authorization).await {
         Ok(()) => {
-            if let Err(error) = state.checkout_writes.run(MarkCaptured { order_id }).await {
+            if let Err(error) = service.writes.run(MarkCaptured { order_id }).await {
                 tracing::warn!(%order_id, error = %error_chain(&error), "recording a capture failed; the reconciler will");
             }
         }

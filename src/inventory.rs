@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::{
     catalog::input::MAX_STOCK,
     error::{Code, Error},
-    realtime::Notice,
+    notices::Notice,
     stock_counters::StockCounters,
 };
 

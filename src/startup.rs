@@ -18,19 +18,23 @@ use agora_actors::{
 };
 
 use crate::{
+    carts::changes::CartService,
     catalog, checkout,
+    checkout::CheckoutService,
     configuration::{ConfigError, InventorySettings, Settings},
     db::{self, DbError},
     dependencies,
     error::Error,
+    flash_sales::FlashSaleService,
     flash_sales::{admission::AdmissionKey, keeper::PgSaleKeeper},
     hot_state::HotState,
-    http::{self, AppState},
+    http,
     inventory::{self, PgStockStore},
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
     realtime::{self, Hubs, LocalHub},
     shoppers::PasswordHashing,
+    state::AppState,
     stock_counters::StockCounters,
 };
 
@@ -145,20 +149,35 @@ impl Application {
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
+        let cart_service = CartService {
+            pool: pool.clone(),
+            hot: hot.clone(),
+            pricing: pricing.clone(),
+            live: carts,
+            inventory: inventory.clone(),
+            counters: counters.clone(),
+            hold_for: Duration::from_secs(settings.inventory.hold_ttl_secs),
+        };
+        let checkout = CheckoutService {
+            carts: cart_service.clone(),
+            writes: crate::commit_group::CommitGroup::start(pool.clone(), &settings.checkout),
+            payments,
+        };
+        let flash_sales = FlashSaleService {
+            checkout: checkout.clone(),
+            admission_key,
+            settings: settings.flash_sales.clone(),
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
             metrics: observability::recorder(),
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
-            carts,
-            payments,
-            checkout_writes: crate::commit_group::CommitGroup::start(
-                pool.clone(),
-                &settings.checkout,
-            ),
-            admission_key,
             counters,
+            cart_service,
+            checkout,
+            flash_sales,
             pricing,
             settings,
         });

@@ -80,12 +80,12 @@ impl StockCounters {
 
     /// Tells subscribers the availability a reservation batch committed (the counters
     /// already know).
-    pub async fn announce_levels(&self, levels: Vec<crate::realtime::Notice>) {
+    pub async fn announce_levels(&self, levels: Vec<crate::notices::Notice>) {
         if self.announce_from.is_none() {
             return;
         }
         for notice in &levels {
-            crate::realtime::publish(&self.hot, notice).await;
+            crate::notices::publish(&self.hot, notice).await;
         }
     }
 
@@ -140,13 +140,13 @@ impl StockCounters {
             }
         };
         for row in rows {
-            let notice = crate::realtime::Notice::Stock {
+            let notice = crate::notices::Notice::Stock {
                 sku: row.get(0),
                 available: i64::from(row.get::<_, i32>(1)),
                 seller_id: row.get(2),
                 version: row.get(3),
             };
-            crate::realtime::publish(&self.hot, &notice).await;
+            crate::notices::publish(&self.hot, &notice).await;
         }
     }
 

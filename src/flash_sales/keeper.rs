@@ -30,7 +30,7 @@ use uuid::Uuid;
 use crate::{
     configuration::FlashSaleSettings,
     hot_state::HotState,
-    realtime::{self, Notice, QueueAdmission},
+    notices::{self, Notice, QueueAdmission},
     stock_counters::StockCounters,
 };
 
@@ -121,129 +121,118 @@ impl PgSaleKeeper {
         record_gauges(&pace);
     }
 
+    /// One step of a sale's queue (see the module's doc), in one transaction under the sale's
+    /// row lock; the stock counters and shoppers are told only once it has committed.
     async fn run_step(&self, sale: Uuid) -> anyhow::Result<SaleProgress> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT s.state, s.starts_at <= now(), s.ends_at <= now(), s.quantity,
-                        s.reserved, s.admitted_through, s.variant_id, v.sku, s.opened_at
-                 FROM flash_sales s JOIN variants v ON v.id = s.variant_id
-                 WHERE s.id = $1 FOR UPDATE OF s",
-                &[&sale],
-            )
-            .await?
-        else {
+        let Some(mut locked) = LockedSale::lock(&tx, sale).await? else {
             return Ok(SaleProgress::Finished);
         };
-        let mut state: String = row.get(0);
-        let (started, ended): (bool, bool) = (row.get(1), row.get(2));
-        let mut reserved = i64::from(row.get::<_, i32>(4));
-        let mut admitted_through: i64 = row.get(5);
-        let variant: Uuid = row.get(6);
-        let sku: String = row.get(7);
-        let mut stock_changed = false;
-        // Units allotted to live admissions, for the units-left gauge (known once open).
-        let mut unclaimed_allotments = 0;
-        let mut admissions = Vec::new();
-
-        if state == "scheduled" && started && !ended {
-            let available: i32 = tx
-                .query_one(
-                    "SELECT stock_on_hand - held - sold FROM variants WHERE id = $1 FOR UPDATE",
-                    &[&variant],
-                )
-                .await?
-                .get(0);
-            let taken = available.clamp(0, row.get::<_, i32>(3));
-            tx.execute(
-                "UPDATE variants SET held = held + $2 WHERE id = $1",
-                &[&variant, &taken],
-            )
-            .await?;
-            tx.execute(
-                "UPDATE flash_sales SET state = 'open', allocated = $2, reserved = $2, opened_at = now()
-                 WHERE id = $1",
-                &[&sale, &taken],
-            )
-            .await?;
-            tracing::info!(%sale, units = taken, "flash sale opened");
-            state = "open".into();
-            reserved = i64::from(taken);
-            stock_changed = true;
+        if locked.state == "scheduled" && locked.started && !locked.ended {
+            locked.open(&tx).await?;
         }
+        if locked.ended && (locked.state == "scheduled" || locked.state == "open") {
+            self.finish(&tx, sale, locked.variant, "closed").await?;
+            locked.state = "closed".into();
+            locked.stock_changed = true;
+        } else if locked.state == "open" {
+            self.advance_open_sale(&tx, &mut locked).await?;
+        }
+        let per_sec = self.recent_admissions_per_sec(sale);
+        if locked.state == "open" {
+            locked.save_progress(&tx, per_sec).await?;
+        }
+        let announce = self.positions_due(sale, &locked.state);
+        let waiting = self.count_waiting(&tx, &locked, announce).await?;
+        tx.commit().await?;
+        drop(client);
+        self.remember_for_gauges(&locked, waiting);
+        let progress = if locked.state == "sold_out" || locked.state == "closed" {
+            SaleProgress::Finished
+        } else {
+            SaleProgress::Live
+        };
+        self.publish_step(locked, announce, waiting, per_sec).await;
+        Ok(progress)
+    }
 
-        if ended && (state == "scheduled" || state == "open") {
-            self.finish(&tx, sale, variant, "closed").await?;
-            state = "closed".into();
-            stock_changed = true;
-        } else if state == "open" {
-            // Lapsed admissions give their allotments back (a ticket mid-purchase is locked
-            // and skipped: its purchase decides).
-            let expired = tx
-                .query_one(
-                    "WITH lapsed AS (
-                         SELECT shopper_id, allotted FROM flash_sale_tickets
-                         WHERE sale_id = $1 AND state = 'admitted' AND admission_expires_at <= now()
-                         FOR UPDATE SKIP LOCKED),
-                     done AS (
-                         UPDATE flash_sale_tickets t SET state = 'expired', allotted = 0
-                         FROM lapsed WHERE t.sale_id = $1 AND t.shopper_id = lapsed.shopper_id
-                         RETURNING lapsed.allotted)
-                     SELECT count(*), coalesce(sum(allotted), 0)::int8 FROM done",
-                    &[&sale],
-                )
-                .await?;
-            let (lapsed, returned): (i64, i64) = (expired.get(0), expired.get(1));
-            if lapsed > 0 {
-                metrics::counter!("agora_flash_sale_admission_expiries_total")
-                    .increment(lapsed.unsigned_abs());
-                reserved += returned;
+    /// Steps an open sale: lapsed admissions give their units back; then it sells out if no
+    /// unit is reserved, allotted or in a pending order, or else admits the next waiting
+    /// tickets.
+    async fn advance_open_sale(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        locked: &mut LockedSale,
+    ) -> anyhow::Result<()> {
+        locked.expire_lapsed_admissions(tx).await?;
+        let (pending, allotted) = locked.count_unsold_claims(tx).await?;
+        locked.unclaimed_allotments = allotted;
+        if locked.reserved == 0 && pending == 0 && allotted == 0 {
+            self.sell_out(tx, locked).await?;
+        } else {
+            // Each admission is allotted one unit of what is reserved.
+            let room = locked.reserved.clamp(0, MAX_ADMISSIONS_PER_STEP);
+            let budget = self.admission_budget(locked.sale, room);
+            if budget > 0 {
+                self.admit_waiting(tx, locked, budget).await?;
             }
-            let counts = tx
-                .query_one(
-                    "SELECT (SELECT coalesce(sum(quantity), 0) FROM stock_holds
-                              WHERE sale_id = $1 AND released_at IS NULL AND sold_at IS NULL),
-                            (SELECT coalesce(sum(allotted), 0)::int8 FROM flash_sale_tickets
-                              WHERE sale_id = $1 AND state = 'admitted')",
-                    &[&sale],
-                )
-                .await?;
-            let (pending, allotted): (i64, i64) = (counts.get(0), counts.get(1));
-            unclaimed_allotments = allotted;
-            if reserved == 0 && pending == 0 && allotted == 0 {
-                self.finish(&tx, sale, variant, "sold_out").await?;
-                if let Some(opened) = row.get::<_, Option<DateTime<Utc>>>(8) {
-                    let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
-                    metrics::histogram!("agora_flash_sale_sell_out_seconds").record(took);
-                    tracing::info!(%sale, seconds = took, "flash sale sold out");
+        }
+        Ok(())
+    }
+
+    /// Ends a sale with nothing left to sell, recording how long it took to sell out (when
+    /// it opened in an earlier step).
+    async fn sell_out(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        locked: &mut LockedSale,
+    ) -> anyhow::Result<()> {
+        let sale = locked.sale;
+        self.finish(tx, sale, locked.variant, "sold_out").await?;
+        if let Some(opened) = locked.opened_at {
+            let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("agora_flash_sale_sell_out_seconds").record(took);
+            tracing::info!(%sale, seconds = took, "flash sale sold out");
+        }
+        locked.state = "sold_out".into();
+        Ok(())
+    }
+
+    /// How many tickets this step may admit: at most `room`, and with a configured rate, no
+    /// more than the allowance the rate has built up since the last step.
+    fn admission_budget(&self, sale: Uuid, room: i64) -> i64 {
+        let tick = Duration::from_millis(self.settings.queue_tick_ms);
+        self.pace(sale, |pace| {
+            let now = Instant::now();
+            // The first step allows one tick's worth.
+            let elapsed = pace.last_step.map_or(tick, |at| now.duration_since(at));
+            pace.last_step = Some(now);
+            match self.settings.admit_per_sec {
+                0 => room,
+                rate => {
+                    // Unused allowance carries over, up to one second's worth.
+                    pace.allowance =
+                        (pace.allowance + elapsed.as_secs_f64() * rate as f64).min(rate as f64);
+                    room.min(pace.allowance.floor() as i64)
                 }
-                state = "sold_out".into();
-            } else {
-                // Each admission is allotted one unit of what is reserved.
-                let room = reserved.clamp(0, MAX_ADMISSIONS_PER_STEP);
-                let tick = Duration::from_millis(self.settings.queue_tick_ms);
-                let budget = self.pace(sale, |pace| {
-                    let now = Instant::now();
-                    // The first step allows one tick's worth.
-                    let elapsed = pace.last_step.map_or(tick, |at| now.duration_since(at));
-                    pace.last_step = Some(now);
-                    match self.settings.admit_per_sec {
-                        0 => room,
-                        rate => {
-                            // Unused allowance carries over, up to one second's worth.
-                            pace.allowance = (pace.allowance + elapsed.as_secs_f64() * rate as f64)
-                                .min(rate as f64);
-                            room.min(pace.allowance.floor() as i64)
-                        }
-                    }
-                });
-                if budget > 0 {
-                    let window =
-                        i64::try_from(self.settings.admission_window_secs).unwrap_or(i64::MAX);
-                    let rows = tx
-                        .query(
-                            "UPDATE flash_sale_tickets t SET state = 'admitted', allotted = 1,
+            }
+        })
+    }
+
+    /// Admits up to `budget` waiting tickets in number order, each allotted one reserved unit
+    /// for the admission window, and moves the admission cursor past them.
+    async fn admit_waiting(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        locked: &mut LockedSale,
+        budget: i64,
+    ) -> anyhow::Result<()> {
+        let sale = locked.sale;
+        let window = i64::try_from(self.settings.admission_window_secs).unwrap_or(i64::MAX);
+        let rows = tx
+            .query(
+                "UPDATE flash_sale_tickets t SET state = 'admitted', allotted = 1,
                                     admitted_at = now(),
                                     admission_expires_at = now() + $3::int8 * interval '1 second'
                              WHERE t.sale_id = $1 AND t.shopper_id IN (
@@ -251,34 +240,36 @@ impl PgSaleKeeper {
                                  WHERE sale_id = $1 AND state = 'waiting'
                                  ORDER BY ticket LIMIT $2 FOR UPDATE SKIP LOCKED)
                              RETURNING t.ticket, t.shopper_id, t.admission_expires_at",
-                            &[&sale, &budget, &window],
-                        )
-                        .await?;
-                    admissions = rows
-                        .iter()
-                        .map(|row| QueueAdmission {
-                            ticket: row.get(0),
-                            shopper_id: row.get(1),
-                            expires_at: row.get(2),
-                        })
-                        .collect();
-                    admissions.sort_by_key(|a| a.ticket);
-                    if let Some(last) = admissions.last() {
-                        admitted_through = admitted_through.max(last.ticket);
-                    }
-                    let count = admissions.len() as i64;
-                    reserved -= count;
-                    self.pace(sale, |pace| {
-                        pace.allowance = (pace.allowance - count as f64).max(0.0);
-                        pace.admitted.push_back((Instant::now(), count));
-                    });
-                    metrics::counter!("agora_flash_sale_admitted_total")
-                        .increment(count.unsigned_abs());
-                }
-            }
+                &[&sale, &budget, &window],
+            )
+            .await?;
+        let mut admissions: Vec<QueueAdmission> = rows
+            .iter()
+            .map(|row| QueueAdmission {
+                ticket: row.get(0),
+                shopper_id: row.get(1),
+                expires_at: row.get(2),
+            })
+            .collect();
+        admissions.sort_by_key(|a| a.ticket);
+        if let Some(last) = admissions.last() {
+            locked.admitted_through = locked.admitted_through.max(last.ticket);
         }
+        let count = admissions.len() as i64;
+        locked.reserved -= count;
+        locked.admissions = admissions;
+        self.pace(sale, |pace| {
+            pace.allowance = (pace.allowance - count as f64).max(0.0);
+            pace.admitted.push_back((Instant::now(), count));
+        });
+        metrics::counter!("agora_flash_sale_admitted_total").increment(count.unsigned_abs());
+        Ok(())
+    }
 
-        let per_sec = self.pace(sale, |pace| {
+    /// Admissions per second over the last `RATE_WINDOW`, for waiting shoppers' estimates
+    /// (older admissions are forgotten).
+    fn recent_admissions_per_sec(&self, sale: Uuid) -> f64 {
+        self.pace(sale, |pace| {
             while pace
                 .admitted
                 .front()
@@ -288,22 +279,13 @@ impl PgSaleKeeper {
             }
             let recent: i64 = pace.admitted.iter().map(|(_, n)| n).sum();
             recent as f64 / RATE_WINDOW.as_secs_f64()
-        });
-        if state == "open" {
-            tx.execute(
-                "UPDATE flash_sales SET admitted_through = $2, admissions_per_sec = $3,
-                        reserved = $4
-                 WHERE id = $1",
-                &[
-                    &sale,
-                    &admitted_through,
-                    &(per_sec as f32),
-                    &i32::try_from(reserved)?,
-                ],
-            )
-            .await?;
-        }
-        let announce = self.pace(sale, |pace| {
+        })
+    }
+
+    /// Whether positions are to be announced this step: the first time, when the sale's
+    /// state changed, or once `position_interval_ms` passed (and if so, remembers it).
+    fn positions_due(&self, sale: Uuid, state: &str) -> bool {
+        self.pace(sale, |pace| {
             let due = match &pace.announced {
                 None => true,
                 Some((at, last_state)) => {
@@ -312,65 +294,76 @@ impl PgSaleKeeper {
                 }
             };
             if due {
-                pace.announced = Some((Instant::now(), state.clone()));
+                pace.announced = Some((Instant::now(), state.to_owned()));
             }
             due
-        });
-        // Counting the waiting tickets walks them all: done when positions are announced; in
-        // between, the last count less those admitted since.
+        })
+    }
+
+    /// The tickets still waiting. Counting them walks them all: done when positions are
+    /// announced; in between, the last count less those admitted since.
+    async fn count_waiting(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        locked: &LockedSale,
+        announce: bool,
+    ) -> anyhow::Result<i64> {
         let waiting: i64 = if announce {
             tx.query_one(
                 "SELECT count(*) FROM flash_sale_tickets WHERE sale_id = $1 AND state = 'waiting'",
-                &[&sale],
+                &[&locked.sale],
             )
             .await?
             .get(0)
         } else {
-            let admitted = admissions.len() as i64;
-            self.pace(sale, |pace| (pace.waiting - admitted).max(0))
+            let admitted = locked.admissions.len() as i64;
+            self.pace(locked.sale, |pace| (pace.waiting - admitted).max(0))
         };
-        tx.commit().await?;
-        drop(client);
-        self.pace(sale, |pace| {
+        Ok(waiting)
+    }
+
+    /// Keeps the committed step's queue length and units left for the process's gauges.
+    fn remember_for_gauges(&self, locked: &LockedSale, waiting: i64) {
+        self.pace(locked.sale, |pace| {
             pace.waiting = waiting;
-            pace.reserved = if state == "open" {
-                reserved + unclaimed_allotments
+            pace.reserved = if locked.state == "open" {
+                locked.reserved + locked.unclaimed_allotments
             } else {
                 0
             };
         });
+    }
 
-        if stock_changed {
-            self.counters.stock_returned(&[&sku]).await;
+    /// Tells what the committed step changed: the stock counters when units moved, the
+    /// admitted shoppers at once, and everyone waiting their positions when `announce`.
+    async fn publish_step(&self, locked: LockedSale, announce: bool, waiting: i64, per_sec: f64) {
+        let sale = locked.sale;
+        if locked.stock_changed {
+            self.counters.stock_returned(&[&locked.sku]).await;
         }
-        if !admissions.is_empty() {
-            realtime::publish(
+        if !locked.admissions.is_empty() {
+            notices::publish(
                 &self.hot,
                 &Notice::QueueAdmitted {
                     sale_id: sale,
-                    admissions,
+                    admissions: locked.admissions,
                 },
             )
             .await;
         }
         if announce {
-            realtime::publish(
+            notices::publish(
                 &self.hot,
                 &Notice::QueuePositions {
                     sale_id: sale,
-                    state: state.clone(),
-                    admitted_through,
+                    state: locked.state,
+                    admitted_through: locked.admitted_through,
                     waiting,
                     admissions_per_sec: per_sec,
                 },
             )
             .await;
         }
-        Ok(if state == "sold_out" || state == "closed" {
-            SaleProgress::Finished
-        } else {
-            SaleProgress::Live
-        })
     }
 
     /// Ends an open (or never opened) sale: unsold units back to stock, every ticket still
@@ -409,6 +402,165 @@ impl PgSaleKeeper {
         tx.execute(
             "UPDATE flash_sales SET state = $2, reserved = 0, finished_at = now() WHERE id = $1",
             &[&sale, &outcome],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A sale as a step found it under its row lock, and what the step has done to it so far.
+struct LockedSale {
+    sale: Uuid,
+    state: String,
+    /// Whether the sale's start and end had passed when it was locked.
+    started: bool,
+    ended: bool,
+    quantity: i32,
+    /// Units of the sale's reservation not allotted to an admission nor claimed by an order.
+    reserved: i64,
+    admitted_through: i64,
+    variant: Uuid,
+    sku: String,
+    /// As locked: a sale opened by this very step has none (and no sell-out time).
+    opened_at: Option<DateTime<Utc>>,
+    /// Whether units moved between free stock and the sale; the stock counters are told
+    /// once the step has committed.
+    stock_changed: bool,
+    /// Units allotted to live admissions, for the units-left gauge (known once open).
+    unclaimed_allotments: i64,
+    /// The tickets this step admitted, in ticket order.
+    admissions: Vec<QueueAdmission>,
+}
+
+impl LockedSale {
+    /// Locks `sale`'s row for the rest of the step's transaction; `None` if there is no such
+    /// sale.
+    async fn lock(
+        tx: &deadpool_postgres::Transaction<'_>,
+        sale: Uuid,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(row) = tx
+            .query_opt(
+                "SELECT s.state, s.starts_at <= now(), s.ends_at <= now(), s.quantity,
+                        s.reserved, s.admitted_through, s.variant_id, v.sku, s.opened_at
+                 FROM flash_sales s JOIN variants v ON v.id = s.variant_id
+                 WHERE s.id = $1 FOR UPDATE OF s",
+                &[&sale],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            sale,
+            state: row.get(0),
+            started: row.get(1),
+            ended: row.get(2),
+            quantity: row.get(3),
+            reserved: i64::from(row.get::<_, i32>(4)),
+            admitted_through: row.get(5),
+            variant: row.get(6),
+            sku: row.get(7),
+            opened_at: row.get(8),
+            stock_changed: false,
+            unclaimed_allotments: 0,
+            admissions: Vec::new(),
+        }))
+    }
+
+    /// Opens the sale: as much free stock as there is, up to its quantity, moves into its
+    /// reservation.
+    async fn open(&mut self, tx: &deadpool_postgres::Transaction<'_>) -> anyhow::Result<()> {
+        let (sale, variant) = (self.sale, self.variant);
+        let available: i32 = tx
+            .query_one(
+                "SELECT stock_on_hand - held - sold FROM variants WHERE id = $1 FOR UPDATE",
+                &[&variant],
+            )
+            .await?
+            .get(0);
+        let taken = available.clamp(0, self.quantity);
+        tx.execute(
+            "UPDATE variants SET held = held + $2 WHERE id = $1",
+            &[&variant, &taken],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE flash_sales SET state = 'open', allocated = $2, reserved = $2, opened_at = now()
+                 WHERE id = $1",
+            &[&sale, &taken],
+        )
+        .await?;
+        tracing::info!(%sale, units = taken, "flash sale opened");
+        self.state = "open".into();
+        self.reserved = i64::from(taken);
+        self.stock_changed = true;
+        Ok(())
+    }
+
+    /// Expires admissions whose window passed, their allotments back to the reservation. A
+    /// ticket mid-purchase is locked and skipped: its purchase decides.
+    async fn expire_lapsed_admissions(
+        &mut self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> anyhow::Result<()> {
+        let expired = tx
+            .query_one(
+                "WITH lapsed AS (
+                         SELECT shopper_id, allotted FROM flash_sale_tickets
+                         WHERE sale_id = $1 AND state = 'admitted' AND admission_expires_at <= now()
+                         FOR UPDATE SKIP LOCKED),
+                     done AS (
+                         UPDATE flash_sale_tickets t SET state = 'expired', allotted = 0
+                         FROM lapsed WHERE t.sale_id = $1 AND t.shopper_id = lapsed.shopper_id
+                         RETURNING lapsed.allotted)
+                     SELECT count(*), coalesce(sum(allotted), 0)::int8 FROM done",
+                &[&self.sale],
+            )
+            .await?;
+        let (lapsed, returned): (i64, i64) = (expired.get(0), expired.get(1));
+        if lapsed > 0 {
+            metrics::counter!("agora_flash_sale_admission_expiries_total")
+                .increment(lapsed.unsigned_abs());
+            self.reserved += returned;
+        }
+        Ok(())
+    }
+
+    /// Units of the sale claimed but not yet sold: in pending orders, and allotted to live
+    /// admissions.
+    async fn count_unsold_claims(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> anyhow::Result<(i64, i64)> {
+        let counts = tx
+            .query_one(
+                "SELECT (SELECT coalesce(sum(quantity), 0) FROM stock_holds
+                              WHERE sale_id = $1 AND released_at IS NULL AND sold_at IS NULL),
+                            (SELECT coalesce(sum(allotted), 0)::int8 FROM flash_sale_tickets
+                              WHERE sale_id = $1 AND state = 'admitted')",
+                &[&self.sale],
+            )
+            .await?;
+        Ok((counts.get(0), counts.get(1)))
+    }
+
+    /// Saves the open sale's admission cursor, rate and reservation as this step left them.
+    async fn save_progress(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        per_sec: f64,
+    ) -> anyhow::Result<()> {
+        tx.execute(
+            "UPDATE flash_sales SET admitted_through = $2, admissions_per_sec = $3,
+                        reserved = $4
+                 WHERE id = $1",
+            &[
+                &self.sale,
+                &self.admitted_through,
+                &(per_sec as f32),
+                &i32::try_from(self.reserved)?,
+            ],
         )
         .await?;
         Ok(())

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     error::{Code, Error},
-    http::AppState,
+    state::AppState,
 };
 
 /// How often a session reads the log without being told to.

@@ -30,9 +30,9 @@ use super::{
 use crate::error::Code;
 use crate::{
     carts, flash_sales,
-    http::AppState,
     locale::LocalePreference,
     money::{by_currency, Currency},
+    state::AppState,
 };
 use rust_decimal::Decimal;
 
@@ -176,7 +176,7 @@ impl ShopperSocket {
         let state = self.state.clone();
         let read = async move {
             let client = state.pool.get().await?;
-            flash_sales::status(&*client, &state.admission_key, sale_id, shopper).await
+            flash_sales::status(&*client, &state.flash_sales.admission_key, sale_id, shopper).await
         };
         ctx.spawn(
             read.into_actor(self)
@@ -235,7 +235,7 @@ impl ShopperSocket {
                     expires_at: admitted.expires_at,
                 };
                 let status = flash_sales::QueueStatus {
-                    admission_token: Some(self.state.admission_key.sign(&admission)),
+                    admission_token: Some(self.state.flash_sales.admission_key.sign(&admission)),
                     admission_expires_at: Some(admitted.expires_at),
                     ..flash_sales::QueueStatus::new("admitted", admitted.ticket)
                 };

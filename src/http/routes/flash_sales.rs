@@ -107,8 +107,8 @@ pub async fn join(
     shopper: ShopperAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    flash_sales::check_rate(&state, shopper.shopper.id, "join").await?;
-    let joined = flash_sales::join(&state, id.into_inner(), shopper.shopper.id).await?;
+    flash_sales::check_rate(&state.flash_sales, shopper.shopper.id, "join").await?;
+    let joined = flash_sales::join(&state.flash_sales, id.into_inner(), shopper.shopper.id).await?;
     Ok(if joined.new {
         HttpResponse::Created().json(joined.status)
     } else {
@@ -129,7 +129,7 @@ pub async fn my_ticket(
     let client = state.pool.get().await?;
     let status = flash_sales::status(
         &*client,
-        &state.admission_key,
+        &state.flash_sales.admission_key,
         id.into_inner(),
         shopper.shopper.id,
     )
@@ -197,11 +197,11 @@ pub async fn purchase(
             )
         })?;
     let card = CardNumber::parse("payment.card_number", &body.payment.card_number)?;
-    flash_sales::check_rate(&state, shopper.shopper.id, "purchase").await?;
+    flash_sales::check_rate(&state.flash_sales, shopper.shopper.id, "purchase").await?;
     let preference =
         negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
     let outcome = flash_sales::purchase(
-        &state,
+        &state.flash_sales,
         PurchaseRequest {
             sale_id: id.into_inner(),
             shopper_id: shopper.shopper.id,

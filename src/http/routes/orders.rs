@@ -71,18 +71,17 @@ pub async fn checkout(
     let preference =
         negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
     let cart_id = id.into_inner();
-    let outcome =
-        checkout::checkout(&state, shopper.shopper.id, cart_id, &key, card, &preference).await?;
-    if !outcome.replayed && outcome.outcome.is_paid() {
-        // The ordered lines left the cart: show every tab.
-        let unchanged = |_, _| async { Ok(()) };
-        if let Err(error) =
-            super::carts::change_and_announce(&state, &request, &shopper, cart_id, unchanged).await
-        {
-            tracing::warn!(error = %crate::http::error::error_chain(&error), "announcing the emptied cart failed");
-        }
-    }
-    respond(outcome)
+    let shopper_id = shopper.shopper.id;
+    let answer = checkout::checkout(
+        &state.checkout,
+        shopper_id,
+        cart_id,
+        &key,
+        card,
+        &preference,
+    )
+    .await?;
+    respond(answer)
 }
 
 /// The request's `Idempotency-Key` header, checked.
@@ -181,9 +180,9 @@ pub async fn seller_orders(
 }
 
 async fn announce_seller(state: &AppState, seller_id: Uuid) {
-    crate::realtime::publish(
+    crate::notices::publish(
         &state.hot,
-        &crate::realtime::Notice::SellerEvents { seller_id },
+        &crate::notices::Notice::SellerEvents { seller_id },
     )
     .await;
 }
@@ -219,7 +218,7 @@ pub async fn refund(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let order_id = id.into_inner();
-    orders::refund(&tx, order_id, seller.0.id, &state.payments).await?;
+    orders::refund(&tx, order_id, seller.0.id, &state.checkout.payments).await?;
     tx.commit().await?;
     // An unshipped part's units are back on sale.
     state

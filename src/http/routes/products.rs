@@ -20,7 +20,7 @@ use crate::{
         extract::ApiJson,
         negotiation, AppState,
     },
-    realtime,
+    notices,
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -106,12 +106,12 @@ pub async fn update(
         .iter()
         .filter(|v| repriced.contains(&v.sku.to_ascii_uppercase()));
     for variant in repriced {
-        let notice = realtime::Notice::Price {
+        let notice = notices::Notice::Price {
             sku: variant.sku.clone(),
             base_currency: record.base_currency.clone(),
             prices: variant.prices.clone(),
         };
-        realtime::publish(&state.hot, &notice).await;
+        notices::publish(&state.hot, &notice).await;
     }
     Ok(HttpResponse::Ok().json(record))
 }

@@ -8,6 +8,8 @@
 //! prices, with the region's tax (included or added) and the chosen shipping option, every
 //! amount rounded to the currency's minor units.
 
+pub mod changes;
+
 use std::collections::BTreeMap;
 
 use crate::db::PreparedClient;

@@ -1,0 +1,36 @@
+//! What the web and socket layers share: the process's handles on Postgres, Redis, the actors
+//! and the domain's services, built once at start and shared by every worker.
+//!
+//! The domain never sees this whole: each domain function takes the narrow service it needs
+//! ([`CartService`], [`CheckoutService`], [`FlashSaleService`], a pool, …).
+
+use crate::{
+    carts::changes::CartService, checkout::CheckoutService, configuration::Pricing,
+    configuration::Settings, flash_sales::FlashSaleService, hot_state::HotState,
+    shoppers::PasswordHashing,
+};
+
+/// What every handler and socket may reach, shared by all workers.
+pub struct AppState {
+    /// Postgres, the source of truth.
+    pub pool: deadpool_postgres::Pool,
+    /// Redis, the hot shared state.
+    pub hot: HotState,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Exchange rates and default currency, parsed once at start.
+    pub pricing: Pricing,
+    /// Bounds concurrent password hashing (memory- and CPU-hard by design).
+    pub passwords: PasswordHashing,
+    /// The inventory shard actors that serialize and batch stock reservations.
+    pub inventory: agora_actors::inventory::InventoryShards,
+    /// Redis stock counters shared by every process; dropped when stock comes back.
+    pub counters: crate::stock_counters::StockCounters,
+    /// Changes carts on their actors and announces them.
+    pub cart_service: CartService,
+    /// Checks carts out: the commit group, the payment gateway, the carts.
+    pub checkout: CheckoutService,
+    /// Flash sales' queues and purchases (signs and checks admissions).
+    pub flash_sales: FlashSaleService,
+    pub settings: Settings,
+}
