@@ -63,23 +63,6 @@ pub struct CheckoutResponse {
     pub replayed: bool,
 }
 
-pub fn parse_idempotency_key(raw: Option<&str>) -> Result<String, Error> {
-    let key = raw.map(str::trim).unwrap_or_default();
-    if key.is_empty()
-        || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS
-        || key.chars().any(char::is_control)
-    {
-        return Err(Error::BadRequest {
-            code: Code::InvalidIdempotencyKey,
-            message: format!(
-                "send an Idempotency-Key header of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters"
-            ),
-            field: Some("Idempotency-Key".into()),
-        });
-    }
-    Ok(key.to_owned())
-}
-
 /// What the request's key was first used with: the cart and the card.
 fn fingerprint(cart_id: Uuid, card: &CardNumber) -> Vec<u8> {
     let mut hash = Sha256::new();

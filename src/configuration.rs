@@ -214,6 +214,14 @@ fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Fails with `problem` on the first of `values` (by key) that is 0.
+fn require_nonzero(values: &[(&'static str, u64)], problem: &str) -> Result<(), ConfigError> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some(&(key, _)) => Err(invalid(key, problem)),
+        None => Ok(()),
+    }
+}
+
 impl Settings {
     /// Loads settings from `$AGORA_CONFIG_DIR` (default `./config`), `$AGORA_ENV` (default
     /// `local`) and the process environment.
@@ -245,8 +253,24 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Checks every value that its type alone does not constrain.
+    /// Checks every value that its type alone does not constrain; the first bad one found is
+    /// the error.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_http()?;
+        self.check_database()?;
+        self.check_connection_timeouts()?;
+        self.check_redis()?;
+        self.check_queue_limits()?;
+        self.check_payment_timeouts()?;
+        self.check_flash_sale_intervals()?;
+        self.check_recommendations()?;
+        self.check_lease_and_reconcile_margins()?;
+        self.check_auth()?;
+        self.check_pricing_locale_and_log()
+    }
+
+    /// The listening address, and the request and connection limits.
+    fn check_http(&self) -> Result<(), ConfigError> {
         self.http_addr()?;
         if self.http.max_body_bytes == 0 {
             return Err(invalid("http.max_body_bytes", "must be at least 1"));
@@ -257,27 +281,40 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        Ok(())
+    }
+
+    /// The Postgres URL and pool size.
+    fn check_database(&self) -> Result<(), ConfigError> {
         self.database.pg_config()?;
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
-        for (key, ms) in [
-            (
-                "database.acquire_timeout_ms",
-                self.database.acquire_timeout_ms,
-            ),
-            (
-                "database.connect_timeout_ms",
-                self.database.connect_timeout_ms,
-            ),
-            ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
-            ("redis.response_timeout_ms", self.redis.response_timeout_ms),
-            ("health.check_timeout_ms", self.health.check_timeout_ms),
-        ] {
-            if ms == 0 {
-                return Err(invalid(key, "must be at least 1 millisecond"));
-            }
-        }
+        Ok(())
+    }
+
+    /// The Postgres, Redis and health-check timeouts.
+    fn check_connection_timeouts(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                (
+                    "database.acquire_timeout_ms",
+                    self.database.acquire_timeout_ms,
+                ),
+                (
+                    "database.connect_timeout_ms",
+                    self.database.connect_timeout_ms,
+                ),
+                ("redis.connect_timeout_ms", self.redis.connect_timeout_ms),
+                ("redis.response_timeout_ms", self.redis.response_timeout_ms),
+                ("health.check_timeout_ms", self.health.check_timeout_ms),
+            ],
+            "must be at least 1 millisecond",
+        )
+    }
+
+    /// The Redis URL and key prefix.
+    fn check_redis(&self) -> Result<(), ConfigError> {
         self.redis.client()?;
         let prefix = &self.redis.prefix;
         if prefix.is_empty() || prefix.len() > MAX_REDIS_PREFIX_LEN {
@@ -295,100 +332,120 @@ impl Settings {
                 "may hold only ASCII letters, digits and - _ . : (braces would break hash tags)",
             ));
         }
-        for (key, value) in [
-            ("inventory.shards", self.inventory.shards as u64),
-            ("inventory.batch_max", self.inventory.batch_max as u64),
-            (
-                "inventory.max_queued_per_shard",
-                self.inventory.max_queued_per_shard as u64,
-            ),
-            ("inventory.hold_ttl_secs", self.inventory.hold_ttl_secs),
-            (
-                "inventory.expiry_sweep_interval_ms",
-                self.inventory.expiry_sweep_interval_ms,
-            ),
-            ("carts.max_live", self.carts.max_live as u64),
-            (
-                "carts.max_queued_changes",
-                self.carts.max_queued_changes as u64,
-            ),
-            ("carts.idle_secs", self.carts.idle_secs),
-            (
-                "checkout.commit_writers",
-                self.checkout.commit_writers as u64,
-            ),
-            (
-                "checkout.commit_batch_max",
-                self.checkout.commit_batch_max as u64,
-            ),
-            ("checkout.commit_queue", self.checkout.commit_queue as u64),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
-        }
+        Ok(())
+    }
+
+    /// The sizes and intervals of inventory shards, live carts and the checkout commit group,
+    /// and that the commit group leaves the pool connections for the rest.
+    fn check_queue_limits(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                ("inventory.shards", self.inventory.shards as u64),
+                ("inventory.batch_max", self.inventory.batch_max as u64),
+                (
+                    "inventory.max_queued_per_shard",
+                    self.inventory.max_queued_per_shard as u64,
+                ),
+                ("inventory.hold_ttl_secs", self.inventory.hold_ttl_secs),
+                (
+                    "inventory.expiry_sweep_interval_ms",
+                    self.inventory.expiry_sweep_interval_ms,
+                ),
+                ("carts.max_live", self.carts.max_live as u64),
+                (
+                    "carts.max_queued_changes",
+                    self.carts.max_queued_changes as u64,
+                ),
+                ("carts.idle_secs", self.carts.idle_secs),
+                (
+                    "checkout.commit_writers",
+                    self.checkout.commit_writers as u64,
+                ),
+                (
+                    "checkout.commit_batch_max",
+                    self.checkout.commit_batch_max as u64,
+                ),
+                ("checkout.commit_queue", self.checkout.commit_queue as u64),
+            ],
+            "must be at least 1",
+        )?;
         if self.checkout.commit_writers >= self.database.max_connections {
             return Err(invalid(
                 "checkout.commit_writers",
                 "must be below database.max_connections (each writer holds a connection while it writes)",
             ));
         }
-        for (key, ms) in [
-            ("payments.timeout_ms", self.payments.timeout_ms),
-            (
-                "payments.reconcile_interval_ms",
-                self.payments.reconcile_interval_ms,
-            ),
-        ] {
-            if ms == 0 {
-                return Err(invalid(key, "must be at least 1 millisecond"));
-            }
-        }
-        for (key, value) in [
-            ("flash_sales.queue_tick_ms", self.flash_sales.queue_tick_ms),
-            (
-                "flash_sales.director_interval_ms",
-                self.flash_sales.director_interval_ms,
-            ),
-            (
-                "flash_sales.admission_window_secs",
-                self.flash_sales.admission_window_secs,
-            ),
-            (
-                "flash_sales.position_interval_ms",
-                self.flash_sales.position_interval_ms,
-            ),
-            (
-                "flash_sales.rate_limit_requests",
-                self.flash_sales.rate_limit_requests,
-            ),
-            (
-                "flash_sales.rate_limit_window_secs",
-                self.flash_sales.rate_limit_window_secs,
-            ),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
-        }
-        for (key, value) in [
-            (
-                "recommendations.learn_interval_ms",
-                self.recommendations.learn_interval_ms,
-            ),
-            (
-                "recommendations.neighbours",
-                u64::try_from(self.recommendations.neighbours).unwrap_or(0),
-            ),
-            (
-                "recommendations.batch",
-                u64::try_from(self.recommendations.batch).unwrap_or(0),
-            ),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be at least 1"));
-            }
-        }
+        Ok(())
+    }
+
+    /// The payment gateway timeout and the reconciler's interval.
+    fn check_payment_timeouts(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                ("payments.timeout_ms", self.payments.timeout_ms),
+                (
+                    "payments.reconcile_interval_ms",
+                    self.payments.reconcile_interval_ms,
+                ),
+            ],
+            "must be at least 1 millisecond",
+        )
+    }
+
+    /// The flash-sale queue's intervals, admission window and rate limit.
+    fn check_flash_sale_intervals(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                ("flash_sales.queue_tick_ms", self.flash_sales.queue_tick_ms),
+                (
+                    "flash_sales.director_interval_ms",
+                    self.flash_sales.director_interval_ms,
+                ),
+                (
+                    "flash_sales.admission_window_secs",
+                    self.flash_sales.admission_window_secs,
+                ),
+                (
+                    "flash_sales.position_interval_ms",
+                    self.flash_sales.position_interval_ms,
+                ),
+                (
+                    "flash_sales.rate_limit_requests",
+                    self.flash_sales.rate_limit_requests,
+                ),
+                (
+                    "flash_sales.rate_limit_window_secs",
+                    self.flash_sales.rate_limit_window_secs,
+                ),
+            ],
+            "must be at least 1",
+        )
+    }
+
+    /// The recommendation learner's interval and sizes (a negative size counts as 0).
+    fn check_recommendations(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                (
+                    "recommendations.learn_interval_ms",
+                    self.recommendations.learn_interval_ms,
+                ),
+                (
+                    "recommendations.neighbours",
+                    u64::try_from(self.recommendations.neighbours).unwrap_or(0),
+                ),
+                (
+                    "recommendations.batch",
+                    u64::try_from(self.recommendations.batch).unwrap_or(0),
+                ),
+            ],
+            "must be at least 1",
+        )
+    }
+
+    /// Durations that must leave room for others: the queue lease over its ticks, the
+    /// reconciler's patience over a payment's timeouts.
+    fn check_lease_and_reconcile_margins(&self) -> Result<(), ConfigError> {
         // A queue renews its lease every tick: the lease must outlast a few of them.
         if self.flash_sales.leader_lease_ms < 3 * self.flash_sales.queue_tick_ms {
             return Err(invalid(
@@ -403,6 +460,11 @@ impl Settings {
                 "must exceed twice payments.timeout_ms (an authorization and a void)",
             ));
         }
+        Ok(())
+    }
+
+    /// The session lifetime and the password-hashing concurrency.
+    fn check_auth(&self) -> Result<(), ConfigError> {
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
         }
@@ -412,6 +474,11 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        Ok(())
+    }
+
+    /// The exchange rates and default currency, the default locale and the log filter.
+    fn check_pricing_locale_and_log(&self) -> Result<(), ConfigError> {
         self.pricing()?;
         crate::locale::Locale::parse(&self.catalog.default_locale)
             .map_err(|e| invalid("catalog.default_locale", e.to_string()))?;

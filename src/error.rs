@@ -371,6 +371,36 @@ mod tests {
         }
     }
 
+    /// One row of the table in `docs/api.md`, as rendered from [`Code`].
+    fn doc_row(code: Code) -> String {
+        let statuses: Vec<String> = code.statuses().iter().map(u16::to_string).collect();
+        let statuses = match statuses.is_empty() {
+            true => "WebSocket".to_owned(),
+            false => statuses.join(", "),
+        };
+        format!("| `{}` | {statuses} | {} |", code.as_str(), code.meaning())
+    }
+
+    #[test]
+    fn the_api_doc_lists_exactly_the_codes_of_the_table() {
+        let doc = include_str!("../docs/api.md");
+        let documented: Vec<&str> = doc
+            .split("<!-- error-codes")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- /error-codes -->").next())
+            .expect("docs/api.md has the error-code table between its markers")
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        let expected: Vec<String> = Code::ALL.iter().copied().map(doc_row).collect();
+        assert_eq!(
+            documented,
+            expected,
+            "docs/api.md's error codes differ from src/error.rs; the rows should read:\n{}",
+            expected.join("\n")
+        );
+    }
+
     #[test]
     fn every_kind_of_error_names_a_code_with_a_status() {
         let errors = [

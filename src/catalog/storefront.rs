@@ -220,40 +220,82 @@ async fn estimated_matches(
 pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<ListingPage, Error> {
     let currency = query.currency.code();
     let chain: Vec<&str> = query.preference.tags().iter().map(|l| l.as_str()).collect();
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
-        vec![Box::new(currency), Box::new(chain.clone())];
-    let mut conditions = vec!["lp.currency = $1".to_owned(), "lp.listed".to_owned()];
-    let mut push = |value: Box<dyn ToSql + Sync + Send>| {
-        params.push(value);
-        params.len()
-    };
-    if let Some(seller) = query.seller {
-        let n = push(Box::new(seller));
-        conditions.push(format!("lp.seller_id = ${n}"));
-    }
-    if let Some(min) = query.min_price {
-        let n = push(Box::new(min));
-        conditions.push(format!("lp.amount >= ${n}"));
-    }
-    if let Some(max) = query.max_price {
-        let n = push(Box::new(max));
-        conditions.push(format!("lp.amount <= ${n}"));
-    }
-    if query.in_stock {
-        conditions.push(
-            "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = lp.product_id AND v.stock_on_hand > 0)"
-                .into(),
-        );
-    }
-    let mut from = "product_listing_prices lp".to_owned();
+    let mut sql = ListingSql::new(currency, chain.clone());
+    sql.filter(query);
     if let Some(q) = &query.q {
+        sql.search(client, query, &chain, q).await?;
+    }
+    if let Some(cursor) = &query.cursor {
+        sql.continue_after(query, cursor, currency)?;
+    }
+    let statement = sql.page_statement(query);
+    let rows = client.query(&statement, &sql.param_refs()).await?;
+    Ok(page_of(query, currency, &rows))
+}
+
+/// A listing's statement as it is built: its numbered parameters, its conditions on the
+/// listing rows (`lp`), and what those rows are chosen from.
+struct ListingSql<'a> {
+    params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+    conditions: Vec<String>,
+    from: String,
+}
+
+impl<'a> ListingSql<'a> {
+    /// Starts with what every listing has: its currency (`$1`) and the shopper's locale
+    /// chain (`$2`), and only listed products.
+    fn new(currency: &'static str, chain: Vec<&'a str>) -> Self {
+        Self {
+            params: vec![Box::new(currency), Box::new(chain)],
+            conditions: vec!["lp.currency = $1".to_owned(), "lp.listed".to_owned()],
+            from: "product_listing_prices lp".to_owned(),
+        }
+    }
+
+    /// Adds a parameter; answers its number.
+    fn push(&mut self, value: Box<dyn ToSql + Sync + Send + 'a>) -> usize {
+        self.params.push(value);
+        self.params.len()
+    }
+
+    /// Adds the seller, price range and in-stock filters the query names.
+    fn filter(&mut self, query: &ListingQuery) {
+        if let Some(seller) = query.seller {
+            let n = self.push(Box::new(seller));
+            self.conditions.push(format!("lp.seller_id = ${n}"));
+        }
+        if let Some(min) = query.min_price {
+            let n = self.push(Box::new(min));
+            self.conditions.push(format!("lp.amount >= ${n}"));
+        }
+        if let Some(max) = query.max_price {
+            let n = self.push(Box::new(max));
+            self.conditions.push(format!("lp.amount <= ${n}"));
+        }
+        if query.in_stock {
+            self.conditions.push(
+                "EXISTS (SELECT 1 FROM variants v WHERE v.product_id = lp.product_id AND v.stock_on_hand > 0)"
+                    .into(),
+            );
+        }
+    }
+
+    /// Adds the full-text search for `q` in the shopper's locales. How depends on the
+    /// planner's estimate of its matches (see [`NARROW_SEARCH_ROWS`]).
+    async fn search(
+        &mut self,
+        client: &impl GenericClient,
+        query: &ListingQuery,
+        chain: &[&str],
+        q: &str,
+    ) -> Result<(), Error> {
         let config = query
             .preference
             .primary()
             .map_or("simple", |l| l.search_config());
-        let matches = estimated_matches(client, &chain, config, q).await?;
-        let text = push(Box::new(q.clone()));
-        let config = push(Box::new(config.to_owned()));
+        let matches = estimated_matches(client, chain, config, q).await?;
+        let text = self.push(Box::new(q.to_owned()));
+        let config = self.push(Box::new(config.to_owned()));
         let matching = format!(
             "SELECT sc.product_id FROM product_content sc
              WHERE sc.locale = ANY($2::text[])
@@ -267,19 +309,28 @@ pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<L
             } else {
                 ""
             };
-            from = format!(
+            self.from = format!(
                 "(SELECT DISTINCT product_id FROM ({matching}) m0 {newest_first}) m
                  JOIN product_listing_prices lp ON lp.product_id = m.product_id"
             );
         } else {
             // Many matches: walk the requested order and test each product (from the index
             // alone) until the page is full.
-            conditions.push(format!(
+            self.conditions.push(format!(
                 "EXISTS ({matching} AND sc.product_id = lp.product_id)"
             ));
         }
+        Ok(())
     }
-    if let Some(cursor) = &query.cursor {
+
+    /// Starts the page after the previous page's last product, refusing a cursor made for
+    /// another sort or currency.
+    fn continue_after(
+        &mut self,
+        query: &ListingQuery,
+        cursor: &Cursor,
+        currency: &str,
+    ) -> Result<(), Error> {
         if cursor.sort != query.sort || cursor.currency != currency {
             return Err(Error::BadRequest {
                 code: Code::InvalidCursor,
@@ -287,32 +338,39 @@ pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<L
                 field: Some("cursor".into()),
             });
         }
-        let id = push(Box::new(cursor.id));
+        let id = self.push(Box::new(cursor.id));
         match query.sort {
-            Sort::Newest => conditions.push(format!("lp.product_id < ${id}")),
+            Sort::Newest => self.conditions.push(format!("lp.product_id < ${id}")),
             Sort::Price | Sort::PriceDesc => {
-                let price = push(Box::new(cursor.price.unwrap_or_default()));
+                let price = self.push(Box::new(cursor.price.unwrap_or_default()));
                 let op = if query.sort == Sort::Price { ">" } else { "<" };
-                conditions.push(format!("(lp.amount, lp.product_id) {op} (${price}, ${id})"));
+                self.conditions
+                    .push(format!("(lp.amount, lp.product_id) {op} (${price}, ${id})"));
             }
         }
+        Ok(())
     }
-    let (order, page_order) = match query.sort {
-        Sort::Newest => ("lp.product_id DESC", "page.product_id DESC"),
-        Sort::Price => (
-            "lp.amount ASC, lp.product_id ASC",
-            "page.amount ASC, page.product_id ASC",
-        ),
-        Sort::PriceDesc => (
-            "lp.amount DESC, lp.product_id DESC",
-            "page.amount DESC, page.product_id DESC",
-        ),
-    };
-    let limit = push(Box::new(query.limit + 1));
-    // The page is chosen from the listing table alone; only its rows join their product and
-    // content.
-    let sql = format!(
-        "SELECT page.product_id, p.seller_id, p.created_at, page.amount, page.converted, c.locale, c.title
+
+    /// The whole statement, asking for one row beyond the page to tell whether another
+    /// follows.
+    fn page_statement(&mut self, query: &ListingQuery) -> String {
+        let (order, page_order) = match query.sort {
+            Sort::Newest => ("lp.product_id DESC", "page.product_id DESC"),
+            Sort::Price => (
+                "lp.amount ASC, lp.product_id ASC",
+                "page.amount ASC, page.product_id ASC",
+            ),
+            Sort::PriceDesc => (
+                "lp.amount DESC, lp.product_id DESC",
+                "page.amount DESC, page.product_id DESC",
+            ),
+        };
+        let limit = self.push(Box::new(query.limit + 1));
+        let from = &self.from;
+        // The page is chosen from the listing table alone; only its rows join their product and
+        // content.
+        format!(
+            "SELECT page.product_id, p.seller_id, p.created_at, page.amount, page.converted, c.locale, c.title
          FROM (
              SELECT lp.product_id, lp.amount, lp.converted
              FROM {from}
@@ -327,14 +385,26 @@ pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<L
              ORDER BY coalesce(array_position($2::text[], c.locale), 1000) LIMIT 1
          ) c
          ORDER BY {page_order}",
-        conditions.join(" AND ")
-    );
-    let refs: Vec<&(dyn ToSql + Sync)> = params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    let rows = client.query(&sql, &refs).await?;
+            self.conditions.join(" AND ")
+        )
+    }
 
+    /// The parameters, in order, as the client takes them.
+    fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// The page from the listing's rows (at most one beyond the page), with a cursor to the next
+/// page when there is one.
+fn page_of(
+    query: &ListingQuery,
+    currency: &'static str,
+    rows: &[tokio_postgres::Row],
+) -> ListingPage {
     let has_more = rows.len() as i64 > query.limit;
     let items: Vec<ListingItem> = rows
         .iter()
@@ -364,11 +434,11 @@ pub async fn list(client: &impl GenericClient, query: &ListingQuery) -> Result<L
         ),
         _ => None,
     };
-    Ok(ListingPage {
+    ListingPage {
         items,
         next_cursor,
         currency,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod caching;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod negotiation;
 pub mod openapi;
@@ -31,6 +32,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::regions::configure)
                 .configure(routes::operator::configure)
                 .configure(routes::carts::configure)
+                .configure(routes::checkout::configure)
                 .configure(routes::orders::configure)
                 .configure(routes::flash_sales::configure)
                 .configure(routes::recommendations::configure),

@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::routes::{
-    carts, flash_sales, inventory, operator, orders, products, recommendations, regions, sellers,
-    shoppers,
+    carts, checkout, flash_sales, inventory, operator, orders, products, recommendations, regions,
+    sellers, shoppers,
 };
 
 #[derive(OpenApi)]
@@ -23,7 +23,7 @@ use super::routes::{
         regions::list, regions::show, regions::put,
         operator::suspend, operator::reinstate,
         carts::create, carts::show, carts::add_item, carts::change_item, carts::remove_item, carts::set_shipping,
-        orders::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
+        checkout::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
         flash_sales::create, flash_sales::show, flash_sales::join, flash_sales::my_ticket,
         flash_sales::purchase,
         recommendations::bought_together, recommendations::for_you,

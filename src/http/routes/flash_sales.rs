@@ -14,13 +14,13 @@ use crate::{
         auth::{SellerAuth, ShopperAuth},
         error::{ApiError, ErrorBody},
         extract::ApiJson,
+        idempotency::{self, PaymentDetails},
         negotiation, AppState,
     },
     orders::OrderView,
     payments::CardNumber,
 };
 
-use super::orders::PaymentDetails;
 use crate::error::Code;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -184,7 +184,7 @@ pub async fn purchase(
     id: web::Path<Uuid>,
     body: ApiJson<Purchase>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = super::orders::idempotency_key(&request)?;
+    let key = idempotency::idempotency_key(&request)?;
     let body = body.0;
     let quantity = u32::try_from(body.quantity)
         .ok()
@@ -217,5 +217,5 @@ pub async fn purchase(
         &preference,
     )
     .await?;
-    super::orders::respond(outcome)
+    idempotency::respond(outcome)
 }

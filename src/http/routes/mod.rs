@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod carts;
+pub mod checkout;
 pub mod flash_sales;
 pub mod health;
 pub mod inventory;

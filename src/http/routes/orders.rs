@@ -1,121 +1,64 @@
-//! Checkout and orders: shoppers pay for their carts and see their orders; sellers list,
-//! fulfill and refund their own parts of them.
+//! Orders: shoppers see their orders; sellers list, fulfill and refund their own parts of
+//! them.
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use actix_web::{http::header, middleware, web, HttpResponse};
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::error::Code;
 use crate::{
-    checkout,
+    error::Code,
     http::{
         auth::{SellerAuth, ShopperAuth},
-        error::{status_of, ApiError, ErrorBody},
-        extract::ApiJson,
-        negotiation, AppState,
+        error::{ApiError, ErrorBody},
+        AppState,
     },
-    orders::{self, CheckoutOutcome, OrderView, SellerOrderPage},
-    payments::CardNumber,
+    orders::{self, OrderView, SellerOrderPage},
 };
 
+/// Where the seller's order routes live; `/seller/orders…` (their first home) keeps
+/// answering, marked deprecated, until clients have moved.
+const SELLER_ORDERS: &str = "/sellers/me/orders";
+const DEPRECATED_SELLER_ORDERS: &str = "/seller/orders";
+
 pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .service(web::resource("/carts/{id}/checkout").route(web::post().to(checkout)))
-        .service(web::resource("/orders/{id}").route(web::get().to(show)))
-        .service(web::resource("/seller/orders").route(web::get().to(seller_orders)))
-        .service(web::resource("/seller/orders/{id}/fulfill").route(web::post().to(fulfill)))
-        .service(web::resource("/seller/orders/{id}/refund").route(web::post().to(refund)));
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckoutRequest {
-    payment: PaymentDetails,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentDetails {
-    /// The sandbox gateway's test cards: `4242424242424242` (approved), `4000000000000002`
-    /// (declined), `4000000000000119` (the gateway never answers).
-    #[schema(example = "4242424242424242")]
-    pub(crate) card_number: String,
-}
-
-/// Pay for the cart: 201 with the paid order. Retrying with the same `Idempotency-Key` returns
-/// the same response (header `Idempotent-Replayed: true`) and never charges twice.
-#[utoipa::path(post, path = "/api/v1/carts/{id}/checkout", tag = "orders",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "1 to 255 characters, unique per checkout attempt")),
-    request_body = CheckoutRequest,
-    responses(
-        (status = 201, body = OrderView),
-        (status = 400, description = "`invalid_idempotency_key`", body = ErrorBody),
-        (status = 402, description = "`payment_declined`; the holds were released", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "`insufficient_stock`, `empty_cart`, `shipping_required`, `hold_expired`, `checkout_in_progress`, `idempotency_key_in_progress`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused` (another request under this key), `invalid_card_number`", body = ErrorBody),
-        (status = 502, description = "`payment_failed`", body = ErrorBody),
-        (status = 504, description = "`payment_timeout`: nothing charged, holds released", body = ErrorBody)),
-    security(("shopper_token" = [])))]
-#[tracing::instrument(name = "checkout", skip_all, fields(cart_id = %id))]
-pub async fn checkout(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    shopper: ShopperAuth,
-    id: web::Path<Uuid>,
-    body: ApiJson<CheckoutRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let key = idempotency_key(&request)?;
-    let card = CardNumber::parse("payment.card_number", &body.0.payment.card_number)?;
-    let preference =
-        negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
-    let cart_id = id.into_inner();
-    let shopper_id = shopper.shopper.id;
-    let answer = checkout::checkout(
-        &state.checkout,
-        shopper_id,
-        cart_id,
-        &key,
-        card,
-        &preference,
-    )
-    .await?;
-    respond(answer)
-}
-
-/// The request's `Idempotency-Key` header, checked.
-pub fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
-    checkout::parse_idempotency_key(
-        request
-            .headers()
-            .get("Idempotency-Key")
-            .and_then(|v| v.to_str().ok()),
-    )
-}
-
-/// The answer of a checkout (or flash-sale purchase), fresh or replayed: its stored status and
-/// body, `Idempotent-Replayed: true` on a replay, and the order's `Location`.
-pub fn respond(answer: checkout::CheckoutResponse) -> Result<HttpResponse, ApiError> {
-    let mut response = HttpResponse::build(match &answer.outcome {
-        CheckoutOutcome::Paid { .. } => StatusCode::CREATED,
-        CheckoutOutcome::NotCharged { code, .. } => status_of(*code),
-    });
-    if answer.replayed {
-        response.insert_header(("Idempotent-Replayed", "true"));
+    config.service(web::resource("/orders/{id}").route(web::get().to(show)));
+    for (base, successor) in [
+        (SELLER_ORDERS, None),
+        (DEPRECATED_SELLER_ORDERS, Some(SELLER_ORDERS)),
+    ] {
+        config
+            .service(
+                web::resource(base)
+                    .wrap(deprecated(successor))
+                    .route(web::get().to(seller_orders)),
+            )
+            .service(
+                web::resource(format!("{base}/{{id}}/fulfill"))
+                    .wrap(deprecated(successor))
+                    .route(web::post().to(fulfill)),
+            )
+            .service(
+                web::resource(format!("{base}/{{id}}/refund"))
+                    .wrap(deprecated(successor))
+                    .route(web::post().to(refund)),
+            );
     }
-    if let Some(order) = answer.outcome.order_id() {
-        response.insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/api/v1/orders/{order}"),
-        ));
-    }
-    Ok(match answer.outcome {
-        CheckoutOutcome::Paid { order } => response.json(order),
-        CheckoutOutcome::NotCharged { code, message } => {
-            response.json(ErrorBody::new(code, message, None))
-        }
-    })
+}
+
+/// `Deprecation: true` and a `Link` to the successor on a moved route's old path; nothing on
+/// a current one.
+fn deprecated(successor: Option<&str>) -> middleware::Condition<middleware::DefaultHeaders> {
+    let headers = match successor {
+        Some(successor) => middleware::DefaultHeaders::new()
+            .add(("Deprecation", "true"))
+            .add((
+                header::LINK,
+                format!("</api/v1{successor}>; rel=\"successor-version\""),
+            )),
+        None => middleware::DefaultHeaders::new(),
+    };
+    middleware::Condition::new(successor.is_some(), headers)
 }
 
 /// One of the shopper's orders; anyone else's is "not found".
@@ -143,7 +86,7 @@ pub struct SellerOrdersQuery {
 }
 
 /// The seller's parts of paid orders, newest first, with cursor pagination.
-#[utoipa::path(get, path = "/api/v1/seller/orders", tag = "orders", params(SellerOrdersQuery),
+#[utoipa::path(get, path = "/api/v1/sellers/me/orders", tag = "orders", params(SellerOrdersQuery),
     responses((status = 200, body = SellerOrderPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("seller_api_key" = [])))]
 pub async fn seller_orders(
@@ -188,7 +131,7 @@ async fn announce_seller(state: &AppState, seller_id: Uuid) {
 }
 
 /// Mark the seller's part of an order shipped.
-#[utoipa::path(post, path = "/api/v1/seller/orders/{id}/fulfill", tag = "orders", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/sellers/me/orders/{id}/fulfill", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, description = "`invalid_transition`", body = ErrorBody)),
     security(("seller_api_key" = [])))]
 pub async fn fulfill(
@@ -205,7 +148,7 @@ pub async fn fulfill(
 }
 
 /// Refund the seller's part of an order to the shopper's card; unshipped units go back to stock.
-#[utoipa::path(post, path = "/api/v1/seller/orders/{id}/refund", tag = "orders", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/api/v1/sellers/me/orders/{id}/refund", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody),
               (status = 409, description = "`invalid_transition`, `payment_not_captured`", body = ErrorBody),
               (status = 503, body = ErrorBody)),

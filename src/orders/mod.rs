@@ -1,0 +1,247 @@
+//! Orders: what a checkout turns a cart into, split per seller for fulfillment, with every state
+//! change appended to the order event log.
+//!
+//! Promises: an order is `pending` while its payment is in flight and then exactly one of
+//! `paid` or `cancelled` (the row lock on the order decides who finishes it: the checkout
+//! request or the reconciler, never both); a paid order's units are sold from the holds it
+//! claimed (so they were counted by the stock guard when held, and never sold twice); a
+//! cancelled order's holds go back to stock; the idempotency key's stored response is written
+//! in the same transaction as the outcome; shoppers see only their own orders and sellers only
+//! their own parts (others are "not found").
+
+mod finish;
+mod place;
+mod seller;
+
+pub use finish::*;
+pub use place::*;
+pub use seller::*;
+
+use crate::db::PreparedClient;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    carts::{Shipping, Tax},
+    error::Error,
+    money::{Currency, Price},
+};
+
+/// Most orders one page of a seller's list returns.
+pub const MAX_SELLER_PAGE: i64 = 100;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// `pending`, `paid`, `fulfilled`, `cancelled` or `refunded`.
+    #[schema(example = "paid")]
+    pub status: String,
+    pub cart_id: Uuid,
+    pub region: String,
+    #[schema(example = "EUR")]
+    pub currency: &'static str,
+    pub lines: Vec<OrderLine>,
+    pub subtotal: Price,
+    pub tax: Tax,
+    pub shipping: Option<Shipping>,
+    pub total: Price,
+    /// Each seller's share, fulfilled (or refunded) by that seller.
+    pub parts: Vec<OrderPart>,
+    pub payment: PaymentSummary,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderLine {
+    pub sku: String,
+    pub title: String,
+    pub seller_id: Uuid,
+    pub product_id: Uuid,
+    pub quantity: u32,
+    pub unit_price: Price,
+    pub line_total: Price,
+    /// This line's share of the order's tax (the shares add up to the order's tax).
+    pub tax: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPart {
+    pub seller_id: Uuid,
+    #[schema(example = "paid")]
+    pub status: String,
+    pub subtotal: Price,
+    pub tax: Price,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentSummary {
+    /// `authorizing`, `authorized`, `captured`, `declined`, `timed_out` or `voided`.
+    pub status: String,
+    pub card_last4: String,
+    pub refunded: Price,
+}
+
+/// Shipping as stored with the order.
+#[derive(Debug, Serialize, Deserialize)]
+struct ShippingRecord {
+    option: String,
+    carrier: String,
+    country: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+}
+
+/// An amount as clients see it: always with the currency's minor units (`"0.00"`, not `"0"`).
+fn price(amount: Decimal, currency: Currency) -> Price {
+    Price {
+        amount: currency.round(amount),
+        currency: currency.code(),
+        converted: false,
+    }
+}
+
+fn stored_currency(code: &str) -> Result<Currency, Error> {
+    Currency::from_code(code.trim())
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("order currency {code} is unknown")))
+}
+
+/// The shipping stored with an order, as clients see it.
+fn stored_shipping(
+    stored: Option<serde_json::Value>,
+    currency: Currency,
+) -> Result<Option<Shipping>, Error> {
+    Ok(stored
+        .map(serde_json::from_value::<ShippingRecord>)
+        .transpose()
+        .map_err(Error::internal)?
+        .map(|record| Shipping {
+            option: record.option,
+            carrier: record.carrier,
+            country: record.country,
+            amount: price(record.amount, currency),
+        }))
+}
+
+/// Splits `tax` over lines in proportion to their totals, rounded to the currency, the last
+/// line taking the rounding remainder so the shares add up exactly.
+pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> Vec<Decimal> {
+    let subtotal: Decimal = line_totals.iter().sum();
+    let mut shares = Vec::with_capacity(line_totals.len());
+    let mut left = tax;
+    for (index, total) in line_totals.iter().enumerate() {
+        let share = if index + 1 == line_totals.len() {
+            left
+        } else if subtotal.is_zero() {
+            Decimal::ZERO
+        } else {
+            currency.round(tax * total / subtotal)
+        };
+        left -= share;
+        shares.push(share);
+    }
+    shares
+}
+
+/// The order as its shopper sees it, or `None` when it is not theirs (or does not exist).
+pub async fn view(
+    client: &impl PreparedClient,
+    order_id: Uuid,
+    shopper_id: Option<Uuid>,
+) -> Result<Option<OrderView>, Error> {
+    let Some(order) = client
+        .query_opt(
+            "SELECT o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
+                    o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
+                    p.status, p.card_last4, p.refunded
+             FROM orders o JOIN payments p ON p.order_id = o.id
+             WHERE o.id = $1 AND ($2::uuid IS NULL OR o.shopper_id = $2)",
+            &[&order_id, &shopper_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let currency = stored_currency(order.get(3))?;
+    let lines = client
+        .query(
+            "SELECT sku, title, seller_id, product_id, quantity, unit_price, line_total, tax
+             FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| OrderLine {
+            sku: row.get(0),
+            title: row.get(1),
+            seller_id: row.get(2),
+            product_id: row.get(3),
+            quantity: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+            unit_price: price(row.get(5), currency),
+            line_total: price(row.get(6), currency),
+            tax: price(row.get(7), currency),
+        })
+        .collect();
+    let parts = client
+        .query(
+            "SELECT seller_id, status, subtotal, tax FROM order_parts
+             WHERE order_id = $1 ORDER BY seller_id",
+            &[&order_id],
+        )
+        .await?
+        .into_iter()
+        .map(|row| OrderPart {
+            seller_id: row.get(0),
+            status: row.get(1),
+            subtotal: price(row.get(2), currency),
+            tax: price(row.get(3), currency),
+        })
+        .collect();
+    let shipping = stored_shipping(order.get(8), currency)?;
+    Ok(Some(OrderView {
+        id: order_id,
+        status: order.get(0),
+        cart_id: order.get(1),
+        region: order.get(2),
+        currency: currency.code(),
+        lines,
+        subtotal: price(order.get(4), currency),
+        tax: Tax {
+            rate: order.get(5),
+            included: order.get(6),
+            amount: price(order.get(7), currency),
+        },
+        shipping,
+        total: price(order.get(9), currency),
+        parts,
+        payment: PaymentSummary {
+            status: order.get(12),
+            card_last4: order.get(13),
+            refunded: price(order.get(14), currency),
+        },
+        created_at: order.get(10),
+        updated_at: order.get(11),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_shares_add_up_to_the_orders_tax_exactly() {
+        let eur = Currency::from_code("EUR").expect("EUR");
+        let totals = [
+            Decimal::new(1000, 2),
+            Decimal::new(1000, 2),
+            Decimal::new(1000, 2),
+        ];
+        let shares = tax_shares(&totals, Decimal::new(479, 2), eur);
+        assert_eq!(shares.iter().sum::<Decimal>(), Decimal::new(479, 2));
+        assert_eq!(shares[0], Decimal::new(160, 2));
+        assert!(tax_shares(&[], Decimal::ZERO, eur).is_empty());
+    }
+}
