@@ -182,49 +182,11 @@ impl Application {
             settings,
         });
 
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(http::middleware::observe))
-                .app_data(state.clone())
-                .app_data(web::Data::new(LocalHub(hubs.start_local())))
-                .configure(http::extract::configure(http_settings.max_body_bytes))
-                .configure(http::configure)
-                .default_service(web::to(not_found))
-        })
-        .on_connect({
-            let options = ConnectionOptions {
-                send_buffer_bytes: http_settings.socket_send_buffer_bytes,
-                recv_buffer_bytes: http_settings.socket_recv_buffer_bytes,
-                user_timeout: Duration::from_secs(http_settings.tcp_user_timeout_secs),
-            };
-            move |connection, _| options.apply(connection)
-        })
-        .backlog(http_settings.backlog)
-        .max_connections(http_settings.max_connections_per_worker)
-        .keep_alive(Duration::from_secs(http_settings.keep_alive_secs))
-        .client_request_timeout(Duration::from_millis(
-            http_settings.client_request_timeout_ms,
-        ))
-        .shutdown_timeout(http_settings.shutdown_timeout_secs)
-        // actix-server stops the whole actor system on a signal (and SIGINT without grace);
-        // `run_until_stopped` handles both signals itself, gracefully, and keeps the actors
-        // running until they have flushed.
-        .disable_signals();
-        if http_settings.workers > 0 {
-            server = server.workers(http_settings.workers);
-        }
-        let server = server.bind(addr).map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        let port = server
-            .addrs()
-            .first()
-            .map_or(addr.port(), |bound| bound.port());
+        let (server, port) = serve(state, hubs, &http_settings, addr)?;
         tracing::info!(%addr, port, "listening");
         Ok(Self {
             port,
-            server: server.run(),
+            server,
             actors,
             arbiters,
             pool,
@@ -371,6 +333,57 @@ fn start_flash_sale_director(
     };
     SaleDirector::new(keeper, timing).start_supervised();
     Ok(())
+}
+
+/// The HTTP server of every route, on `addr`, with this process's connection settings; answers
+/// it with the port it bound.
+fn serve(
+    state: web::Data<AppState>,
+    hubs: Hubs,
+    http_settings: &crate::configuration::HttpSettings,
+    addr: std::net::SocketAddr,
+) -> Result<(actix_web::dev::Server, u16), StartupError> {
+    let max_body_bytes = http_settings.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(http::middleware::observe))
+            .app_data(state.clone())
+            .app_data(web::Data::new(LocalHub(hubs.start_local())))
+            .configure(http::extract::configure(max_body_bytes))
+            .configure(http::configure)
+            .default_service(web::to(not_found))
+    })
+    .on_connect({
+        let options = ConnectionOptions {
+            send_buffer_bytes: http_settings.socket_send_buffer_bytes,
+            recv_buffer_bytes: http_settings.socket_recv_buffer_bytes,
+            user_timeout: Duration::from_secs(http_settings.tcp_user_timeout_secs),
+        };
+        move |connection, _| options.apply(connection)
+    })
+    .backlog(http_settings.backlog)
+    .max_connections(http_settings.max_connections_per_worker)
+    .keep_alive(Duration::from_secs(http_settings.keep_alive_secs))
+    .client_request_timeout(Duration::from_millis(
+        http_settings.client_request_timeout_ms,
+    ))
+    .shutdown_timeout(http_settings.shutdown_timeout_secs)
+    // actix-server stops the whole actor system on a signal (and SIGINT without grace);
+    // `run_until_stopped` handles both signals itself, gracefully, and keeps the actors
+    // running until they have flushed.
+    .disable_signals();
+    if http_settings.workers > 0 {
+        server = server.workers(http_settings.workers);
+    }
+    let server = server.bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let port = server
+        .addrs()
+        .first()
+        .map_or(addr.port(), |bound| bound.port());
+    Ok((server.run(), port))
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, Error> {
