@@ -1,7 +1,7 @@
 //! The domain's one error type, and the one table of the stable error codes clients match on.
 //!
-//! Every domain module answers [`Error`]; the HTTP layer maps it to a status and the JSON
-//! shape `{"error": {"code", "message", "field"?}}` once, at the edge (`http::error`), and the
+//! Every domain module answers [`Error`]; the web layer maps it to a status and the JSON shape
+//! `{"error": {"code", "message", "field"?}}` once, at the edge (its `error` module), and the
 //! WebSocket layer sends the same codes in its `error` messages. The variants say what kind of
 //! failure it is (the input is invalid, the thing is not there, it conflicts with the state,
 //! a dependency is down, …); the [`Code`] says which one, stably.

@@ -936,3 +936,41 @@ async fn flushing_redis_in_the_middle_of_a_race_still_sells_exactly_the_stock() 
         "counters built, flushed and rebuilt: {rebuilds}"
     );
 }
+
+#[tokio::test]
+async fn seller_orders_answer_at_their_new_path_and_the_old_one_says_it_is_deprecated() {
+    let app = spawn_app().await;
+    let (key, _) = app.seller("Moved").await;
+
+    let current = app
+        .call(Method::GET, "/api/v1/sellers/me/orders", &key, None)
+        .await;
+    assert_eq!(current.status(), 200);
+    assert!(current.headers().get("deprecation").is_none());
+    let current: Value = current.json().await.expect("json");
+
+    let old = app
+        .call(Method::GET, "/api/v1/seller/orders", &key, None)
+        .await;
+    assert_eq!(old.status(), 200);
+    assert_eq!(old.headers()["deprecation"], "true");
+    assert_eq!(
+        old.headers()["link"],
+        "</api/v1/sellers/me/orders>; rel=\"successor-version\""
+    );
+    let old: Value = old.json().await.expect("json");
+    assert_eq!(old, current, "both paths answer the same");
+
+    let missing = uuid::Uuid::now_v7();
+    for base in ["/api/v1/sellers/me/orders", "/api/v1/seller/orders"] {
+        let fulfill = app
+            .call(
+                Method::POST,
+                &format!("{base}/{missing}/fulfill"),
+                &key,
+                None,
+            )
+            .await;
+        assert_eq!(fulfill.status(), 404, "{base}");
+    }
+}
