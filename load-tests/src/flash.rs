@@ -173,6 +173,21 @@ struct Crowd {
 }
 
 impl Crowd {
+    /// The crowd for sale `sale` in the store's region; shoppers give up `options.deadline`
+    /// after the sale's opening.
+    fn new(http: reqwest::Client, sale: String, store: &Store, options: &Options) -> Self {
+        Self {
+            http,
+            sale,
+            region: store.region,
+            join_slots: Semaphore::new(options.requests_in_flight.max(1)),
+            slots: Semaphore::new(options.requests_in_flight.max(1)),
+            connect_slots: Semaphore::new(CONNECT_CONCURRENCY),
+            progress: Progress::default(),
+            deadline: Instant::now() + options.lead + options.deadline,
+        }
+    }
+
     /// Sends a request, retrying while the server sheds load or the purchase is in progress.
     async fn send(
         &self,
@@ -448,6 +463,8 @@ async fn guests(
     made.into_iter().collect()
 }
 
+/// Runs the scenario: sets up the store, the guests and the sale (untimed), sends the crowd
+/// through it, and checks the outcome in Postgres; then the common way, if asked.
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -463,8 +480,37 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     .await?;
     eprintln!("setting up {} guest shoppers…", options.shoppers);
     let crowd_members = guests(&http, targets, options.shoppers).await?;
+    let sale_id = schedule_sale(&http, &store, &options).await?;
 
-    let first = targets.first().context("--target needs at least one URL")?;
+    let socket_clients = socket_clients(&options.sources);
+    let crowd = Arc::new(Crowd::new(http.clone(), sale_id.clone(), &store, &options));
+    let reporter = report_progress(&crowd, options.shoppers);
+    let started = Instant::now();
+    let tally = send_crowd(&crowd, crowd_members, &socket_clients, &options).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    reporter.abort();
+
+    let recorded = Recorded::read(&options.database_url, &sale_id, &tally.acknowledged).await?;
+    let mut report = Report::new(&options, tally, recorded, elapsed);
+    if options.compare_naive {
+        eprintln!("the same crowd, the common way (a row lock per order)…");
+        let naive = naive(&options).await?;
+        report.ratio = Some(report.orders_per_sec / naive.orders_per_sec.max(1e-9));
+        report.naive = Some(naive);
+    }
+    Ok(report)
+}
+
+/// Schedules the sale of the store's SKU, opening `options.lead` from now; answers its id.
+async fn schedule_sale(
+    http: &reqwest::Client,
+    store: &Store,
+    options: &Options,
+) -> anyhow::Result<String> {
+    let first = options
+        .targets
+        .first()
+        .context("--target needs at least one URL")?;
     let now = chrono::Utc::now();
     let starts_at = now + chrono::Duration::from_std(options.lead)?;
     let sale: Value = {
@@ -494,9 +540,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         options.arrival,
         options.socket_shoppers.min(options.shoppers)
     );
+    Ok(sale_id)
+}
 
-    let socket_clients: Vec<awc::Client> = options
-        .sources
+/// One WebSocket client per loopback source address (each has its own ports).
+fn socket_clients(sources: &[IpAddr]) -> Vec<awc::Client> {
+    sources
         .iter()
         .map(|ip| {
             awc::Client::builder()
@@ -504,38 +553,38 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
                 .timeout(REQUEST_TIMEOUT)
                 .finish()
         })
-        .collect();
-    let crowd = Arc::new(Crowd {
-        http: http.clone(),
-        sale: sale_id.clone(),
-        region: store.region,
-        join_slots: Semaphore::new(options.requests_in_flight.max(1)),
-        slots: Semaphore::new(options.requests_in_flight.max(1)),
-        connect_slots: Semaphore::new(CONNECT_CONCURRENCY),
-        progress: Progress::default(),
-        deadline: Instant::now() + options.lead + options.deadline,
-    });
-    let reporter = {
-        let crowd = Arc::clone(&crowd);
-        let total = options.shoppers;
-        actix::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                let p = &crowd.progress;
-                eprintln!(
-                    "joined {} admitted {} purchased {} done {}/{total}",
-                    p.joined.load(Ordering::Relaxed),
-                    p.admitted.load(Ordering::Relaxed),
-                    p.purchased.load(Ordering::Relaxed),
-                    p.done.load(Ordering::Relaxed)
-                );
-            }
-        })
-    };
-    let started = Instant::now();
+        .collect()
+}
+
+/// Prints the crowd's progress every two seconds, until aborted.
+fn report_progress(crowd: &Arc<Crowd>, total: usize) -> tokio::task::JoinHandle<()> {
+    let crowd = Arc::clone(crowd);
+    actix::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let p = &crowd.progress;
+            eprintln!(
+                "joined {} admitted {} purchased {} done {}/{total}",
+                p.joined.load(Ordering::Relaxed),
+                p.admitted.load(Ordering::Relaxed),
+                p.purchased.load(Ordering::Relaxed),
+                p.done.load(Ordering::Relaxed)
+            );
+        }
+    })
+}
+
+/// Sends every shopper on their visit at their arrival time (the first
+/// `options.socket_shoppers` with a socket, spread over the clients), and sums the visits up.
+async fn send_crowd(
+    crowd: &Arc<Crowd>,
+    crowd_members: Vec<Shopper>,
+    socket_clients: &[awc::Client],
+    options: &Options,
+) -> anyhow::Result<Tally> {
     let total = crowd_members.len();
     let visits = crowd_members.into_iter().enumerate().map(|(n, shopper)| {
-        let crowd = Arc::clone(&crowd);
+        let crowd = Arc::clone(crowd);
         let socket = (n < options.socket_shoppers && !socket_clients.is_empty())
             .then(|| socket_clients[n % socket_clients.len()].clone());
         let arrive = options.arrival.offset(n, total);
@@ -546,87 +595,130 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             visit
         })
     });
-    let mut by_step: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
-    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
-    let mut acknowledged = Vec::new();
+    let mut tally = Tally::default();
     for visit in futures_util::future::join_all(visits).await {
-        let visit = visit.context("a shopper task failed")?;
+        tally.add(visit.context("a shopper task failed")?);
+    }
+    Ok(tally)
+}
+
+/// The crowd's visits, summed up.
+#[derive(Default)]
+struct Tally {
+    by_step: BTreeMap<String, Vec<f64>>,
+    errors: BTreeMap<String, usize>,
+    outcomes: BTreeMap<String, usize>,
+    /// The ids of the orders the API acknowledged.
+    acknowledged: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, visit: Visit) {
         for (step, ms) in visit.samples {
-            by_step.entry(step.to_owned()).or_default().push(ms);
+            self.by_step.entry(step.to_owned()).or_default().push(ms);
         }
         for error in visit.errors {
-            *errors.entry(error).or_default() += 1;
+            *self.errors.entry(error).or_default() += 1;
         }
-        *outcomes.entry(visit.outcome).or_default() += 1;
-        acknowledged.extend(visit.order);
+        *self.outcomes.entry(visit.outcome).or_default() += 1;
+        self.acknowledged.extend(visit.order);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    reporter.abort();
+}
 
-    let (db, connection) =
-        tokio_postgres::connect(&options.database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    let sale_uuid: uuid::Uuid = sale_id.parse()?;
-    let row = db
-        .query_one(
-            "SELECT coalesce(sum(h.quantity), 0)::int8, count(DISTINCT o.id)
+/// The sale's outcome as Postgres recorded it.
+struct Recorded {
+    /// Units in paid orders, and those orders.
+    sold: i64,
+    in_database: i64,
+    /// How many of the acknowledged orders are in Postgres as paid.
+    found: i64,
+    /// From the sale's opening to its selling out, if it sold out.
+    sell_out: Option<f64>,
+}
+
+impl Recorded {
+    /// Reads the outcome of sale `sale_id` on its own connection.
+    async fn read(
+        database_url: &str,
+        sale_id: &str,
+        acknowledged: &[String],
+    ) -> anyhow::Result<Self> {
+        let (db, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let sale_uuid: uuid::Uuid = sale_id.parse()?;
+        let row = db
+            .query_one(
+                "SELECT coalesce(sum(h.quantity), 0)::int8, count(DISTINCT o.id)
              FROM stock_holds h JOIN orders o ON o.id = h.order_id AND o.status = 'paid'
              WHERE h.sale_id = $1 AND h.released_at IS NULL",
-            &[&sale_uuid],
-        )
-        .await?;
-    let (sold, in_database): (i64, i64) = (row.get(0), row.get(1));
-    let ids: Vec<uuid::Uuid> = acknowledged
-        .iter()
-        .filter_map(|id| id.parse().ok())
-        .collect();
-    let found: i64 = db
-        .query_one(
-            "SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'paid'",
-            &[&ids],
-        )
-        .await?
-        .get(0);
-    let sell_out: Option<f64> = db
-        .query_one(
-            "SELECT extract(epoch FROM finished_at - opened_at)::float8 FROM flash_sales
+                &[&sale_uuid],
+            )
+            .await?;
+        let (sold, in_database): (i64, i64) = (row.get(0), row.get(1));
+        let ids: Vec<uuid::Uuid> = acknowledged
+            .iter()
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        let found: i64 = db
+            .query_one(
+                "SELECT count(*) FROM orders WHERE id = ANY($1) AND status = 'paid'",
+                &[&ids],
+            )
+            .await?
+            .get(0);
+        let sell_out: Option<f64> = db
+            .query_one(
+                "SELECT extract(epoch FROM finished_at - opened_at)::float8 FROM flash_sales
              WHERE id = $1 AND state = 'sold_out'",
-            &[&sale_uuid],
-        )
-        .await?
-        .get(0);
-    let selling = sell_out.unwrap_or(elapsed).max(1e-3);
-    let mut report = Report {
-        scenario: "flash-sale",
-        targets: targets.clone(),
-        arrival: format!("{:?}", options.arrival),
-        shoppers: options.shoppers,
-        stock: options.quantity,
-        sold,
-        oversold: (sold - i64::from(options.quantity)).max(0),
-        orders_acknowledged: acknowledged.len(),
-        orders_in_database: in_database,
-        lost: acknowledged.len() - usize::try_from(found).unwrap_or(0),
-        duration_s: elapsed,
-        orders_per_sec: acknowledged.len() as f64 / selling,
-        time_to_sell_out_s: sell_out,
-        outcomes,
-        latency_ms: by_step
-            .into_iter()
-            .map(|(step, samples)| (step, percentiles(samples)))
-            .collect(),
-        errors,
-        naive: None,
-        ratio: None,
-    };
-    if options.compare_naive {
-        eprintln!("the same crowd, the common way (a row lock per order)…");
-        let naive = naive(&options).await?;
-        report.ratio = Some(report.orders_per_sec / naive.orders_per_sec.max(1e-9));
-        report.naive = Some(naive);
+                &[&sale_uuid],
+            )
+            .await?
+            .get(0);
+        Ok(Self {
+            sold,
+            in_database,
+            found,
+            sell_out,
+        })
     }
-    Ok(report)
+}
+
+impl Report {
+    /// The report of a run that took `elapsed` seconds, without the common way's figures.
+    fn new(options: &Options, tally: Tally, recorded: Recorded, elapsed: f64) -> Self {
+        let Recorded {
+            sold,
+            in_database,
+            found,
+            sell_out,
+        } = recorded;
+        let acknowledged = tally.acknowledged;
+        let selling = sell_out.unwrap_or(elapsed).max(1e-3);
+        Self {
+            scenario: "flash-sale",
+            targets: options.targets.clone(),
+            arrival: format!("{:?}", options.arrival),
+            shoppers: options.shoppers,
+            stock: options.quantity,
+            sold,
+            oversold: (sold - i64::from(options.quantity)).max(0),
+            orders_acknowledged: acknowledged.len(),
+            orders_in_database: in_database,
+            lost: acknowledged.len() - usize::try_from(found).unwrap_or(0),
+            duration_s: elapsed,
+            orders_per_sec: acknowledged.len() as f64 / selling,
+            time_to_sell_out_s: sell_out,
+            outcomes: tally.outcomes,
+            latency_ms: tally
+                .by_step
+                .into_iter()
+                .map(|(step, samples)| (step, percentiles(samples)))
+                .collect(),
+            errors: tally.errors,
+            naive: None,
+            ratio: None,
+        }
+    }
 }
 
 /// The common way: every shopper runs one transaction that locks the stock row, checks it,

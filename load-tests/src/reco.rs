@@ -70,6 +70,41 @@ pub async fn bench(
     connections: usize,
 ) -> anyhow::Result<BenchReport> {
     let mut db = scratch(database_url).await?;
+    let products = listed_products(&db).await?;
+    let baskets = learn_generated_bundles(&mut db, &products).await?;
+    let with_neighbours = products_with_neighbours(&db).await?;
+    eprintln!(
+        "learned {} orders; {with_neighbours} products have neighbours",
+        baskets.len()
+    );
+
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    let shoppers = guest_shoppers(&http, &db, target, &baskets).await?;
+    let calls = recommendation_calls(target, requests, &baskets, &shoppers);
+    let timed = time_calls(&http, calls, connections).await;
+    let (by_kind, errors) = tally(timed);
+    Ok(BenchReport {
+        scenario: "reco-bench",
+        target: target.to_owned(),
+        products_with_neighbours: with_neighbours,
+        orders_learned: baskets.len(),
+        shoppers_with_history: SHOPPERS_WITH_HISTORY,
+        requests,
+        connections,
+        latency_ms: by_kind
+            .into_iter()
+            .map(|(kind, samples)| (kind, percentiles(samples)))
+            .collect(),
+        errors,
+    })
+}
+
+/// Up to 6,000 products listed in EUR, in id order; fails if the catalog has too few to
+/// bench on.
+async fn listed_products(db: &tokio_postgres::Client) -> anyhow::Result<Vec<Uuid>> {
     let products: Vec<Uuid> = db
         .query(
             "SELECT product_id FROM product_listing_prices WHERE currency = 'EUR' AND listed
@@ -85,6 +120,15 @@ pub async fn bench(
         "the catalog has {} listed products: run seed-catalog and start the server once first",
         products.len()
     );
+    Ok(products)
+}
+
+/// Replaces the recommender tables with what it learns from generated bundle orders over
+/// `products` (all in region EU), a thousand orders per transaction; answers those orders.
+async fn learn_generated_bundles(
+    db: &mut tokio_postgres::Client,
+    products: &[Uuid],
+) -> anyhow::Result<Vec<recommendations::Basket>> {
     let shape = Shape {
         products: products.len(),
         bundle_size: 6,
@@ -93,7 +137,7 @@ pub async fn bench(
         noise: 0.3,
         seed: 11,
     };
-    let dataset = evaluation::generate_over(&products, &shape);
+    let dataset = evaluation::generate_over(products, &shape);
     db.batch_execute("TRUNCATE reco_item_counts, reco_region_counts, reco_pairs, reco_neighbours")
         .await?;
     let baskets: Vec<recommendations::Basket> = dataset
@@ -116,22 +160,28 @@ pub async fn bench(
     // As autovacuum would after such a load, before anything is timed.
     db.batch_execute("ANALYZE reco_item_counts, reco_region_counts, reco_pairs, reco_neighbours")
         .await?;
-    let with_neighbours: i64 = db
+    Ok(baskets)
+}
+
+/// How many products have learned neighbours.
+async fn products_with_neighbours(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    Ok(db
         .query_one(
             "SELECT count(DISTINCT product_id) FROM reco_neighbours",
             &[],
         )
         .await?
-        .get(0);
-    eprintln!(
-        "learned {} orders; {with_neighbours} products have neighbours",
-        baskets.len()
-    );
+        .get(0))
+}
 
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(connections)
-        .build()?;
+/// Twice `SHOPPERS_WITH_HISTORY` new guest shoppers (locale `de`): their tokens, and whether
+/// the shopper was given an order history (the first half are).
+async fn guest_shoppers(
+    http: &reqwest::Client,
+    db: &tokio_postgres::Client,
+    target: &str,
+    baskets: &[recommendations::Basket],
+) -> anyhow::Result<Vec<(String, bool)>> {
     let mut shoppers = Vec::new();
     for n in 0..SHOPPERS_WITH_HISTORY * 2 {
         let body: Value = http
@@ -147,8 +197,21 @@ pub async fn bench(
         if n < SHOPPERS_WITH_HISTORY {
             // Two paid orders of three products from one bundle.
             let bundle = &baskets[n * 7 % baskets.len()].products;
-            db.execute(
-                "WITH o AS (
+            give_paid_order(db, id, bundle).await?;
+        }
+        shoppers.push((token, n < SHOPPERS_WITH_HISTORY));
+    }
+    Ok(shoppers)
+}
+
+/// Writes a paid order of `shopper` straight into the database, one line per product.
+async fn give_paid_order(
+    db: &tokio_postgres::Client,
+    shopper: Uuid,
+    products: &[Uuid],
+) -> anyhow::Result<()> {
+    db.execute(
+        "WITH o AS (
                      INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
                                          tax_rate, tax_included, tax, total)
                      VALUES ($1, $2, $1, 'EU', 'EUR', 'paid', 10, 0.19, true, 1.60, 10) RETURNING id)
@@ -158,14 +221,22 @@ pub async fn bench(
                  FROM o, products p
                  JOIN LATERAL (SELECT id, sku FROM variants WHERE product_id = p.id LIMIT 1) v ON true
                  WHERE p.id = ANY($3)",
-                &[&Uuid::now_v7(), &id, bundle],
-            )
-            .await?;
-        }
-        shoppers.push((token, n < SHOPPERS_WITH_HISTORY));
-    }
+        &[&Uuid::now_v7(), &shopper, &products],
+    )
+    .await?;
+    Ok(())
+}
 
-    let calls: Vec<(&'static str, String, Option<String>)> = (0..requests)
+/// `requests` calls in turn: "bought together" for a product of a learned bundle, "for you"
+/// for a shopper with a history, and "for you" for one without. Each is its kind, URL and the
+/// shopper's token if any.
+fn recommendation_calls(
+    target: &str,
+    requests: usize,
+    baskets: &[recommendations::Basket],
+    shoppers: &[(String, bool)],
+) -> Vec<(&'static str, String, Option<String>)> {
+    (0..requests)
         .map(|n| match n % 3 {
             0 => (
                 "bought_together",
@@ -190,8 +261,17 @@ pub async fn bench(
                 ),
             ),
         })
-        .collect();
-    let timed: Vec<(&'static str, Result<f64, String>)> = futures_util::stream::iter(calls)
+        .collect()
+}
+
+/// Sends the calls, `connections` at a time: each one's kind, and its milliseconds or why it
+/// failed (an answer without items fails too).
+async fn time_calls(
+    http: &reqwest::Client,
+    calls: Vec<(&'static str, String, Option<String>)>,
+    connections: usize,
+) -> Vec<(&'static str, Result<f64, String>)> {
+    futures_util::stream::iter(calls)
         .map(|(kind, url, token)| {
             let http = http.clone();
             async move {
@@ -218,7 +298,13 @@ pub async fn bench(
         })
         .buffer_unordered(connections.max(1))
         .collect()
-        .await;
+        .await
+}
+
+/// The timed calls' milliseconds by kind, and their errors counted by kind and reason.
+fn tally(
+    timed: Vec<(&'static str, Result<f64, String>)>,
+) -> (BTreeMap<String, Vec<f64>>, BTreeMap<String, usize>) {
     let mut by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     for (kind, outcome) in timed {
@@ -227,18 +313,5 @@ pub async fn bench(
             Err(why) => *errors.entry(format!("{kind}_{why}")).or_default() += 1,
         }
     }
-    Ok(BenchReport {
-        scenario: "reco-bench",
-        target: target.to_owned(),
-        products_with_neighbours: with_neighbours,
-        orders_learned: baskets.len(),
-        shoppers_with_history: SHOPPERS_WITH_HISTORY,
-        requests,
-        connections,
-        latency_ms: by_kind
-            .into_iter()
-            .map(|(kind, samples)| (kind, percentiles(samples)))
-            .collect(),
-        errors,
-    })
+    (by_kind, errors)
 }

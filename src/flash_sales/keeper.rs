@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::{
     configuration::FlashSaleSettings,
+    flash_sales::SaleState,
     hot_state::HotState,
     notices::{self, Notice, QueueAdmission},
     stock_counters::StockCounters,
@@ -63,7 +64,7 @@ return 0
 #[derive(Default)]
 struct Pace {
     /// When positions were last announced, and in which sale state.
-    announced: Option<(Instant, String)>,
+    announced: Option<(Instant, SaleState)>,
     /// Recent admissions: when, and how many.
     admitted: VecDeque<(Instant, i64)>,
     /// Admissions the configured rate allows but that were not yet used.
@@ -129,26 +130,27 @@ impl PgSaleKeeper {
         let Some(mut locked) = LockedSale::lock(&tx, sale).await? else {
             return Ok(SaleProgress::Finished);
         };
-        if locked.state == "scheduled" && locked.started && !locked.ended {
+        if locked.state == SaleState::Scheduled && locked.started && !locked.ended {
             locked.open(&tx).await?;
         }
-        if locked.ended && (locked.state == "scheduled" || locked.state == "open") {
-            self.finish(&tx, sale, locked.variant, "closed").await?;
-            locked.state = "closed".into();
+        if locked.ended && matches!(locked.state, SaleState::Scheduled | SaleState::Open) {
+            self.finish(&tx, sale, locked.variant, SaleState::Closed)
+                .await?;
+            locked.state = SaleState::Closed;
             locked.stock_changed = true;
-        } else if locked.state == "open" {
+        } else if locked.state == SaleState::Open {
             self.advance_open_sale(&tx, &mut locked).await?;
         }
         let per_sec = self.recent_admissions_per_sec(sale);
-        if locked.state == "open" {
+        if locked.state == SaleState::Open {
             locked.save_progress(&tx, per_sec).await?;
         }
-        let announce = self.positions_due(sale, &locked.state);
+        let announce = self.positions_due(sale, locked.state);
         let waiting = self.count_waiting(&tx, &locked, announce).await?;
         tx.commit().await?;
         drop(client);
         self.remember_for_gauges(&locked, waiting);
-        let progress = if locked.state == "sold_out" || locked.state == "closed" {
+        let progress = if locked.state.is_over() {
             SaleProgress::Finished
         } else {
             SaleProgress::Live
@@ -189,13 +191,14 @@ impl PgSaleKeeper {
         locked: &mut LockedSale,
     ) -> anyhow::Result<()> {
         let sale = locked.sale;
-        self.finish(tx, sale, locked.variant, "sold_out").await?;
+        self.finish(tx, sale, locked.variant, SaleState::SoldOut)
+            .await?;
         if let Some(opened) = locked.opened_at {
             let took = (Utc::now() - opened).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("agora_flash_sale_sell_out_seconds").record(took);
             tracing::info!(%sale, seconds = took, "flash sale sold out");
         }
-        locked.state = "sold_out".into();
+        locked.state = SaleState::SoldOut;
         Ok(())
     }
 
@@ -284,7 +287,7 @@ impl PgSaleKeeper {
 
     /// Whether positions are to be announced this step: the first time, when the sale's
     /// state changed, or once `position_interval_ms` passed (and if so, remembers it).
-    fn positions_due(&self, sale: Uuid, state: &str) -> bool {
+    fn positions_due(&self, sale: Uuid, state: SaleState) -> bool {
         self.pace(sale, |pace| {
             let due = match &pace.announced {
                 None => true,
@@ -294,7 +297,7 @@ impl PgSaleKeeper {
                 }
             };
             if due {
-                pace.announced = Some((Instant::now(), state.to_owned()));
+                pace.announced = Some((Instant::now(), state));
             }
             due
         })
@@ -326,7 +329,7 @@ impl PgSaleKeeper {
     fn remember_for_gauges(&self, locked: &LockedSale, waiting: i64) {
         self.pace(locked.sale, |pace| {
             pace.waiting = waiting;
-            pace.reserved = if locked.state == "open" {
+            pace.reserved = if locked.state == SaleState::Open {
                 locked.reserved + locked.unclaimed_allotments
             } else {
                 0
@@ -356,7 +359,7 @@ impl PgSaleKeeper {
                 &self.hot,
                 &Notice::QueuePositions {
                     sale_id: sale,
-                    state: locked.state,
+                    state: locked.state.as_str().to_owned(),
                     admitted_through: locked.admitted_through,
                     waiting,
                     admissions_per_sec: per_sec,
@@ -373,7 +376,7 @@ impl PgSaleKeeper {
         tx: &impl crate::db::PreparedClient,
         sale: Uuid,
         variant: Uuid,
-        outcome: &str,
+        outcome: SaleState,
     ) -> anyhow::Result<()> {
         // Every ticket still waiting or admitted is told the outcome; a ticket mid-purchase is
         // waited for, and if it bought, its allotment is its order's now.
@@ -411,7 +414,7 @@ impl PgSaleKeeper {
 /// A sale as a step found it under its row lock, and what the step has done to it so far.
 struct LockedSale {
     sale: Uuid,
-    state: String,
+    state: SaleState,
     /// Whether the sale's start and end had passed when it was locked.
     started: bool,
     ended: bool,
@@ -492,7 +495,7 @@ impl LockedSale {
         )
         .await?;
         tracing::info!(%sale, units = taken, "flash sale opened");
-        self.state = "open".into();
+        self.state = SaleState::Open;
         self.reserved = i64::from(taken);
         self.stock_changed = true;
         Ok(())

@@ -79,10 +79,47 @@ pub struct SaleView {
     pub ends_at: DateTime<Utc>,
     pub per_shopper_limit: i32,
     /// `scheduled`, `open`, `sold_out` or `closed`.
-    pub state: String,
+    #[schema(value_type = String, example = "open")]
+    pub state: SaleState,
     /// Every ticket up to this number has been admitted.
     pub admitted_through: i64,
     pub created_at: DateTime<Utc>,
+}
+
+crate::text_enum! {
+    /// Where a sale is in its life (`flash_sales.state`).
+    pub enum SaleState {
+        /// Before `starts_at`: its units are still free stock.
+        Scheduled = "scheduled",
+        /// Admitting its queue; its units are reserved for it.
+        Open = "open",
+        /// Every unit sold.
+        SoldOut = "sold_out",
+        /// `ends_at` passed; unsold units went back to stock.
+        Closed = "closed",
+    }
+}
+
+crate::text_enum! {
+    /// A ticket's place in its sale's queue (`flash_sale_tickets.state`), and what a shopper is
+    /// told of it.
+    pub enum TicketState {
+        Waiting = "waiting",
+        /// May buy until its admission expires.
+        Admitted = "admitted",
+        Purchased = "purchased",
+        /// Its admission's window passed unused.
+        Expired = "expired",
+        SoldOut = "sold_out",
+        Closed = "closed",
+    }
+}
+
+impl SaleState {
+    /// Whether nothing more will happen in the sale.
+    pub fn is_over(self) -> bool {
+        matches!(self, Self::SoldOut | Self::Closed)
+    }
 }
 
 /// A validated request to schedule a sale.
@@ -238,7 +275,7 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Err
         )
         .await?
         .ok_or(Error::NotFound("flash sale"))?;
-    let state: String = row.get(10);
+    let state: SaleState = row.get(10);
     Ok(SaleView {
         id: row.get(0),
         seller_id: row.get(1),
@@ -246,7 +283,7 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Err
         quantity: row.get(3),
         allocated: row.get(4),
         // Before the sale opens, its whole quantity is still to be sold.
-        remaining: if state == "scheduled" {
+        remaining: if state == SaleState::Scheduled {
             row.get(3)
         } else {
             row.get(5)

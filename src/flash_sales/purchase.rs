@@ -18,7 +18,7 @@ use crate::{
     regions,
 };
 
-use super::{admission::Admission, FlashSaleService};
+use super::{admission::Admission, FlashSaleService, SaleState, TicketState};
 
 /// What a shopper asked to buy with an admission.
 pub struct PurchaseRequest {
@@ -318,23 +318,26 @@ async fn claim_units(
     if ticket.get::<_, i64>(0) != admission.ticket {
         return Err(not_admitted("this admission is not for your ticket"));
     }
-    if ticket.get::<_, &str>(5) == "sold_out" {
+    if ticket.get::<_, SaleState>(5) == SaleState::SoldOut {
         return Err(Error::Conflict {
             code: Code::SoldOut,
             message: "the sale has no units left".into(),
             field: None,
         });
     }
-    match (ticket.get::<_, &str>(1), ticket.get::<_, Option<bool>>(2)) {
-        ("admitted", Some(true)) => {}
-        ("admitted" | "expired", _) => {
+    match (
+        ticket.get::<_, TicketState>(1),
+        ticket.get::<_, Option<bool>>(2),
+    ) {
+        (TicketState::Admitted, Some(true)) => {}
+        (TicketState::Admitted | TicketState::Expired, _) => {
             return Err(Error::Gone {
                 code: Code::AdmissionExpired,
                 message: "the admission lapsed; the unit went to the next shopper in the queue"
                     .into(),
             })
         }
-        ("purchased", _) => return Err(not_admitted("this admission was used already")),
+        (TicketState::Purchased, _) => return Err(not_admitted("this admission was used already")),
         _ => return Err(not_admitted("this ticket is not admitted")),
     }
     let limit: i32 = ticket.get(4);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{Code, Error};
 
 use super::*;
-use super::{admission::Admission, FlashSaleService};
+use super::{admission::Admission, FlashSaleService, SaleState, TicketState};
 
 /// Attempts to issue a ticket number when Redis lost the sale's counter meanwhile.
 const TICKET_ATTEMPTS: usize = 3;
@@ -84,7 +84,8 @@ pub async fn check_rate(
 pub struct QueueStatus {
     /// `waiting`, `admitted`, `purchased`, `sold_out` or `closed` (the sale ended, or this
     /// ticket's admission lapsed unused).
-    pub state: &'static str,
+    #[schema(value_type = String, example = "waiting")]
+    pub state: TicketState,
     pub ticket: i64,
     /// Tickets ahead of this one, plus one (while waiting).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +105,7 @@ pub struct QueueStatus {
 
 impl QueueStatus {
     /// `state` of `ticket`, with nothing else said yet.
-    pub fn new(state: &'static str, ticket: i64) -> Self {
+    pub fn new(state: TicketState, ticket: i64) -> Self {
         Self {
             state,
             ticket,
@@ -147,36 +148,36 @@ pub async fn status(
         .ok_or(Error::NotFound("ticket"))?;
     let ticket: i64 = row.get(0);
     let expires: Option<DateTime<Utc>> = row.get(2);
-    let mut status = QueueStatus::new("waiting", ticket);
-    match (row.get::<_, &str>(1), row.get::<_, &str>(4)) {
-        ("purchased", _) => status.state = "purchased",
-        ("expired", _) => {
-            status.state = "closed";
+    let mut status = QueueStatus::new(TicketState::Waiting, ticket);
+    match (row.get::<_, TicketState>(1), row.get::<_, SaleState>(4)) {
+        (TicketState::Purchased, _) => status.state = TicketState::Purchased,
+        (TicketState::Expired, _) => {
+            status.state = TicketState::Closed;
             status.reason = Some("admission_expired");
         }
-        ("sold_out", _) | (_, "sold_out") => status.state = "sold_out",
-        ("admitted", "open") if expires.is_some_and(|at| at > Utc::now()) => {
+        (TicketState::SoldOut, _) | (_, SaleState::SoldOut) => status.state = TicketState::SoldOut,
+        (TicketState::Admitted, SaleState::Open) if expires.is_some_and(|at| at > Utc::now()) => {
             let admission = Admission {
                 sale_id,
                 shopper_id,
                 ticket,
                 expires_at: expires.unwrap_or_default(),
             };
-            status.state = "admitted";
+            status.state = TicketState::Admitted;
             status.admission_token = Some(key.sign(&admission));
             status.admission_expires_at = expires;
         }
-        ("admitted", "open") => {
-            status.state = "closed";
+        (TicketState::Admitted, SaleState::Open) => {
+            status.state = TicketState::Closed;
             status.reason = Some("admission_expired");
         }
-        ("waiting", "scheduled" | "open") => {
+        (TicketState::Waiting, SaleState::Scheduled | SaleState::Open) => {
             let position = position(ticket, row.get(3));
             status.position = Some(position);
             status.estimated_wait_secs = estimated_wait(position, f64::from(row.get::<_, f32>(5)));
         }
         _ => {
-            status.state = "closed";
+            status.state = TicketState::Closed;
             status.reason = Some("sale_ended");
         }
     }
@@ -213,15 +214,15 @@ pub async fn join(
             new: false,
         });
     }
-    match (sale.get::<_, &str>(0), sale.get::<_, bool>(1)) {
-        ("sold_out", _) => {
+    match (sale.get::<_, SaleState>(0), sale.get::<_, bool>(1)) {
+        (SaleState::SoldOut, _) => {
             return Err(Error::Conflict {
                 code: Code::SoldOut,
                 message: "this flash sale is sold out".into(),
                 field: None,
             })
         }
-        ("closed", _) | (_, true) => {
+        (SaleState::Closed, _) | (_, true) => {
             return Err(Error::Conflict {
                 code: Code::SaleClosed,
                 message: "this flash sale has ended".into(),
@@ -272,7 +273,7 @@ pub async fn join(
                 status: QueueStatus {
                     position: Some(position),
                     estimated_wait_secs: estimated_wait(position, f64::from(sale.get::<_, f32>(4))),
-                    ..QueueStatus::new("waiting", number)
+                    ..QueueStatus::new(TicketState::Waiting, number)
                 },
                 new: true,
             });

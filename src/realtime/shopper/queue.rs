@@ -2,6 +2,7 @@
 //! admission the moment it comes.
 
 use super::*;
+use crate::flash_sales::{SaleState, TicketState};
 
 impl ShopperSocket {
     pub(super) fn send_queue(
@@ -50,7 +51,7 @@ impl ShopperSocket {
                 .map(move |status, socket, ctx| match status {
                     Ok(status) => {
                         socket.send_queue(ctx, sale_id, &status);
-                        if status.state == "waiting" || status.state == "admitted" {
+                        if matches!(status.state, TicketState::Waiting | TicketState::Admitted) {
                             socket.queues.insert(sale_id, status.ticket);
                         } else {
                             socket.unfollow_queue(sale_id);
@@ -104,7 +105,7 @@ impl ShopperSocket {
                 let status = flash_sales::QueueStatus {
                     admission_token: Some(self.state.flash_sales.admission_key.sign(&admission)),
                     admission_expires_at: Some(admitted.expires_at),
-                    ..flash_sales::QueueStatus::new("admitted", admitted.ticket)
+                    ..flash_sales::QueueStatus::new(TicketState::Admitted, admitted.ticket)
                 };
                 self.queues.insert(*sale_id, admitted.ticket);
                 self.send_queue(ctx, *sale_id, &status);
@@ -119,11 +120,11 @@ impl ShopperSocket {
                 let Some(&ticket) = self.queues.get(sale_id) else {
                     return;
                 };
-                let mut status = flash_sales::QueueStatus::new("waiting", ticket);
-                match state.as_str() {
-                    "sold_out" => status.state = "sold_out",
-                    "closed" => {
-                        status.state = "closed";
+                let mut status = flash_sales::QueueStatus::new(TicketState::Waiting, ticket);
+                match SaleState::parse(state) {
+                    Some(SaleState::SoldOut) => status.state = TicketState::SoldOut,
+                    Some(SaleState::Closed) => {
+                        status.state = TicketState::Closed;
                         status.reason = Some("sale_ended");
                     }
                     // Admitted already (told so by its own notice), or not read yet.
@@ -136,7 +137,7 @@ impl ShopperSocket {
                     }
                 }
                 self.send_queue(ctx, *sale_id, &status);
-                if status.state != "waiting" {
+                if status.state != TicketState::Waiting {
                     self.unfollow_queue(*sale_id);
                 }
             }
