@@ -937,10 +937,10 @@ async fn flushing_redis_in_the_middle_of_a_race_still_sells_exactly_the_stock() 
     );
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn seller_orders_answer_at_their_new_path_and_the_old_one_says_it_is_deprecated() {
     let app = spawn_app().await;
-    let (key, _) = app.seller("Moved").await;
+    let (_, key) = app.seller("Moved").await;
 
     let current = app
         .call(Method::GET, "/api/v1/sellers/me/orders", &key, None)
