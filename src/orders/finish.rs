@@ -229,30 +229,30 @@ pub enum Cancellation {
 }
 
 impl Cancellation {
-    fn parts(self) -> (&'static str, &'static str, Code, &'static str) {
+    fn parts(self) -> (&'static str, PaymentStatus, Code, &'static str) {
         // (event, payment status, error code, message)
         match self {
             Self::Declined => (
                 "payment_declined",
-                "declined",
+                PaymentStatus::Declined,
                 Code::PaymentDeclined,
                 "the card was declined; the cart's stock holds were released",
             ),
             Self::TimedOut => (
                 "payment_timed_out",
-                "timed_out",
+                PaymentStatus::TimedOut,
                 Code::PaymentTimeout,
                 "the payment gateway did not answer in time; nothing was charged and the holds were released",
             ),
             Self::GatewayFailed => (
                 "payment_failed",
-                "voided",
+                PaymentStatus::Voided,
                 Code::PaymentFailed,
                 "the payment gateway failed; nothing was charged and the holds were released",
             ),
             Self::Abandoned => (
                 "payment_abandoned",
-                "voided",
+                PaymentStatus::Voided,
                 Code::PaymentTimeout,
                 "the payment did not complete; nothing was charged and the holds were released",
             ),
@@ -287,7 +287,7 @@ pub async fn finish_cancelled(
         &[&order_id, &payment],
     )
     .await?;
-    append_event(tx, order_id, None, event, "cancelled").await?;
+    append_event(tx, order_id, None, event, OrderStatus::Cancelled).await?;
     let outcome = CheckoutOutcome::not_charged(code, message);
     store_outcome(tx, order_id, &outcome).await?;
     Ok(Some(outcome))

@@ -30,6 +30,31 @@ use crate::{
     money::{Currency, Price},
 };
 
+crate::text_enum! {
+    /// Where an order, or one seller's part of it, is in its life (`orders.status`,
+    /// `order_parts.status`, `order_events.status`).
+    pub enum OrderStatus {
+        /// Its payment is in flight.
+        Pending = "pending",
+        Paid = "paid",
+        Fulfilled = "fulfilled",
+        Cancelled = "cancelled",
+        Refunded = "refunded",
+    }
+}
+
+crate::text_enum! {
+    /// Where an order's payment is at the gateway (`payments.status`).
+    pub enum PaymentStatus {
+        Authorizing = "authorizing",
+        Authorized = "authorized",
+        Captured = "captured",
+        Declined = "declined",
+        TimedOut = "timed_out",
+        Voided = "voided",
+    }
+}
+
 /// Most orders one page of a seller's list returns.
 pub const MAX_SELLER_PAGE: i64 = 100;
 
@@ -37,8 +62,8 @@ pub const MAX_SELLER_PAGE: i64 = 100;
 pub struct OrderView {
     pub id: Uuid,
     /// `pending`, `paid`, `fulfilled`, `cancelled` or `refunded`.
-    #[schema(example = "paid")]
-    pub status: String,
+    #[schema(value_type = String, example = "paid")]
+    pub status: OrderStatus,
     pub cart_id: Uuid,
     pub region: String,
     #[schema(example = "EUR")]
@@ -71,8 +96,8 @@ pub struct OrderLine {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderPart {
     pub seller_id: Uuid,
-    #[schema(example = "paid")]
-    pub status: String,
+    #[schema(value_type = String, example = "paid")]
+    pub status: OrderStatus,
     pub subtotal: Price,
     pub tax: Price,
 }
@@ -80,7 +105,8 @@ pub struct OrderPart {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentSummary {
     /// `authorizing`, `authorized`, `captured`, `declined`, `timed_out` or `voided`.
-    pub status: String,
+    #[schema(value_type = String, example = "captured")]
+    pub status: PaymentStatus,
     pub card_last4: String,
     pub refunded: Price,
 }

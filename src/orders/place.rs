@@ -390,7 +390,7 @@ pub(super) async fn append_event(
     order_id: Uuid,
     seller_id: Option<Uuid>,
     kind: &str,
-    status: &str,
+    status: OrderStatus,
 ) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO order_events (order_id, seller_id, kind, status) VALUES ($1, $2, $3, $4)",

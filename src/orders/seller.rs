@@ -21,8 +21,8 @@ use super::*;
 pub struct SellerOrder {
     pub order_id: Uuid,
     /// This seller's part: `paid`, `fulfilled` or `refunded`.
-    #[schema(example = "paid")]
-    pub status: String,
+    #[schema(value_type = String, example = "paid")]
+    pub status: OrderStatus,
     #[schema(example = "EUR")]
     pub currency: &'static str,
     pub lines: Vec<SellerOrderLine>,
@@ -120,7 +120,7 @@ pub async fn seller_orders(
 
 /// A seller's part, locked for a change; another seller's is "not found".
 pub(super) struct LockedPart {
-    status: String,
+    status: OrderStatus,
     subtotal: Decimal,
     tax: Decimal,
     tax_included: bool,
@@ -157,7 +157,7 @@ pub(super) async fn lock_part(
     })
 }
 
-pub(super) fn invalid_transition(from: &str, to: &str) -> Error {
+pub(super) fn invalid_transition(from: OrderStatus, to: OrderStatus) -> Error {
     Error::Conflict {
         code: Code::InvalidTransition,
         message: format!("a {from} order part cannot become {to}"),
@@ -167,8 +167,11 @@ pub(super) fn invalid_transition(from: &str, to: &str) -> Error {
 
 /// After a part changed: the order is `refunded` when every part is, `fulfilled` when every
 /// part is fulfilled or refunded, else it stays `paid`.
-pub(super) async fn roll_up(tx: &impl PreparedClient, order_id: Uuid) -> Result<String, Error> {
-    let status: String = tx
+pub(super) async fn roll_up(
+    tx: &impl PreparedClient,
+    order_id: Uuid,
+) -> Result<OrderStatus, Error> {
+    let status: OrderStatus = tx
         .query_one(
             "UPDATE orders SET updated_at = now(), status = (
                  SELECT CASE WHEN bool_and(status = 'refunded') THEN 'refunded'
@@ -190,8 +193,8 @@ pub async fn fulfill(
     seller_id: Uuid,
 ) -> Result<(), Error> {
     let part = lock_part(tx, order_id, seller_id).await?;
-    if part.status != "paid" {
-        return Err(invalid_transition(&part.status, "fulfilled"));
+    if part.status != OrderStatus::Paid {
+        return Err(invalid_transition(part.status, OrderStatus::Fulfilled));
     }
     tx.execute(
         "UPDATE order_parts SET status = 'fulfilled', updated_at = now()
@@ -199,10 +202,10 @@ pub async fn fulfill(
         &[&order_id, &seller_id],
     )
     .await?;
-    append_event(tx, order_id, Some(seller_id), "fulfilled", "fulfilled").await?;
-    let status = roll_up(tx, order_id).await?;
-    if status == "fulfilled" {
-        append_event(tx, order_id, None, "fulfilled", "fulfilled").await?;
+    let fulfilled = OrderStatus::Fulfilled;
+    append_event(tx, order_id, Some(seller_id), "fulfilled", fulfilled).await?;
+    if roll_up(tx, order_id).await? == fulfilled {
+        append_event(tx, order_id, None, "fulfilled", fulfilled).await?;
     }
     metrics::counter!("agora_order_parts_total", "status" => "fulfilled").increment(1);
     Ok(())
@@ -217,8 +220,8 @@ pub async fn refund(
     payments: &crate::payments::Payments,
 ) -> Result<(), Error> {
     let part = lock_part(tx, order_id, seller_id).await?;
-    if part.status != "paid" && part.status != "fulfilled" {
-        return Err(invalid_transition(&part.status, "refunded"));
+    if !matches!(part.status, OrderStatus::Paid | OrderStatus::Fulfilled) {
+        return Err(invalid_transition(part.status, OrderStatus::Refunded));
     }
     let payment = tx
         .query_one(
@@ -230,9 +233,9 @@ pub async fn refund(
             &[&order_id, &seller_id],
         )
         .await?;
-    let (authorization, status): (Option<String>, String) = (payment.get(0), payment.get(1));
+    let (authorization, status): (Option<String>, PaymentStatus) = (payment.get(0), payment.get(1));
     let (others_left, shipping): (i64, Option<Decimal>) = (payment.get(2), payment.get(3));
-    let Some(authorization) = authorization.filter(|_| status == "captured") else {
+    let Some(authorization) = authorization.filter(|_| status == PaymentStatus::Captured) else {
         return Err(Error::Conflict {
             code: Code::PaymentNotCaptured,
             message: "the payment is not captured yet; retry shortly".into(),
@@ -246,7 +249,7 @@ pub async fn refund(
     if others_left == 0 {
         amount += shipping.unwrap_or(Decimal::ZERO);
     }
-    if part.status == "paid" {
+    if part.status == OrderStatus::Paid {
         return_holds(tx, order_id, Some(seller_id)).await?;
     }
     tx.execute(
@@ -260,9 +263,10 @@ pub async fn refund(
         &[&order_id, &amount],
     )
     .await?;
-    append_event(tx, order_id, Some(seller_id), "refunded", "refunded").await?;
-    if roll_up(tx, order_id).await? == "refunded" {
-        append_event(tx, order_id, None, "refunded", "refunded").await?;
+    let refunded = OrderStatus::Refunded;
+    append_event(tx, order_id, Some(seller_id), "refunded", refunded).await?;
+    if roll_up(tx, order_id).await? == refunded {
+        append_event(tx, order_id, None, "refunded", refunded).await?;
     }
     // Last, with every change written but not committed: if the gateway refuses, nothing is.
     payments
