@@ -168,6 +168,11 @@ impl Application {
             admission_key,
             settings: settings.flash_sales.clone(),
         };
+        let catalog = crate::catalog::Catalog {
+            pool: pool.clone(),
+            hot: hot.clone(),
+            pricing: pricing.clone(),
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
@@ -175,6 +180,7 @@ impl Application {
             passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
             inventory,
             counters,
+            catalog,
             cart_service,
             checkout,
             flash_sales,

@@ -2,12 +2,12 @@
 //! and the domain's services, built once at start and shared by every worker.
 //!
 //! The domain never sees this whole: each domain function takes the narrow service it needs
-//! ([`CartService`], [`CheckoutService`], [`FlashSaleService`], a pool, …).
+//! ([`Catalog`], [`CartService`], [`CheckoutService`], [`FlashSaleService`], a pool, …).
 
 use crate::{
-    carts::changes::CartService, checkout::CheckoutService, configuration::Pricing,
-    configuration::Settings, flash_sales::FlashSaleService, hot_state::HotState,
-    shoppers::PasswordHashing,
+    carts::changes::CartService, catalog::Catalog, checkout::CheckoutService,
+    configuration::Pricing, configuration::Settings, flash_sales::FlashSaleService,
+    hot_state::HotState, shoppers::PasswordHashing,
 };
 
 /// What every handler and socket may reach, shared by all workers.
@@ -26,6 +26,8 @@ pub struct AppState {
     pub inventory: agora_actors::inventory::InventoryShards,
     /// Redis stock counters shared by every process; dropped when stock comes back.
     pub counters: crate::stock_counters::StockCounters,
+    /// Sellers' product changes, with the cache and price notices that follow them.
+    pub catalog: Catalog,
     /// Changes carts on their actors and announces them.
     pub cart_service: CartService,
     /// Checks carts out: the commit group, the payment gateway, the carts.

@@ -9,9 +9,11 @@
 
 pub mod cache;
 pub mod input;
+mod service;
 pub mod storefront;
 mod update;
 
+pub use service::Catalog;
 pub use update::update;
 
 use std::collections::BTreeMap;

@@ -276,3 +276,44 @@ pub async fn refund(
     metrics::counter!("agora_order_parts_total", "status" => "refunded").increment(1);
     Ok(())
 }
+
+/// Fulfils the seller's part in a transaction of its own, then tells the seller's sessions.
+pub async fn fulfill_part(
+    pool: &deadpool_postgres::Pool,
+    hot: &crate::hot_state::HotState,
+    order_id: Uuid,
+    seller_id: Uuid,
+) -> Result<(), Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    fulfill(&tx, order_id, seller_id).await?;
+    tx.commit().await?;
+    announce_seller(hot, seller_id).await;
+    Ok(())
+}
+
+/// Refunds the seller's part in a transaction of its own; its unshipped units are back on
+/// sale at once, and the seller's sessions are told.
+pub async fn refund_part(
+    pool: &deadpool_postgres::Pool,
+    hot: &crate::hot_state::HotState,
+    counters: &crate::stock_counters::StockCounters,
+    payments: &crate::payments::Payments,
+    order_id: Uuid,
+    seller_id: Uuid,
+) -> Result<(), Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    refund(&tx, order_id, seller_id, payments).await?;
+    tx.commit().await?;
+    counters
+        .stock_returned(&skus(&*client, order_id).await?)
+        .await;
+    announce_seller(hot, seller_id).await;
+    Ok(())
+}
+
+async fn announce_seller(hot: &crate::hot_state::HotState, seller_id: Uuid) {
+    let notice = crate::notices::Notice::SellerEvents { seller_id };
+    crate::notices::publish(hot, &notice).await;
+}

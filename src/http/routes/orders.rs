@@ -122,14 +122,6 @@ pub async fn seller_orders(
     Ok(HttpResponse::Ok().json(page))
 }
 
-async fn announce_seller(state: &AppState, seller_id: Uuid) {
-    crate::notices::publish(
-        &state.hot,
-        &crate::notices::Notice::SellerEvents { seller_id },
-    )
-    .await;
-}
-
 /// Mark the seller's part of an order shipped.
 #[utoipa::path(post, path = "/api/v1/sellers/me/orders/{id}/fulfill", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, description = "`invalid_transition`", body = ErrorBody)),
@@ -139,11 +131,7 @@ pub async fn fulfill(
     seller: SellerAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    orders::fulfill(&tx, id.into_inner(), seller.0.id).await?;
-    tx.commit().await?;
-    announce_seller(&state, seller.0.id).await;
+    orders::fulfill_part(&state.pool, &state.hot, id.into_inner(), seller.0.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -158,16 +146,16 @@ pub async fn refund(
     seller: SellerAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let order_id = id.into_inner();
-    orders::refund(&tx, order_id, seller.0.id, &state.checkout.payments).await?;
-    tx.commit().await?;
-    // An unshipped part's units are back on sale.
-    state
-        .counters
-        .stock_returned(&orders::skus(&*client, order_id).await?)
-        .await;
-    announce_seller(&state, seller.0.id).await;
+    let (order_id, seller_id) = (id.into_inner(), seller.0.id);
+    let payments = &state.checkout.payments;
+    orders::refund_part(
+        &state.pool,
+        &state.hot,
+        &state.counters,
+        payments,
+        order_id,
+        seller_id,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -20,7 +20,6 @@ use crate::{
         extract::ApiJson,
         negotiation, AppState,
     },
-    notices,
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -62,17 +61,11 @@ pub async fn create(
     seller: SellerAuth,
     body: ApiJson<NewProduct>,
 ) -> Result<HttpResponse, ApiError> {
-    let draft = body.0.validate(&state.pricing)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let id = catalog::create(&tx, &state.pricing, seller.0.id, &draft).await?;
-    tx.commit().await?;
-    let product = catalog::load_own(&*client, seller.0.id, id).await?;
-    tracing::info!(product_id = %id, variants = product.variants.len(), "product created");
+    let product = state.catalog.create_product(seller.0.id, &body.0).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
-            format!("/api/v1/sellers/me/products/{id}"),
+            format!("/api/v1/sellers/me/products/{}", product.id),
         ))
         .json(product))
 }
@@ -93,26 +86,11 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: ApiJson<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let repriced = catalog::update(&tx, &state.pricing, seller.0.id, id, &body.0).await?;
-    tx.commit().await?;
-    cache::evict(&state.hot, &[id]).await;
-    let record = catalog::load_own(&*client, seller.0.id, id).await?;
-    drop(client);
-    let repriced = record
-        .variants
-        .iter()
-        .filter(|v| repriced.contains(&v.sku.to_ascii_uppercase()));
-    for variant in repriced {
-        let notice = notices::Notice::Price {
-            sku: variant.sku.clone(),
-            base_currency: record.base_currency.clone(),
-            prices: variant.prices.clone(),
-        };
-        notices::publish(&state.hot, &notice).await;
-    }
+    let patch = &body.0;
+    let record = state
+        .catalog
+        .update_product(seller.0.id, id.into_inner(), patch)
+        .await?;
     Ok(HttpResponse::Ok().json(record))
 }
 
@@ -122,13 +100,8 @@ async fn set_status(
     id: Uuid,
     status: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    catalog::set_status(&tx, &state.pricing.fx, seller.0.id, id, status).await?;
-    tx.commit().await?;
-    cache::evict(&state.hot, &[id]).await;
-    tracing::info!(product_id = %id, status, "product status changed");
-    Ok(HttpResponse::Ok().json(catalog::load_own(&*client, seller.0.id, id).await?))
+    let record = state.catalog.set_status(seller.0.id, id, status).await?;
+    Ok(HttpResponse::Ok().json(record))
 }
 
 /// Take a product off the storefront (seller); its SKUs stay reserved.
