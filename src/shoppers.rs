@@ -250,3 +250,72 @@ pub async fn revoke(client: &impl PreparedClient, token: &str) -> Result<(), Err
         .await?;
     Ok(())
 }
+
+/// Signing shoppers up and in: the pool, the bounded password hashing and how long a session
+/// lasts. Cheap to clone; the JSON API and the browser pages both go through it.
+#[derive(Clone)]
+pub struct Accounts {
+    pub pool: deadpool_postgres::Pool,
+    pub passwords: PasswordHashing,
+    pub session_ttl: Duration,
+}
+
+impl Accounts {
+    /// A new guest with its first session.
+    pub async fn sign_up_guest(
+        &self,
+        locale: Option<&Locale>,
+    ) -> Result<(Shopper, Session), Error> {
+        let client = self.pool.get().await?;
+        let shopper = register_guest(&*client, locale).await?;
+        let session = open_session(&*client, shopper.id, self.session_ttl).await?;
+        tracing::info!(shopper_id = %shopper.id, guest = true, "shopper registered");
+        Ok((shopper, session))
+    }
+
+    /// A new shopper with email and password, and its first session.
+    pub async fn sign_up(
+        &self,
+        email: &Email,
+        password: &str,
+        locale: Option<&Locale>,
+    ) -> Result<(Shopper, Session), Error> {
+        let password = parse_password(password)?;
+        let hash = self.passwords.hash(password).await?;
+        let client = self.pool.get().await?;
+        let shopper = register(&*client, email, &hash, locale).await?;
+        let session = open_session(&*client, shopper.id, self.session_ttl).await?;
+        tracing::info!(shopper_id = %shopper.id, guest = false, "shopper registered");
+        Ok((shopper, session))
+    }
+
+    /// A new session for the shopper with this email and password; 401 otherwise (an unknown
+    /// email costs the same hash as a wrong password).
+    pub async fn sign_in(&self, email: &Email, password: &str) -> Result<Session, Error> {
+        let client = self.pool.get().await?;
+        let account = credentials(&*client, email).await?;
+        drop(client);
+        let (id, hash) = match account {
+            Some((id, hash)) => (Some(id), Some(hash)),
+            None => (None, None),
+        };
+        let valid = self.passwords.verify(password.to_owned(), hash).await?;
+        let id = id
+            .filter(|_| valid)
+            .ok_or(Error::Unauthorized("email or password is wrong"))?;
+        let client = self.pool.get().await?;
+        open_session(&*client, id, self.session_ttl).await
+    }
+
+    /// The shopper owning a live session token.
+    pub async fn authenticate(&self, token: &str) -> Result<Shopper, Error> {
+        let client = self.pool.get().await?;
+        authenticate(&*client, token).await
+    }
+
+    /// Ends the session of this token.
+    pub async fn sign_out(&self, token: &str) -> Result<(), Error> {
+        let client = self.pool.get().await?;
+        revoke(&*client, token).await
+    }
+}

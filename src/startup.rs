@@ -33,7 +33,7 @@ use crate::{
     observability,
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
     realtime::{self, Hubs, LocalHub},
-    shoppers::PasswordHashing,
+    shoppers::{Accounts, PasswordHashing},
     state::AppState,
     stock_counters::StockCounters,
 };
@@ -177,7 +177,13 @@ impl Application {
             pool: pool.clone(),
             hot,
             metrics: observability::recorder(),
-            passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
+            accounts: Accounts {
+                pool: pool.clone(),
+                passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
+                session_ttl: Duration::from_secs(
+                    settings.auth.session_ttl_hours.saturating_mul(3600),
+                ),
+            },
             inventory,
             counters,
             catalog,

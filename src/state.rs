@@ -7,7 +7,7 @@
 use crate::{
     carts::changes::CartService, catalog::Catalog, checkout::CheckoutService,
     configuration::Pricing, configuration::Settings, flash_sales::FlashSaleService,
-    hot_state::HotState, shoppers::PasswordHashing,
+    hot_state::HotState, shoppers::Accounts,
 };
 
 /// What every handler and socket may reach, shared by all workers.
@@ -20,8 +20,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Exchange rates and default currency, parsed once at start.
     pub pricing: Pricing,
-    /// Bounds concurrent password hashing (memory- and CPU-hard by design).
-    pub passwords: PasswordHashing,
+    /// Signs shoppers up and in (bounded password hashing, session lifetime).
+    pub accounts: Accounts,
     /// The inventory shard actors that serialize and batch stock reservations.
     pub inventory: agora_actors::inventory::InventoryShards,
     /// Redis stock counters shared by every process; dropped when stock comes back.

@@ -1,7 +1,5 @@
 //! Shoppers: registration (or a guest session), sign-in, sign-out and the own account.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -17,7 +15,7 @@ use crate::{
         AppState,
     },
     sellers::Email,
-    shoppers::{self, Session, Shopper},
+    shoppers::{Session, Shopper},
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -26,10 +24,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/shoppers/me").route(web::get().to(me)))
         .service(web::resource("/sessions").route(web::post().to(sign_in)))
         .service(web::resource("/sessions/current").route(web::delete().to(sign_out)));
-}
-
-fn session_ttl(state: &AppState) -> Duration {
-    Duration::from_secs(state.settings.auth.session_ttl_hours.saturating_mul(3600))
 }
 
 /// Either `{"email", "password", "locale"?}` or `{"guest": true, "locale"?}`.
@@ -67,7 +61,7 @@ pub async fn register(
         .as_deref()
         .map(|raw| parse_locale("locale", raw))
         .transpose()?;
-    let shopper = if body.guest {
+    let registered = if body.guest {
         for (field, value) in [("email", &body.email), ("password", &body.password)] {
             if value.is_some() {
                 return Err(ApiError::invalid_field(
@@ -77,8 +71,7 @@ pub async fn register(
                 ));
             }
         }
-        let client = state.pool.get().await?;
-        shoppers::register_guest(&*client, locale.as_ref()).await?
+        state.accounts.sign_up_guest(locale.as_ref()).await?
     } else {
         let email = body
             .email
@@ -91,20 +84,15 @@ pub async fn register(
                 )
             })
             .and_then(|raw| Email::parse("email", raw))?;
-        let password = body
-            .password
-            .as_deref()
-            .ok_or_else(|| {
-                ApiError::invalid_field(Code::MissingField, "password", "missing field `password`")
-            })
-            .and_then(shoppers::parse_password)?;
-        let hash = state.passwords.hash(password).await?;
-        let client = state.pool.get().await?;
-        shoppers::register(&*client, &email, &hash, locale.as_ref()).await?
+        let password = body.password.as_deref().ok_or_else(|| {
+            ApiError::invalid_field(Code::MissingField, "password", "missing field `password`")
+        })?;
+        state
+            .accounts
+            .sign_up(&email, password, locale.as_ref())
+            .await?
     };
-    let client = state.pool.get().await?;
-    let session = shoppers::open_session(&*client, shopper.id, session_ttl(&state)).await?;
-    tracing::info!(shopper_id = %shopper.id, guest = shopper.guest, "shopper registered");
+    let (shopper, session) = registered;
     Ok(HttpResponse::Created().json(Registered {
         id: shopper.id,
         token: session.token,
@@ -130,22 +118,7 @@ pub async fn sign_in(
     body: ApiJson<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse("email", &body.0.email)?;
-    let client = state.pool.get().await?;
-    let account = shoppers::credentials(&*client, &email).await?;
-    drop(client);
-    let (id, hash) = match account {
-        Some((id, hash)) => (Some(id), Some(hash)),
-        None => (None, None),
-    };
-    let valid = state
-        .passwords
-        .verify(body.0.password.clone(), hash)
-        .await?;
-    let id = id
-        .filter(|_| valid)
-        .ok_or(ApiError::Unauthorized("email or password is wrong"))?;
-    let client = state.pool.get().await?;
-    let session = shoppers::open_session(&*client, id, session_ttl(&state)).await?;
+    let session = state.accounts.sign_in(&email, &body.0.password).await?;
     Ok(HttpResponse::Ok().json(session))
 }
 
@@ -157,8 +130,7 @@ pub async fn sign_out(
     state: web::Data<AppState>,
     shopper: ShopperAuth,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.pool.get().await?;
-    shoppers::revoke(&*client, &shopper.token).await?;
+    state.accounts.sign_out(&shopper.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
