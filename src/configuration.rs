@@ -57,6 +57,16 @@ pub struct HttpSettings {
     /// Seconds the kernel lets sent data go unacknowledged, or wait behind a peer's shut
     /// receive window, before it aborts the connection (`TCP_USER_TIMEOUT`; 0: never).
     pub tcp_user_timeout_secs: u64,
+    /// Where browsers reach the store; empty: `http://` + `addr`.
+    #[serde(default)]
+    pub public_url: String,
+}
+
+impl HttpSettings {
+    /// Whether browsers reach the store over https (its cookies are then `Secure`).
+    pub fn served_over_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -172,6 +172,7 @@ impl Application {
             pool: pool.clone(),
             hot: hot.clone(),
             pricing: pricing.clone(),
+            cache_ttl_secs: settings.catalog.product_cache_ttl_secs,
         };
         let state = web::Data::new(AppState {
             pool: pool.clone(),

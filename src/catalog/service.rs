@@ -22,9 +22,32 @@ pub struct Catalog {
     pub pool: deadpool_postgres::Pool,
     pub hot: HotState,
     pub pricing: Pricing,
+    /// How long a product read for the storefront stays in the Redis cache.
+    pub cache_ttl_secs: u64,
 }
 
 impl Catalog {
+    /// A product as the storefront shows it (no stock figures), from the cache or Postgres;
+    /// "not found" unless it is on the storefront (active, of an active seller).
+    pub async fn storefront_product(&self, id: Uuid) -> Result<ProductRecord, Error> {
+        let product = match cache::get(&self.hot, id).await {
+            Some(product) => product,
+            None => {
+                let client = self.pool.get().await?;
+                let product = super::load(&*client, id)
+                    .await?
+                    .ok_or(Error::NotFound("product"))?
+                    .without_stock();
+                cache::put(&self.hot, &product, self.cache_ttl_secs).await;
+                product
+            }
+        };
+        if !product.is_on_storefront() {
+            return Err(Error::NotFound("product"));
+        }
+        Ok(product)
+    }
+
     /// Creates a product of the seller with its variants; answers the seller's view of it.
     pub async fn create_product(
         &self,

@@ -17,6 +17,27 @@ use crate::{
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
+/// The browser pages' session cookies: a shopper's session token, a seller's API key, the
+/// operator's token (each HttpOnly, SameSite=Lax).
+pub const SHOPPER_COOKIE: &str = "agora_session";
+pub const SELLER_COOKIE: &str = "agora_seller";
+pub const OPERATOR_COOKIE: &str = "agora_operator";
+
+/// A browser's credential from its cookie, for a WebSocket it opened from a page of this
+/// store: only when the handshake's `Origin` is this host, so another site cannot open a
+/// socket with this browser's cookies.
+pub fn cookie_credential(request: &HttpRequest, name: &str) -> Option<String> {
+    let host = request.connection_info().host().to_owned();
+    let same_origin = request
+        .headers()
+        .get(actix_web::http::header::ORIGIN)
+        .and_then(|origin| origin.to_str().ok())
+        .and_then(|origin| origin.split_once("://"))
+        .is_some_and(|(_, origin_host)| origin_host == host);
+    let cookie = request.cookie(name)?;
+    same_origin.then(|| cookie.value().to_owned())
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(request: &HttpRequest) -> Result<&str, ApiError> {
     request

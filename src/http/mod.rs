@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod middleware;
 pub mod negotiation;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
 
 use actix_web::web;
@@ -23,6 +24,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(routes::health::prometheus_metrics)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
         .configure(routes::realtime::configure)
+        .configure(pages::configure)
         .service(
             web::scope("/api/v1")
                 .configure(routes::sellers::configure)

@@ -8,7 +8,6 @@ use uuid::Uuid;
 use crate::error::Code;
 use crate::{
     catalog::{
-        self, cache,
         input::{NewProduct, ProductPatch},
         storefront::{self, ListingPage, ListingQuery, Sort, StorefrontProduct},
         ProductRecord,
@@ -159,26 +158,7 @@ pub async fn show(
     let id = id.into_inner();
     let preference = negotiation::locale_preference(&request, params.locale.as_deref(), &state)?;
     let currency = negotiation::currency(params.currency.as_deref(), &state)?;
-    let product = match cache::get(&state.hot, id).await {
-        Some(product) => product,
-        None => {
-            let client = state.pool.get().await?;
-            let product = catalog::load(&*client, id)
-                .await?
-                .ok_or(ApiError::NotFound("product"))?
-                .without_stock();
-            cache::put(
-                &state.hot,
-                &product,
-                state.settings.catalog.product_cache_ttl_secs,
-            )
-            .await;
-            product
-        }
-    };
-    if !product.is_on_storefront() {
-        return Err(ApiError::NotFound("product"));
-    }
+    let product = state.catalog.storefront_product(id).await?;
     // A signed-in shopper's view is a weak signal for recommendations; noted off the
     // response's path (an anonymous or unknown token is simply not noted).
     if request

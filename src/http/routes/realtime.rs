@@ -7,7 +7,11 @@ use serde::Deserialize;
 
 use crate::error::Code;
 use crate::{
-    http::{auth::bearer_token, error::ApiError, negotiation, AppState},
+    http::{
+        auth::{bearer_token, cookie_credential, SELLER_COOKIE, SHOPPER_COOKIE},
+        error::ApiError,
+        negotiation, AppState,
+    },
     realtime::{
         seller::{self, FeedPosition, SellerSocket},
         shopper::{ShopperSocket, MAX_FRAME_BYTES},
@@ -49,7 +53,10 @@ pub async fn shopper_socket(
 ) -> Result<HttpResponse, ApiError> {
     let token = match &query.token {
         Some(token) => Some(token.clone()),
-        None => bearer_token(&request).ok().map(str::to_owned),
+        None => bearer_token(&request)
+            .ok()
+            .map(str::to_owned)
+            .or_else(|| cookie_credential(&request, SHOPPER_COOKIE)),
     };
     let shopper = match token {
         Some(token) => {
@@ -95,7 +102,10 @@ pub async fn seller_socket(
 ) -> Result<HttpResponse, ApiError> {
     let key = match &query.api_key {
         Some(key) => key.clone(),
-        None => bearer_token(&request)?.to_owned(),
+        None => match cookie_credential(&request, SELLER_COOKIE) {
+            Some(key) => key,
+            None => bearer_token(&request)?.to_owned(),
+        },
     };
     let client = state.pool.get().await?;
     let seller = sellers::authenticate(&*client, &key).await?;
