@@ -29,7 +29,7 @@ impl Asset {
     }
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 4]> = LazyLock::new(|| {
     [
         Asset::new(
             "app.css",
@@ -40,6 +40,16 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
             "live.js",
             "text/javascript; charset=utf-8",
             include_bytes!("static/live.js"),
+        ),
+        Asset::new(
+            "seller.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("static/seller.js"),
+        ),
+        Asset::new(
+            "flash.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("static/flash.js"),
         ),
     ]
 });

@@ -13,6 +13,17 @@ use crate::error::Error;
 
 /// A whole page around `body`.
 pub fn page(context: &PageContext, title: &str, body: Markup) -> Markup {
+    page_with_script(context, title, body, None)
+}
+
+/// A whole page around `body` that also loads one script of its own (`seller.js`,
+/// `flash.js`), besides `live.js`.
+pub fn page_with_script(
+    context: &PageContext,
+    title: &str,
+    body: Markup,
+    script: Option<&str>,
+) -> Markup {
     let lang = context.lang;
     html! {
         (DOCTYPE)
@@ -23,6 +34,9 @@ pub fn page(context: &PageContext, title: &str, body: Markup) -> Markup {
                 title { (title) " · Agora" }
                 link rel="stylesheet" href=(assets::url("app.css"));
                 script type="module" src=(assets::url("live.js")) {}
+                @if let Some(script) = script {
+                    script type="module" src=(assets::url(script)) {}
+                }
             }
             body data-lang=(lang.tag()) data-currency=(context.currency.code()) {
                 a.skip href="#main" { (lang.tr("Skip to content", "Zum Inhalt", "Aller au contenu", "本文へ移動")) }

@@ -1,0 +1,1 @@
+// The flash-sale page's live parts: filled in by the flash-sale page.

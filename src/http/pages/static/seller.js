@@ -1,0 +1,1 @@
+// The seller console's live parts: filled in by the seller console.
