@@ -47,6 +47,9 @@ answers 127.0.0.1 "$redis_port" || fail "no project-local Redis on port $redis_p
 [[ -f $local_dir/postgres/PG_VERSION ]] || fail "Postgres data is not under $local_dir"
 seeded=$(psql "postgres://postgres@127.0.0.1:$pg_port/agora" -Atc "SELECT count(*) FROM sellers")
 [[ $seeded -ge 3 ]] || fail "the demo store was not seeded ($seeded sellers)"
+grep -q "storefront:       http://127.0.0.1:$http_port/" "$log" || fail "run.sh did not print the storefront's URL"
+grep -q "operator console: http://127.0.0.1:$http_port/operator  (token: " "$log" || fail "run.sh did not print the operator console"
+curl -fsS "http://127.0.0.1:$http_port/" | grep -q '<html lang=' || fail "the storefront page is not served"
 
 kill -INT -- "-$run_pid"
 status=0

@@ -13,6 +13,11 @@ start_local_services
 # real Prometheus against Agora; the alert rules are checked and unit-tested with promtool.
 command -v redis-server >/dev/null || install_debian_package redis-server redis-server
 command -v prometheus >/dev/null || install_debian_package prometheus prometheus
+# The browser tests drive a headless Chromium through chromedriver; the CJK fonts make the
+# Japanese pages' screenshots legible.
+command -v chromium >/dev/null || install_debian_package chromium chromium
+command -v chromedriver >/dev/null || install_debian_package chromium-driver chromedriver
+[[ -d /usr/share/fonts/opentype/noto ]] || install_debian_package fonts-noto-cjk "CJK fonts" || true
 
 (
     cd grafana/prometheus

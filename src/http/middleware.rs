@@ -133,16 +133,20 @@ fn record(span: &tracing::Span, method: &str, route: &str, status: StatusCode, s
     }
 }
 
-/// Rewrites an error response that is not JSON (actix's own 404, 405, 408, ...) into the
-/// project's error shape, keeping its status.
+/// Rewrites an error response that is neither JSON nor a page (actix's own 404, 405, 408, ...)
+/// into the project's error shape, keeping its status. The browser pages answer their errors
+/// as pages.
 fn ensure_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let answered_as = |kind: &str| {
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with(kind))
+    };
+    let own_shape = answered_as("application/json") || answered_as("text/html");
+    if !(status.is_client_error() || status.is_server_error()) || own_shape {
         return response;
     }
     let (request, original) = response.into_parts();

@@ -4,6 +4,7 @@
 // Tests read and arrange the database with plain statements.
 #![allow(clippy::disallowed_methods)]
 
+mod browser;
 mod carts;
 mod catalog;
 mod checkout;
@@ -17,6 +18,7 @@ mod inventory;
 mod migrations;
 mod observability;
 mod operator;
+mod pages_seller;
 mod realtime;
 mod recommendations;
 mod sellers;

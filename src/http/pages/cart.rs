@@ -22,12 +22,28 @@ use crate::{
     state::AppState,
 };
 
-/// The sandbox gateway's cards, named on the checkout form outside production.
-const TEST_CARDS: [(&str, &str); 3] = [
-    ("4242 4242 4242 4242", "approved"),
-    ("4000 0000 0000 0002", "declined"),
-    ("4000 0000 0000 0119", "never answered"),
-];
+/// The sandbox gateway's cards, named on the checkout form when it is the gateway.
+fn test_cards(lang: Lang) -> [(&'static str, &'static str); 3] {
+    [
+        (
+            "4242 4242 4242 4242",
+            lang.tr("approved", "genehmigt", "acceptée", "承認"),
+        ),
+        (
+            "4000 0000 0000 0002",
+            lang.tr("declined", "abgelehnt", "refusée", "拒否"),
+        ),
+        (
+            "4000 0000 0000 0119",
+            lang.tr(
+                "never answered",
+                "keine Antwort",
+                "sans réponse",
+                "応答なし",
+            ),
+        ),
+    ]
+}
 
 #[derive(Debug, Deserialize)]
 pub struct AddForm {
@@ -446,7 +462,7 @@ fn cart_body(
             }
             dl.totals {
                 dt { (lang.tr("Subtotal", "Zwischensumme", "Sous-total", "小計")) } dd data-total="subtotal" { (lang.money(&cart.subtotal)) }
-                dt { (lang.tr("Tax", "Steuer", "TVA", "税")) " (" (cart.tax.rate * rust_decimal::Decimal::ONE_HUNDRED) "%"
+                dt { (lang.tr("Tax", "Steuer", "TVA", "税")) " (" (lang.decimal((cart.tax.rate * rust_decimal::Decimal::ONE_HUNDRED).normalize())) "\u{a0}%"
                     @if cart.tax.included { ", " (lang.tr("included", "enthalten", "incluse", "込み")) } ")" }
                 dd data-total="tax" { (lang.money(&cart.tax.amount)) }
                 @if let Some(shipping) = &cart.shipping {
@@ -503,7 +519,7 @@ fn checkout_form(context: &PageContext, cart: &CartView, show_test_cards: bool) 
             }
             @if show_test_cards {
                 p.hint { (lang.tr("Test cards:", "Testkarten:", "Cartes de test :", "テストカード:")) " "
-                    @for (number, what) in TEST_CARDS { code { (number) } " (" (what) ") " } }
+                    @for (number, what) in test_cards(lang) { code { (number) } " (" (what) ") " } }
             }
             button type="submit" disabled[!ready] { (lang.tr("Pay", "Bezahlen", "Payer", "支払う")) " " (lang.money(&cart.total)) }
             @if !ready { p.hint { (lang.tr("Choose a delivery first.", "Wählen Sie zuerst die Lieferung.", "Choisissez d’abord la livraison.", "先に配送先を選択してください。")) } }

@@ -17,6 +17,15 @@ const words = {
 const say = words || { soldOut: "Sold out", inStock: "In stock", back: "Back in stock", left: (n) => `Only ${n} left`,
   expiring: "Your hold ends in under a minute", expired: "No longer held", offline: "Reconnecting…" };
 
+// An order's status in words, as the order page writes it (`status_words` in cart.rs).
+const orderWords = {
+  en: { pending: "Payment in progress", paid: "Paid", fulfilled: "Shipped", refunded: "Refunded", cancelled: "Cancelled" },
+  de: { pending: "Zahlung läuft", paid: "Bezahlt", fulfilled: "Versandt", refunded: "Erstattet", cancelled: "Storniert" },
+  fr: { pending: "Paiement en cours", paid: "Payée", fulfilled: "Expédiée", refunded: "Remboursée", cancelled: "Annulée" },
+  ja: { pending: "支払い処理中", paid: "支払い済み", fulfilled: "発送済み", refunded: "返金済み", cancelled: "キャンセル" },
+};
+const orderSay = orderWords[lang] || orderWords.en;
+
 document.documentElement.classList.add("js");
 
 // The currency switcher changes on selection.
@@ -45,14 +54,22 @@ function showStock(sku, available, status) {
 }
 
 // --- The cart: refreshed as the server renders it -------------------------------------------
+// A form on its way (checkout, a quantity) answers with a page of its own: no refresh then.
+let leaving = false;
+addEventListener("submit", () => { leaving = true; });
+addEventListener("pageshow", () => { leaving = false; });
+
 async function refreshCart() {
   const section = document.getElementById("cart");
-  if (!section) return;
+  if (!section || leaving) return;
   const response = await fetch("/cart", { credentials: "same-origin", headers: { Accept: "text/html" } });
-  if (!response.ok) return;
-  const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("cart");
-  if (fresh) { section.replaceWith(fresh); startCountdowns(); }
-  else { location.reload(); }
+  if (!response.ok || leaving) return;
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const fresh = page.getElementById("cart");
+  if (fresh) { section.replaceWith(fresh); startCountdowns(); return; }
+  // The cart was emptied elsewhere (checked out in another tab): show the page as it is now.
+  const main = page.querySelector("main");
+  if (main) document.querySelector("main")?.replaceWith(main);
 }
 
 // --- Hold countdowns ----------------------------------------------------------------------
@@ -76,8 +93,18 @@ function startCountdowns() {
 }
 startCountdowns();
 
+// --- An order's status --------------------------------------------------------------------
+function showOrder(orderId, status) {
+  for (const node of document.querySelectorAll("[data-order]")) {
+    if (node.dataset.order !== orderId || !orderSay[status]) continue;
+    node.textContent = orderSay[status];
+    node.dataset.status = status;
+  }
+}
+
 // --- The socket ---------------------------------------------------------------------------
 const handlers = {
+  order: (m) => showOrder(m.order_id, m.status),
   stock: (m) => showStock(m.sku, m.available, m.status),
   cart: () => refreshCart(),
   hold_expiring: (m) => {
@@ -95,7 +122,8 @@ let retry = 500;
 export function connect(extraSubscriptions = []) {
   const follow = document.querySelector("[data-follow-skus]")?.dataset.followSkus;
   const cart = document.querySelector("[data-cart]")?.dataset.cart;
-  if (!follow && !cart && extraSubscriptions.length === 0) return;
+  const order = document.querySelector("[data-order]")?.dataset.order;
+  if (!follow && !cart && !order && extraSubscriptions.length === 0) return;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const currency = document.body.dataset.currency || "";
   socket = new WebSocket(`${scheme}//${location.host}/ws?currency=${encodeURIComponent(currency)}`);
@@ -104,6 +132,7 @@ export function connect(extraSubscriptions = []) {
     document.getElementById("live-status")?.replaceChildren();
     if (follow) socket.send(JSON.stringify({ type: "subscribe", skus: follow.split(",").filter(Boolean) }));
     if (cart) socket.send(JSON.stringify({ type: "subscribe_cart", cart_id: cart }));
+    if (order) socket.send(JSON.stringify({ type: "follow_order", order_id: order }));
     for (const message of extraSubscriptions) socket.send(JSON.stringify(message));
     // A reconnect may have missed changes: the cart as it is now.
     if (cart) refreshCart();
