@@ -60,6 +60,48 @@ pub fn percentiles(mut samples: Vec<f64>) -> Percentiles {
     }
 }
 
+/// What the requests read: the JSON API, or the storefront's HTML pages that browsers get (the
+/// same filters as the home page's form: `lang` for `locale`, pages of the site's size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    Api,
+    Pages,
+}
+
+impl Read {
+    /// The request `path` (an API path) as this reader sends it.
+    fn path(self, path: &str) -> String {
+        match self {
+            Self::Api => path.to_owned(),
+            Self::Pages => {
+                let query = path.split_once('?').map_or("", |(_, query)| query);
+                let kept: Vec<String> = query
+                    .split('&')
+                    .filter(|pair| !pair.starts_with("limit="))
+                    .map(|pair| pair.replacen("locale=", "lang=", 1))
+                    .collect();
+                format!("/?{}", kept.join("&"))
+            }
+        }
+    }
+
+    /// Where the next page is, from a response body.
+    fn next_page(self, path: &str, body: &str) -> Option<String> {
+        match self {
+            Self::Api => {
+                let json: serde_json::Value = serde_json::from_str(body).ok()?;
+                let cursor = json["next_cursor"].as_str()?;
+                Some(format!("{path}&cursor={cursor}"))
+            }
+            Self::Pages => {
+                let (_, after) = body.split_once("rel=\"next\" href=\"")?;
+                let href = after.split('"').next()?;
+                Some(href.replace("&amp;", "&"))
+            }
+        }
+    }
+}
+
 /// The report's name for the page after a request of `kind`.
 fn next_page_kind(kind: &'static str) -> &'static str {
     if kind.starts_with("search") {
@@ -109,6 +151,7 @@ pub async fn run(
     requests: usize,
     connections: usize,
     deeper_pages: f64,
+    read: Read,
 ) -> anyhow::Result<Report> {
     if targets.is_empty() {
         bail!("--target needs at least one URL");
@@ -133,13 +176,12 @@ pub async fn run(
             for n in 0..per_connection {
                 let target = &targets[(worker + n) % targets.len()];
                 let (kind, path) = pick(&mut rng, &sellers);
+                let path = read.path(&path);
                 let follow = rng.random_bool(deeper_pages.clamp(0.0, 1.0));
                 let sent = Instant::now();
                 let outcome = client.get(format!("{target}{path}")).send().await;
                 let body = match outcome {
-                    Ok(response) if response.status().is_success() => {
-                        response.json::<serde_json::Value>().await.ok()
-                    }
+                    Ok(response) if response.status().is_success() => response.text().await.ok(),
                     Ok(response) => {
                         *errors
                             .entry(format!("http_{}", response.status().as_u16()))
@@ -157,16 +199,10 @@ pub async fn run(
                     }
                 };
                 samples.push((kind, sent.elapsed().as_secs_f64() * 1e3));
-                let cursor = body
-                    .as_ref()
-                    .and_then(|b| b["next_cursor"].as_str().map(str::to_owned));
-                if let (true, Some(cursor)) = (follow, cursor) {
+                let next = body.as_deref().and_then(|b| read.next_page(&path, b));
+                if let (true, Some(next)) = (follow, next) {
                     let sent = Instant::now();
-                    match client
-                        .get(format!("{target}{path}&cursor={cursor}"))
-                        .send()
-                        .await
-                    {
+                    match client.get(format!("{target}{next}")).send().await {
                         Ok(response) if response.status().is_success() => {
                             let _ = response.bytes().await;
                             samples
@@ -200,7 +236,10 @@ pub async fn run(
     }
     let duration = started.elapsed().as_secs_f64();
     Ok(Report {
-        scenario: "browse",
+        scenario: match read {
+            Read::Api => "browse",
+            Read::Pages => "browse_pages",
+        },
         targets,
         requests: total,
         connections,
@@ -232,6 +271,17 @@ pub async fn seller_ids(database_url: &str) -> anyhow::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_asked_as_the_home_page_form_asks_and_followed_by_their_next_link() {
+        let path = Read::Pages.path("/api/v1/products?limit=50&locale=de&q=Becher&sort=price");
+        assert_eq!(path, "/?lang=de&q=Becher&sort=price");
+        let body = r#"<nav><a rel="next" href="/?lang=de&amp;cursor=abc">More</a></nav>"#;
+        assert_eq!(
+            Read::Pages.next_page(&path, body).as_deref(),
+            Some("/?lang=de&cursor=abc")
+        );
+    }
 
     #[test]
     fn percentiles_take_the_nearest_rank() {

@@ -144,6 +144,10 @@ struct BrowseArgs {
     /// Share of requests that also fetch the next page through the cursor.
     #[arg(long, default_value_t = 0.2)]
     deeper_pages: f64,
+    /// Fetch the storefront's HTML pages (`/?…`, the browser's listing and search) instead of
+    /// the JSON API.
+    #[arg(long)]
+    pages: bool,
     /// Write the JSON report here too.
     #[arg(long)]
     report: Option<std::path::PathBuf>,
@@ -158,10 +162,17 @@ impl BrowseArgs {
             requests,
             connections,
             deeper_pages,
+            pages,
             report,
         } = self;
         let sellers = browse::seller_ids(&database_url).await?;
-        let result = browse::run(target, sellers, requests, connections, deeper_pages).await?;
+        let read = if pages {
+            browse::Read::Pages
+        } else {
+            browse::Read::Api
+        };
+        let result =
+            browse::run(target, sellers, requests, connections, deeper_pages, read).await?;
         print_latencies("request (ms)", &result.latency_ms);
         eprintln!(
             "{} requests in {:.1} s ({:.0}/s), errors: {:?}",

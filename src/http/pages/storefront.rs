@@ -38,6 +38,9 @@ pub struct ListingForm {
     sort: String,
     #[serde(default)]
     cursor: String,
+    /// Only this seller's products (a seller's shop window).
+    #[serde(default)]
+    seller: String,
 }
 
 /// A filter that could not be read, to show next to its field.
@@ -79,7 +82,7 @@ impl ListingForm {
         let query = ListingQuery {
             preference: context.lang.preference(),
             currency,
-            seller: None,
+            seller: self.seller.trim().parse().ok(),
             min_price,
             max_price,
             in_stock: self.in_stock == "true",
