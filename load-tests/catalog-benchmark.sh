@@ -4,6 +4,7 @@
 #
 #   load-tests/catalog-benchmark.sh            # seeds agora_bench once, then measures
 #   VARIANTS=200000 CONNECTIONS=4 load-tests/catalog-benchmark.sh
+#   PAGES=1 CONNECTIONS=2 load-tests/catalog-benchmark.sh   # the storefront's HTML pages
 #
 # The database (AGORA_BENCH_DB, default agora_bench) is kept between runs so re-measuring
 # skips the minute of seeding; drop it to start over. Postgres and Redis are the ones at
@@ -15,6 +16,7 @@ source scripts/local-services.sh
 variants=${VARIANTS:-1000000}
 requests=${REQUESTS:-4000}
 connections=${CONNECTIONS:-1}
+pages=${PAGES:+--pages}
 db=${AGORA_BENCH_DB:-agora_bench}
 export AGORA__DATABASE__URL
 AGORA__DATABASE__URL=$(sed -E "s#^([a-z]+://[^/]+)/[^?]*#\1/$db#" <<<"$AGORA__DATABASE__URL")
@@ -39,10 +41,10 @@ for _ in $(seq 1 600); do
     sleep 0.5
 done
 mkdir -p load-tests/results
-report="load-tests/results/catalog-$(date -u +%Y%m%dT%H%M%SZ)-c$connections.json"
+report="load-tests/results/catalog${pages:+-pages}-$(date -u +%Y%m%dT%H%M%SZ)-c$connections.json"
 # Warm Postgres's and the OS's caches first; only the second run is reported.
 "$bin/agora-load-tests" browse --target "http://127.0.0.1:$port" --database-url "$AGORA__DATABASE__URL" \
-    --requests 500 --connections "$connections" >/dev/null 2>&1
+    --requests 500 --connections "$connections" $pages >/dev/null 2>&1
 "$bin/agora-load-tests" browse --target "http://127.0.0.1:$port" --database-url "$AGORA__DATABASE__URL" \
-    --requests "$requests" --connections "$connections" --report "$report" >/dev/null
+    --requests "$requests" --connections "$connections" $pages --report "$report" >/dev/null
 say "report: $report"

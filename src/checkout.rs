@@ -485,6 +485,7 @@ pub(crate) async fn finish(
             .await;
     }
     let paid_now = finished.is_some() && !cancelled;
+    let finished_now = finished.is_some();
     let response = match finished {
         Some(response) => response,
         // The reconciler finished it first; its answer is the key's answer.
@@ -492,6 +493,10 @@ pub(crate) async fn finish(
     };
     if paid_now {
         crate::notices::announce_order(&service.carts.hot, &*client, order_id).await;
+    }
+    if finished_now {
+        // Paid or cancelled: the shopper's sockets following the order are told.
+        crate::notices::announce_order_status(&service.carts.hot, &*client, order_id).await;
     }
     drop(client);
     // Only who paid the order captures it (a reconciler that finished it first captures its own).
@@ -586,6 +591,7 @@ pub async fn reconcile(
                 drop(client);
                 if let Some(response) = &done {
                     orders::count_finished(response);
+                    announce_status(pool, counters, order_id).await;
                     if payments.capture(&authorization).await.is_ok() {
                         orders::mark_captured(&*pool.get().await?, order_id).await?;
                     }
@@ -609,6 +615,8 @@ pub async fn reconcile(
                     counters
                         .stock_returned(&orders::skus(&*client, order_id).await?)
                         .await;
+                    drop(client);
+                    announce_status(pool, counters, order_id).await;
                     "cancelled"
                 } else {
                     "already_finished"
@@ -633,6 +641,17 @@ pub async fn reconcile(
         }
     }
     Ok(handled)
+}
+
+/// Tells the shopper's sockets the status the reconciler gave an order (through the counters'
+/// announcer: the reconciler has no other handle on Redis).
+async fn announce_status(pool: &deadpool_postgres::Pool, counters: &StockCounters, order_id: Uuid) {
+    let Ok(client) = pool.get().await else {
+        return;
+    };
+    if let Some(notice) = crate::notices::order_status(&*client, order_id).await {
+        counters.announce_levels(vec![notice]).await;
+    }
 }
 
 /// Reconciles at start and then every `interval` until the process stops.

@@ -228,6 +228,42 @@ pub async fn adjust(
     .await
 }
 
+/// Sets one of the seller's SKUs to an absolute count in a transaction of its own; the shared
+/// counter is dropped so the next reservation rebuilds it with the new stock.
+pub async fn set_stock(
+    pool: &deadpool_postgres::Pool,
+    counters: &StockCounters,
+    seller_id: Uuid,
+    sku: &str,
+    stock: u32,
+    reason: &str,
+) -> Result<StockLevel, Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let level = set(&tx, seller_id, sku, stock, reason).await?;
+    tx.commit().await?;
+    counters.stock_returned(&[&level.sku]).await;
+    Ok(level)
+}
+
+/// Adds `delta` to one of the seller's SKUs in a transaction of its own; the shared counter
+/// is dropped so the next reservation rebuilds it with the new stock.
+pub async fn adjust_stock(
+    pool: &deadpool_postgres::Pool,
+    counters: &StockCounters,
+    seller_id: Uuid,
+    sku: &str,
+    delta: i32,
+    reason: &str,
+) -> Result<StockLevel, Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let level = adjust(&tx, seller_id, sku, delta, reason).await?;
+    tx.commit().await?;
+    counters.stock_returned(&[&level.sku]).await;
+    Ok(level)
+}
+
 /// The newest ledger entries of one of the seller's SKUs, newest first.
 pub async fn ledger(
     client: &impl PreparedClient,

@@ -1,11 +1,11 @@
 //! Notices: what changed, announced on Redis pub/sub to every server process.
 //!
-//! The process that commits a change (stock, prices, a cart, a seller's orders, a flash
-//! sale's queue) publishes a [`Notice`] on one channel ([`publish`]); every process listens
-//! (`realtime::spawn_listener`) and hands it to the sockets that follow it. Publishing is
-//! best effort and never fatal: the change is already committed, and what a socket missed
-//! the next notice repairs (stock and carts are sent whole; the seller feed is read from
-//! Postgres). This module knows nothing of sockets: the domain announces, the socket layer
+//! The process that commits a change (stock, prices, a cart, a seller's orders, an order's
+//! status, a flash sale's queue) publishes a [`Notice`] on one channel ([`publish`]); every
+//! process listens (`realtime::spawn_listener`) and hands it to the sockets that follow it.
+//! Publishing is best effort and never fatal: the change is already committed, and what a
+//! socket missed the next notice repairs (stock, carts and order statuses are sent whole; the
+//! seller feed is read from Postgres). This module knows nothing of sockets: the domain announces, the socket layer
 //! above it listens.
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,6 +54,13 @@ pub enum Notice {
         admitted_through: i64,
         waiting: i64,
         admissions_per_sec: f64,
+    },
+    /// An order's status after a committed change (paid, fulfilled, refunded, cancelled):
+    /// the `orders.status` roll-up, sent to its shopper's sockets that follow it.
+    Order {
+        order_id: Uuid,
+        shopper_id: Uuid,
+        status: String,
     },
 }
 
@@ -141,6 +148,43 @@ pub async fn announce_order(
             }
         }
         Err(error) => tracing::warn!(%error, "reading an order's sellers to announce failed"),
+    }
+}
+
+/// The notice of an order's status as Postgres has it now (after its change committed);
+/// `None` when the order cannot be read (logged).
+pub async fn order_status(
+    client: &impl crate::db::PreparedClient,
+    order_id: Uuid,
+) -> Option<Notice> {
+    let row = client
+        .query_opt(
+            "SELECT shopper_id, status FROM orders WHERE id = $1",
+            &[&order_id],
+        )
+        .await;
+    match row {
+        Ok(Some(row)) => Some(Notice::Order {
+            order_id,
+            shopper_id: row.get(0),
+            status: row.get(1),
+        }),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(%error, "reading an order's status to announce failed");
+            None
+        }
+    }
+}
+
+/// Tells the sockets of the order's shopper that follow it its status now.
+pub async fn announce_order_status(
+    hot: &HotState,
+    client: &impl crate::db::PreparedClient,
+    order_id: Uuid,
+) {
+    if let Some(notice) = order_status(client, order_id).await {
+        publish(hot, &notice).await;
     }
 }
 

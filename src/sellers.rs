@@ -1,7 +1,9 @@
-//! Seller accounts: onboarding and API-key authentication.
+//! Seller accounts: onboarding, API-key authentication, and the operator's list, suspension
+//! and reinstatement.
 //!
 //! Promises: an API key ([`tokens`]) is returned once, at onboarding, and stored only as its
-//! digest; one account per email address, compared without case.
+//! digest; one account per email address, compared without case; a suspended seller's key
+//! stops working and its products leave the storefront in the same transaction.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,6 +20,8 @@ pub const API_KEY_PREFIX: &str = "agora_sk_";
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest email address accepted (RFC 5321's path limit).
 pub const MAX_EMAIL_CHARS: usize = 254;
+/// Most sellers one page of the operator's list shows.
+pub const MAX_LIST: i64 = 200;
 
 /// A seller's display name: trimmed, 1 to [`MAX_NAME_CHARS`] characters.
 #[derive(Debug, Clone)]
@@ -176,6 +180,70 @@ pub async fn set_status(
         .await?
         .ok_or(Error::NotFound("seller"))?;
     Ok(Seller::from_row(&row))
+}
+
+/// Sellers whose name or email contains `query` (without case; every seller without one),
+/// newest first, at most `limit` (capped at [`MAX_LIST`]).
+pub async fn list(
+    client: &impl crate::db::PreparedClient,
+    query: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Seller>, Error> {
+    let pattern = query.map(str::trim).filter(|q| !q.is_empty()).map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let rows = client
+        .query(
+            "SELECT id, name, email, status, created_at FROM sellers
+             WHERE $1::text IS NULL OR name ILIKE $1 OR email ILIKE $1
+             ORDER BY created_at DESC, id DESC LIMIT $2",
+            &[&pattern, &limit.clamp(1, MAX_LIST)],
+        )
+        .await?;
+    Ok(rows.iter().map(Seller::from_row).collect())
+}
+
+/// Suspends a seller (the operator): its key stops working and its products leave the
+/// storefront.
+pub async fn suspend(
+    pool: &deadpool_postgres::Pool,
+    hot: &crate::hot_state::HotState,
+    id: Uuid,
+) -> Result<Seller, Error> {
+    change_status(pool, hot, id, "suspended").await
+}
+
+/// Reinstates a suspended seller (the operator): its key works again and its active
+/// products are back on the storefront.
+pub async fn reinstate(
+    pool: &deadpool_postgres::Pool,
+    hot: &crate::hot_state::HotState,
+    id: Uuid,
+) -> Result<Seller, Error> {
+    change_status(pool, hot, id, "active").await
+}
+
+/// One transaction sets the status and relists the seller's products; then their cached
+/// copies are evicted, so the storefront shows the change at once.
+async fn change_status(
+    pool: &deadpool_postgres::Pool,
+    hot: &crate::hot_state::HotState,
+    id: Uuid,
+    status: &str,
+) -> Result<Seller, Error> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let seller = set_status(&tx, id, status).await?;
+    crate::catalog::relist_seller(&tx, id).await?;
+    tx.commit().await?;
+    let products = crate::catalog::product_ids_of(&*client, id).await?;
+    crate::catalog::cache::evict(hot, &products).await;
+    tracing::info!(seller_id = %id, status, products = products.len(), "seller status changed");
+    Ok(seller)
 }
 
 #[cfg(test)]

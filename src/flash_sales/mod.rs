@@ -17,6 +17,7 @@
 
 pub mod admission;
 pub mod keeper;
+pub mod progress;
 pub mod purchase;
 pub mod queue;
 
@@ -37,6 +38,7 @@ use crate::{
 
 use admission::AdmissionKey;
 
+pub use progress::{list_own, progress, SaleProgress};
 pub use purchase::{purchase, PurchaseRequest};
 pub use queue::{check_rate, estimated_wait, join, position, status, Joined, QueueStatus};
 
@@ -296,4 +298,17 @@ pub async fn get(client: &impl PreparedClient, id: Uuid) -> Result<SaleView, Err
         admitted_through: row.get(11),
         created_at: row.get(12),
     })
+}
+
+/// The storefront product whose variant a sale sells (for the sale's page).
+pub async fn product_of(client: &impl PreparedClient, id: Uuid) -> Result<Uuid, Error> {
+    Ok(client
+        .query_opt(
+            "SELECT v.product_id FROM flash_sales s JOIN variants v ON v.id = s.variant_id
+             WHERE s.id = $1",
+            &[&id],
+        )
+        .await?
+        .ok_or(Error::NotFound("flash sale"))?
+        .get(0))
 }

@@ -49,6 +49,17 @@ pub struct SellerOrderPage {
     pub next_cursor: Option<String>,
 }
 
+/// What [`seller_orders`] and [`seller_order`] read of a part: its order, status, money,
+/// shipping, dates and lines (the seller's own only).
+const SELLER_PART_COLUMNS: &str =
+    "SELECT p.order_id, p.status, o.currency, p.subtotal, p.tax, o.shipping,
+            o.created_at, p.updated_at,
+            (SELECT jsonb_agg(jsonb_build_array(l.sku, l.title, l.quantity,
+                                                l.unit_price::text, l.line_total::text)
+                              ORDER BY l.line_no)
+               FROM order_lines l WHERE l.order_id = p.order_id AND l.seller_id = p.seller_id)
+     FROM order_parts p JOIN orders o ON o.id = p.order_id";
+
 /// A seller's parts of paid orders, newest first, from before `before` (an order id: ids are
 /// time-ordered, so new orders never shift later pages).
 pub async fn seller_orders(
@@ -60,52 +71,19 @@ pub async fn seller_orders(
     let limit = limit.clamp(1, MAX_SELLER_PAGE);
     let rows = client
         .query(
-            "SELECT p.order_id, p.status, o.currency, p.subtotal, p.tax, o.shipping,
-                    o.created_at, p.updated_at,
-                    (SELECT jsonb_agg(jsonb_build_array(l.sku, l.title, l.quantity,
-                                                        l.unit_price::text, l.line_total::text)
-                                      ORDER BY l.line_no)
-                       FROM order_lines l WHERE l.order_id = p.order_id AND l.seller_id = p.seller_id)
-             FROM order_parts p JOIN orders o ON o.id = p.order_id
-             WHERE p.seller_id = $1 AND p.status IN ('paid', 'fulfilled', 'refunded')
-               AND ($2::uuid IS NULL OR p.order_id < $2)
-             ORDER BY p.order_id DESC LIMIT $3",
+            &format!(
+                "{SELLER_PART_COLUMNS}
+                 WHERE p.seller_id = $1 AND p.status IN ('paid', 'fulfilled', 'refunded')
+                   AND ($2::uuid IS NULL OR p.order_id < $2)
+                 ORDER BY p.order_id DESC LIMIT $3"
+            ),
             &[&seller_id, &before, &(limit + 1)],
         )
         .await?;
     let more = rows.len() as i64 > limit;
     let mut orders = Vec::with_capacity(rows.len());
     for row in rows.iter().take(usize::try_from(limit).unwrap_or(0)) {
-        let currency = stored_currency(row.get(2))?;
-        let raw_lines: Vec<(String, String, i32, String, String)> =
-            serde_json::from_value(row.get(8)).map_err(Error::internal)?;
-        let decimal = |raw: &str| {
-            Decimal::from_str_exact(raw)
-                .map(|amount| price(amount, currency))
-                .map_err(Error::internal)
-        };
-        let mut lines = Vec::with_capacity(raw_lines.len());
-        for (sku, title, quantity, unit, total) in raw_lines {
-            lines.push(SellerOrderLine {
-                sku,
-                title,
-                quantity: u32::try_from(quantity).unwrap_or(0),
-                unit_price: decimal(&unit)?,
-                line_total: decimal(&total)?,
-            });
-        }
-        let shipping = stored_shipping(row.get(5), currency)?;
-        orders.push(SellerOrder {
-            order_id: row.get(0),
-            status: row.get(1),
-            currency: currency.code(),
-            lines,
-            subtotal: price(row.get(3), currency),
-            tax: price(row.get(4), currency),
-            shipping,
-            created_at: row.get(6),
-            updated_at: row.get(7),
-        });
+        orders.push(seller_order_of(row)?);
     }
     let next_cursor = if more {
         orders.last().map(|o| o.order_id.to_string())
@@ -115,6 +93,59 @@ pub async fn seller_orders(
     Ok(SellerOrderPage {
         orders,
         next_cursor,
+    })
+}
+
+/// The seller's part of one paid order, as [`seller_orders`] lists it; `None` when the seller
+/// has no part in it (another seller's order is "not found", never forbidden).
+pub async fn seller_order(
+    client: &impl PreparedClient,
+    seller_id: Uuid,
+    order_id: Uuid,
+) -> Result<Option<SellerOrder>, Error> {
+    let row = client
+        .query_opt(
+            &format!(
+                "{SELLER_PART_COLUMNS}
+                 WHERE p.seller_id = $1 AND p.order_id = $2
+                   AND p.status IN ('paid', 'fulfilled', 'refunded')"
+            ),
+            &[&seller_id, &order_id],
+        )
+        .await?;
+    row.as_ref().map(seller_order_of).transpose()
+}
+
+fn seller_order_of(row: &tokio_postgres::Row) -> Result<SellerOrder, Error> {
+    let currency = stored_currency(row.get(2))?;
+    let raw_lines: Vec<(String, String, i32, String, String)> =
+        serde_json::from_value(row.get(8)).map_err(Error::internal)?;
+    let decimal = |raw: &str| {
+        Decimal::from_str_exact(raw)
+            .map(|amount| price(amount, currency))
+            .map_err(Error::internal)
+    };
+    let mut lines = Vec::with_capacity(raw_lines.len());
+    for (sku, title, quantity, unit, total) in raw_lines {
+        lines.push(SellerOrderLine {
+            sku,
+            title,
+            quantity: u32::try_from(quantity).unwrap_or(0),
+            unit_price: decimal(&unit)?,
+            line_total: decimal(&total)?,
+        });
+    }
+    let shipping = stored_shipping(row.get(5), currency)?;
+    Ok(SellerOrder {
+        order_id: row.get(0),
+        status: row.get(1),
+        currency: currency.code(),
+        lines,
+        subtotal: price(row.get(3), currency),
+        tax: price(row.get(4), currency),
+        shipping,
+        created_at: row.get(6),
+        updated_at: row.get(7),
     })
 }
 
@@ -277,7 +308,8 @@ pub async fn refund(
     Ok(())
 }
 
-/// Fulfils the seller's part in a transaction of its own, then tells the seller's sessions.
+/// Fulfils the seller's part in a transaction of its own, then tells the seller's sessions
+/// and the shopper's sockets following the order (its roll-up status).
 pub async fn fulfill_part(
     pool: &deadpool_postgres::Pool,
     hot: &crate::hot_state::HotState,
@@ -289,11 +321,12 @@ pub async fn fulfill_part(
     fulfill(&tx, order_id, seller_id).await?;
     tx.commit().await?;
     announce_seller(hot, seller_id).await;
+    crate::notices::announce_order_status(hot, &*client, order_id).await;
     Ok(())
 }
 
 /// Refunds the seller's part in a transaction of its own; its unshipped units are back on
-/// sale at once, and the seller's sessions are told.
+/// sale at once, and the seller's sessions and the shopper's sockets are told.
 pub async fn refund_part(
     pool: &deadpool_postgres::Pool,
     hot: &crate::hot_state::HotState,
@@ -310,6 +343,7 @@ pub async fn refund_part(
         .stock_returned(&skus(&*client, order_id).await?)
         .await;
     announce_seller(hot, seller_id).await;
+    crate::notices::announce_order_status(hot, &*client, order_id).await;
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub enum Topic {
     Queue(Uuid),
     /// One shopper's ticket in a flash sale's queue: sale, shopper.
     Ticket(Uuid, Uuid),
+    /// One order's status (its shopper's sockets follow it).
+    Order(Uuid),
 }
 
 /// Sent by the hub to a socket: a notice for one of its topics, with the message most sockets
@@ -316,6 +318,7 @@ impl Hub {
                 .map(|admission| Topic::Ticket(*sale_id, admission.shopper_id))
                 .collect(),
             Notice::QueuePositions { sale_id, .. } => vec![Topic::Queue(*sale_id)],
+            Notice::Order { order_id, .. } => vec![Topic::Order(*order_id)],
         };
         let rendered: Option<Arc<str>> = match &envelope.notice {
             Notice::Stock { sku, available, .. } => Some(render_stock(sku, *available).into()),

@@ -232,7 +232,8 @@ impl Handler<Deliver> for SellerSocket {
             Notice::Price { .. }
             | Notice::Cart { .. }
             | Notice::QueueAdmitted { .. }
-            | Notice::QueuePositions { .. } => {}
+            | Notice::QueuePositions { .. }
+            | Notice::Order { .. } => {}
         }
     }
 }

@@ -18,6 +18,8 @@ mod inventory;
 mod migrations;
 mod observability;
 mod operator;
+mod pages;
+mod pages_operator;
 mod pages_seller;
 mod realtime;
 mod recommendations;

@@ -628,3 +628,76 @@ async fn a_client_that_stops_reading_for_good_loses_its_connection_instead_of_ho
     };
     assert_eq!(ended, "reset");
 }
+
+#[actix_web::test]
+async fn a_shopper_following_its_order_sees_it_fulfilled_by_the_seller_through_another_process() {
+    let processes = crate::helpers::spawn_processes(2, &[]).await;
+    let (shop, seller_side) = (&processes[0], &processes[1]);
+    regions(shop).await;
+    let key = product(shop, "PARCEL-1", 10).await;
+    let token = shopper(shop).await;
+    let cart_id = cart(shop, &token, "EU").await;
+    assert_eq!(
+        add(shop, &token, &cart_id, "PARCEL-1", 1).await.status(),
+        200
+    );
+    shop.call(
+        Method::PUT,
+        &format!("/api/v1/carts/{cart_id}/shipping"),
+        &token,
+        Some(&json!({ "country": "DE", "option": "flat" })),
+    )
+    .await;
+    let order_id = checkout(shop, &token, &cart_id, "order-live").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let mut socket = connect(shop, &format!("/ws?token={token}"), None).await;
+    say(
+        &mut socket,
+        json!({ "type": "follow_order", "order_id": order_id }),
+    )
+    .await;
+    let now = expect(&mut socket, |m| m["type"] == "order").await;
+    assert_eq!(
+        (
+            now["v"].clone(),
+            now["order_id"].clone(),
+            now["status"].clone()
+        ),
+        (json!(1), json!(order_id), json!("paid"))
+    );
+
+    let fulfilled = seller_side
+        .call(
+            Method::POST,
+            &format!("/api/v1/sellers/me/orders/{order_id}/fulfill"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(fulfilled.status(), 204);
+    let changed = expect(&mut socket, |m| m["type"] == "order").await;
+    assert_eq!(changed["order_id"], order_id.as_str());
+    assert_eq!(changed["status"], "fulfilled");
+
+    // Another shopper's order is not found; without a token, nobody's is followed.
+    let stranger = shopper(seller_side).await;
+    let mut other = connect(seller_side, &format!("/ws?token={stranger}"), None).await;
+    say(
+        &mut other,
+        json!({ "type": "follow_order", "order_id": order_id }),
+    )
+    .await;
+    let refused = expect(&mut other, |m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "not_found");
+    let mut anonymous = connect(shop, "/ws", None).await;
+    say(
+        &mut anonymous,
+        json!({ "type": "follow_order", "order_id": order_id }),
+    )
+    .await;
+    let refused = expect(&mut anonymous, |m| m["type"] == "error").await;
+    assert_eq!(refused["code"], "unauthorized");
+}

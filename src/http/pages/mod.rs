@@ -14,8 +14,11 @@ mod account;
 mod assets;
 mod cart;
 mod context;
+mod flash;
 mod i18n;
 mod layout;
+mod operator;
+mod seller;
 mod storefront;
 
 use actix_web::{web, HttpResponseBuilder};
@@ -48,5 +51,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/account").route(web::get().to(account::show)))
         .service(web::resource("/account/sign-in").route(web::post().to(account::sign_in)))
         .service(web::resource("/account/sign-up").route(web::post().to(account::sign_up)))
-        .service(web::resource("/account/sign-out").route(web::post().to(account::sign_out)));
+        .service(web::resource("/account/sign-out").route(web::post().to(account::sign_out)))
+        .configure(flash::configure)
+        .configure(operator::configure)
+        .configure(seller::configure);
 }

@@ -66,12 +66,9 @@ pub async fn set_stock(
     body: ApiJson<SetStock>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = inventory::parse_reason(body.0.reason.as_deref(), "stock set")?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let level = inventory::set(&tx, seller.0.id, &sku, body.0.stock_on_hand, &reason).await?;
-    tx.commit().await?;
-    // The shared counter is rebuilt with the new stock at the next reservation.
-    state.counters.stock_returned(&[&level.sku]).await;
+    let (pool, counters) = (&state.pool, &state.counters);
+    let stock = body.0.stock_on_hand;
+    let level = inventory::set_stock(pool, counters, seller.0.id, &sku, stock, &reason).await?;
     Ok(HttpResponse::Ok().json(level))
 }
 
@@ -98,12 +95,9 @@ pub async fn adjust_stock(
     body: ApiJson<AdjustStock>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = inventory::parse_reason(Some(&body.0.reason), "")?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let level = inventory::adjust(&tx, seller.0.id, &sku, body.0.delta, &reason).await?;
-    tx.commit().await?;
-    // The shared counter is rebuilt with the new stock at the next reservation.
-    state.counters.stock_returned(&[&level.sku]).await;
+    let (pool, counters) = (&state.pool, &state.counters);
+    let delta = body.0.delta;
+    let level = inventory::adjust_stock(pool, counters, seller.0.id, &sku, delta, &reason).await?;
     Ok(HttpResponse::Ok().json(level))
 }
 

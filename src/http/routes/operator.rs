@@ -4,7 +4,6 @@ use actix_web::{web, HttpResponse};
 use uuid::Uuid;
 
 use crate::{
-    catalog::{self, cache},
     http::{
         auth::OperatorAuth,
         error::{ApiError, ErrorBody},
@@ -21,18 +20,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         );
 }
 
-async fn set_status(state: &AppState, id: Uuid, status: &str) -> Result<HttpResponse, ApiError> {
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let seller = sellers::set_status(&tx, id, status).await?;
-    catalog::relist_seller(&tx, id).await?;
-    tx.commit().await?;
-    let products = catalog::product_ids_of(&*client, id).await?;
-    cache::evict(&state.hot, &products).await;
-    tracing::info!(seller_id = %id, status, products = products.len(), "seller status changed");
-    Ok(HttpResponse::Ok().json(seller))
-}
-
 /// Suspend a seller: its key stops working and its products leave the storefront.
 #[utoipa::path(post, path = "/api/v1/operator/sellers/{id}/suspend", tag = "operator",
     params(("id" = Uuid, Path)),
@@ -44,7 +31,8 @@ pub async fn suspend(
     _operator: OperatorAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&state, id.into_inner(), "suspended").await
+    let seller = sellers::suspend(&state.pool, &state.hot, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(seller))
 }
 
 /// Reinstate a suspended seller.
@@ -57,5 +45,6 @@ pub async fn reinstate(
     _operator: OperatorAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&state, id.into_inner(), "active").await
+    let seller = sellers::reinstate(&state.pool, &state.hot, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(seller))
 }

@@ -1,5 +1,6 @@
 //! The shopper socket (`GET /ws`): live stock of the SKUs it follows, and, with the shopper's
-//! token, live carts with warnings before their holds lapse.
+//! token, live carts with warnings before their holds lapse, flash-sale queues and the status
+//! of the shopper's orders.
 //!
 //! Promises: memory per connection is bounded (at most [`MAX_SUBSCRIPTIONS`] topics, a
 //! mailbox of [`MAILBOX_CAPACITY`] notices; a socket that falls further behind is closed by the
@@ -9,6 +10,7 @@
 //! client silent for [`CLIENT_TIMEOUT`] is closed.
 
 mod cart;
+mod order;
 mod queue;
 
 use crate::db::PreparedClient;
@@ -41,7 +43,7 @@ use rust_decimal::Decimal;
 
 /// Largest client frame accepted; client messages are small JSON commands.
 pub const MAX_FRAME_BYTES: usize = 4096;
-/// Most topics (SKUs and carts) one socket may follow.
+/// Most topics (SKUs, carts, queues and orders) one socket may follow.
 pub const MAX_SUBSCRIPTIONS: usize = 200;
 /// Notices queued for one socket before the hub takes it for a slow consumer.
 pub const MAILBOX_CAPACITY: usize = 64;
@@ -93,6 +95,8 @@ pub struct ShopperSocket {
     carts: HashMap<Uuid, FollowedCart>,
     /// Flash-sale queues followed: sale id and this shopper's ticket number.
     queues: HashMap<Uuid, i64>,
+    /// The shopper's orders followed, with the status last sent for each.
+    orders: HashMap<Uuid, Option<String>>,
     /// Stock notices received but not yet written: coalesced, the latest version per SKU.
     pending_stock: BTreeMap<String, PendingStock>,
     flush_scheduled: bool,
@@ -117,6 +121,7 @@ impl ShopperSocket {
             currency,
             carts: HashMap::new(),
             queues: HashMap::new(),
+            orders: HashMap::new(),
             pending_stock: BTreeMap::new(),
             flush_scheduled: false,
         }
@@ -137,7 +142,7 @@ impl ShopperSocket {
     }
 
     fn follows(&self) -> usize {
-        self.skus.len() + self.carts.len() + self.queues.len()
+        self.skus.len() + self.carts.len() + self.queues.len() + self.orders.len()
     }
 
     /// Writes a stock state unless an equal or newer one was sent; `rendered` is the common
@@ -368,6 +373,12 @@ enum ClientMessage {
     UnfollowQueue {
         sale_id: Uuid,
     },
+    FollowOrder {
+        order_id: Uuid,
+    },
+    UnfollowOrder {
+        order_id: Uuid,
+    },
     Ping,
 }
 
@@ -457,6 +468,17 @@ impl Handler<Deliver> for ShopperSocket {
                     .record(since_published(&envelope));
                 self.queue_notice(&envelope.notice, ctx);
             }
+            Notice::Order {
+                order_id,
+                shopper_id,
+                status,
+            } => {
+                metrics::histogram!("agora_ws_fanout_seconds", "notice" => "order")
+                    .record(since_published(&envelope));
+                if self.shopper == Some(*shopper_id) {
+                    self.write_order(ctx, *order_id, status);
+                }
+            }
         }
     }
 }
@@ -533,6 +555,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ShopperSocket {
                     }
                     Ok(ClientMessage::FollowQueue { sale_id }) => self.follow_queue(sale_id, ctx),
                     Ok(ClientMessage::UnfollowQueue { sale_id }) => self.unfollow_queue(sale_id),
+                    Ok(ClientMessage::FollowOrder { order_id }) => self.follow_order(order_id, ctx),
+                    Ok(ClientMessage::UnfollowOrder { order_id }) => self.unfollow_order(order_id),
                     Ok(ClientMessage::Ping) => self.send(ctx, json!({ "type": "pong" })),
                     Err(error) => self.error(ctx, Code::InvalidMessage, &error.to_string()),
                 }

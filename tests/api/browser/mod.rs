@@ -8,6 +8,7 @@
 //! screenshots of what it saw under `$AGORA_SCREENSHOTS` (default: the temp directory's
 //! `agora-browser-screenshots/`).
 
+mod selling;
 mod shopping;
 
 use std::{path::PathBuf, process::Child, time::Duration};

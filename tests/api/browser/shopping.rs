@@ -9,8 +9,9 @@ use crate::{
     helpers::{spawn_processes, TestApp},
 };
 
-/// A seller with one mug of `stock` units, titled in English and German, priced in EUR and USD.
-async fn mug_on_sale(app: &TestApp, sku: &str, stock: u32) -> String {
+/// A seller with one mug of `stock` units, titled in English and German, priced in EUR and
+/// USD; answers the seller's API key and the product's id.
+pub(super) async fn mug_on_sale(app: &TestApp, sku: &str, stock: u32) -> (String, String) {
     let (_, key) = app.seller(&format!("Browser seller {sku}")).await;
     let product: Value = app
         .product(&key, &json!({
@@ -21,27 +22,28 @@ async fn mug_on_sale(app: &TestApp, sku: &str, stock: u32) -> String {
                            "weight_grams": 400 }]
         }))
         .await;
-    product["id"].as_str().expect("product id").to_owned()
+    (key, product["id"].as_str().expect("product id").to_owned())
 }
 
 /// Puts `quantity` of the product page's first variant in the cart; the browser ends on the
 /// cart page.
-async fn add_from_product_page(shopper: &Browser, quantity: &str) {
+pub(super) async fn add_from_product_page(shopper: &Browser, quantity: &str) {
     shopper.fill("#quantity", quantity).await;
     shopper.click("form.buy button[type=submit]").await;
     shopper.find("#cart").await;
 }
 
-/// Chooses the US destination and ground shipping on the cart page.
-async fn ship_to_the_us(shopper: &Browser) {
+/// Chooses the US destination and ground shipping on the cart page; the totals then show a
+/// line named `shipping` in the page's language.
+pub(super) async fn ship_to_the_us(shopper: &Browser, shipping: &str) {
     shopper.find("form.shipping").await;
     shopper.click("form.shipping button[type=submit]").await;
     shopper
-        .wait_for_text("dl.totals", "the shipping line", |t| t.contains("Versand"))
+        .wait_for_text("dl.totals", "the shipping line", |t| t.contains(shipping))
         .await;
 }
 
-async fn pay_with(shopper: &Browser, card: &str) {
+pub(super) async fn pay_with(shopper: &Browser, card: &str) {
     shopper.fill("#card_number", card).await;
     shopper.click("form.checkout button[type=submit]").await;
 }
@@ -52,7 +54,7 @@ async fn a_german_shopper_paying_in_dollars_sees_cart_and_stock_change_live_acro
     let apps = spawn_processes(2, &[]).await;
     let (a, b) = (&apps[0], &apps[1]);
     regions(a).await;
-    let product = mug_on_sale(a, "BR-MUG", 4).await;
+    let (_, product) = mug_on_sale(a, "BR-MUG", 4).await;
     let driver = Driver::start().await;
     let mut shopper = driver.browser("shopper").await;
     let test = "shopping";
@@ -122,7 +124,7 @@ async fn a_german_shopper_paying_in_dollars_sees_cart_and_stock_change_live_acro
     shopper.screenshot(test, "cart-live-other-process").await;
 
     // Checkout with the approved test card shows the paid order.
-    ship_to_the_us(&shopper).await;
+    ship_to_the_us(&shopper, "Versand").await;
     pay_with(&shopper, "4242 4242 4242 4242").await;
     shopper
         .wait_for_text("#order-status", "paid", |t| t == "Bezahlt")
@@ -139,7 +141,7 @@ async fn a_declined_card_says_so_and_the_units_are_available_again() {
     let apps = spawn_processes(1, &[]).await;
     let a = &apps[0];
     regions(a).await;
-    let product = mug_on_sale(a, "BR-DECLINE", 5).await;
+    let (_, product) = mug_on_sale(a, "BR-DECLINE", 5).await;
     let driver = Driver::start().await;
     let mut shopper = driver.browser("declined").await;
 
@@ -148,7 +150,7 @@ async fn a_declined_card_says_so_and_the_units_are_available_again() {
         .await;
     add_from_product_page(&shopper, "2").await;
     assert_eq!(available(a, "BR-DECLINE").await, 3, "held in the cart");
-    ship_to_the_us(&shopper).await;
+    ship_to_the_us(&shopper, "Versand").await;
     pay_with(&shopper, "4000 0000 0000 0002").await;
     let notice = shopper
         .wait_for_text("#cart-notice", "the decline", |t| t.contains("abgelehnt"))

@@ -95,7 +95,7 @@ startCountdowns();
 
 // --- An order's status --------------------------------------------------------------------
 function showOrder(orderId, status) {
-  for (const node of document.querySelectorAll("[data-order]")) {
+  for (const node of document.querySelectorAll("#order-status[data-order]")) {
     if (node.dataset.order !== orderId || !orderSay[status]) continue;
     node.textContent = orderSay[status];
     node.dataset.status = status;
@@ -122,7 +122,7 @@ let retry = 500;
 export function connect(extraSubscriptions = []) {
   const follow = document.querySelector("[data-follow-skus]")?.dataset.followSkus;
   const cart = document.querySelector("[data-cart]")?.dataset.cart;
-  const order = document.querySelector("[data-order]")?.dataset.order;
+  const order = document.querySelector("#order-status[data-order]")?.dataset.order;
   if (!follow && !cart && !order && extraSubscriptions.length === 0) return;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const currency = document.body.dataset.currency || "";
