@@ -15,6 +15,9 @@
 //! popular in their region, preferring products written in their language.
 
 pub mod evaluation;
+mod for_you;
+
+pub use for_you::for_shopper;
 
 use std::collections::{BTreeMap, BTreeSet};
 

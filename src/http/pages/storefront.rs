@@ -229,8 +229,9 @@ pub async fn product(
         );
     }
     let together = recommended(&state, &*client, &context, id).await;
+    let for_you = for_you(&*client, &context, id).await;
     drop(client);
-    let body = product_page(&context, &product, &stock, &together);
+    let body = product_page(&context, &product, &stock, &together, &for_you);
     let page = layout::page(&context, &product.title, body);
     Ok(context.render(StatusCode::OK, page))
 }
@@ -263,6 +264,40 @@ async fn recommended(
     })
 }
 
+/// "For you", for a signed-in shopper (this product left out); nothing for a visitor or when
+/// they cannot be read now.
+async fn for_you(
+    client: &impl crate::db::PreparedClient,
+    context: &PageContext,
+    id: Uuid,
+) -> Vec<recommendations::Recommended> {
+    let Some(signed_in) = &context.shopper else {
+        return Vec::new();
+    };
+    let locale = context.lang.tag();
+    let shopper = signed_in.shopper.id;
+    let found = recommendations::for_shopper(
+        client,
+        shopper,
+        None,
+        &[locale],
+        context.currency,
+        RECOMMENDED + 1,
+    )
+    .await;
+    match found {
+        Ok((items, _)) => items
+            .into_iter()
+            .filter(|item| item.id != id)
+            .take(RECOMMENDED as usize)
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "recommendations for a shopper failed");
+            Vec::new()
+        }
+    }
+}
+
 /// What a shopper reads of a SKU's stock: in stock, only a few left, or sold out.
 pub fn stock_words(lang: Lang, available: i64) -> String {
     match available {
@@ -286,6 +321,7 @@ fn product_page(
     product: &StorefrontProduct,
     stock: &[i64],
     together: &[recommendations::Recommended],
+    for_you: &[recommendations::Recommended],
 ) -> Markup {
     let lang = context.lang;
     let skus: Vec<&str> = product.variants.iter().map(|v| v.sku.as_str()).collect();
@@ -324,15 +360,27 @@ fn product_page(
                 }
                 button type="submit" { (lang.tr("Add to cart", "In den Warenkorb", "Ajouter au panier", "カートに入れる")) }
             }
-            @if !together.is_empty() {
-                section.recommendations aria-labelledby="together" {
-                    h2 #together { (lang.tr("Bought together", "Oft zusammen gekauft", "Souvent achetés ensemble", "一緒に購入されている商品")) }
-                    ul.grid {
-                        @for item in together {
-                            li.card {
-                                a href=(format!("/products/{}", item.id)) { (item.title) }
-                                p.price { (lang.money(&item.price_from)) }
-                            }
+            (recommendations_section(lang, "together", lang.tr("Bought together", "Oft zusammen gekauft", "Souvent achetés ensemble", "一緒に購入されている商品"), together))
+            (recommendations_section(lang, "for-you", lang.tr("For you", "Für Sie", "Pour vous", "あなたへのおすすめ"), for_you))
+        }
+    }
+}
+
+fn recommendations_section(
+    lang: Lang,
+    id: &str,
+    heading: &str,
+    items: &[recommendations::Recommended],
+) -> Markup {
+    html! {
+        @if !items.is_empty() {
+            section.recommendations aria-labelledby=(id) {
+                h2 id=(id) { (heading) }
+                ul.grid {
+                    @for item in items {
+                        li.card {
+                            a href=(format!("/products/{}", item.id)) lang=(item.locale) { (item.title) }
+                            p.price { (lang.money(&item.price_from)) }
                         }
                     }
                 }

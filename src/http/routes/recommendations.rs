@@ -163,51 +163,15 @@ pub async fn for_you(
         .region
         .as_deref()
         .map(|region| region.trim().to_ascii_uppercase());
-    // The best-sellers of a region named in the request are read with the history (one round
-    // trip), in case there is no history to go on.
-    let (history, named_best_sellers) = futures_util::try_join!(
-        recommendations::history(&*client, shopper.shopper.id),
-        async {
-            match &asked_region {
-                Some(region) => recommendations::popular(&*client, Some(region))
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        },
-    )?;
-    let candidates = recommendations::from_history(&*client, &history).await?;
-    let mut items = recommendations::render(
+    let (items, strategy) = recommendations::for_shopper(
         &*client,
-        &candidates,
-        &history,
+        shopper.shopper.id,
+        asked_region.as_deref(),
         &chain,
         currency,
         limit,
-        false,
     )
     .await?;
-    let mut strategy = Strategy::BoughtTogether;
-    if items.is_empty() {
-        let best_sellers = match named_best_sellers {
-            Some(best_sellers) => best_sellers,
-            None => {
-                let region = recommendations::home_region(&*client, shopper.shopper.id).await?;
-                recommendations::popular(&*client, region.as_deref()).await?
-            }
-        };
-        items = recommendations::render(
-            &*client,
-            &best_sellers,
-            &history,
-            &chain,
-            currency,
-            limit,
-            true,
-        )
-        .await?;
-        strategy = Strategy::Popular;
-    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "private, no-store"))
         .json(Recommendations {

@@ -9,6 +9,7 @@
 //! `agora-browser-screenshots/`).
 
 mod selling;
+mod selling_out;
 mod shopping;
 
 use std::{path::PathBuf, process::Child, time::Duration};
