@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// The sandbox gateway's cards, named on the checkout form when it is the gateway.
-fn test_cards(lang: Lang) -> [(&'static str, &'static str); 3] {
+pub(super) fn test_cards(lang: Lang) -> [(&'static str, &'static str); 3] {
     [
         (
             "4242 4242 4242 4242",
@@ -138,13 +138,17 @@ async fn current_cart(
 async fn region_for(state: &AppState, context: &PageContext) -> Result<Region, Error> {
     let client = state.pool.get().await?;
     let regions = regions::list(&*client).await?;
-    let code = context.currency.code();
-    regions
-        .iter()
-        .find(|region| region.details.currency == code)
-        .or_else(|| regions.first())
+    region_of(&regions, context)
         .cloned()
         .ok_or_else(|| Error::Unavailable("the store has no region to sell in yet".into()))
+}
+
+/// Of `regions`, the one of the visitor's currency, else the store's first.
+pub(super) fn region_of<'a>(regions: &'a [Region], context: &PageContext) -> Option<&'a Region> {
+    regions
+        .iter()
+        .find(|region| region.details.currency == context.currency.code())
+        .or_else(|| regions.first())
 }
 
 /// `POST /cart/items`: adds units of a SKU (holding them) and shows the cart.

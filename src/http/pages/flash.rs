@@ -15,6 +15,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
+    cart::{region_of, test_cards},
     context::PageContext,
     i18n::Lang,
     layout::{self, PageError},
@@ -30,29 +31,6 @@ use crate::{
     regions::{self, Region},
     state::AppState,
 };
-
-/// The sandbox gateway's cards, named on the purchase form outside production.
-fn test_cards(lang: Lang) -> [(&'static str, &'static str); 3] {
-    [
-        (
-            "4242 4242 4242 4242",
-            lang.tr("approved", "angenommen", "acceptée", "承認"),
-        ),
-        (
-            "4000 0000 0000 0002",
-            lang.tr("declined", "abgelehnt", "refusée", "拒否"),
-        ),
-        (
-            "4000 0000 0000 0119",
-            lang.tr(
-                "never answered",
-                "keine Antwort",
-                "sans réponse",
-                "応答なし",
-            ),
-        ),
-    ]
-}
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -239,14 +217,6 @@ async fn purchase_request(
 /// Whether a refusal is the shopper's to read on the page (a missing sale is a 404 page).
 fn refusable(error: &Error) -> bool {
     error.status_code().is_client_error() && !matches!(error, Error::NotFound(_))
-}
-
-/// The region of the visitor's currency, else the store's first.
-fn region_of<'a>(regions: &'a [Region], context: &PageContext) -> Option<&'a Region> {
-    regions
-        .iter()
-        .find(|region| region.details.currency == context.currency.code())
-        .or_else(|| regions.first())
 }
 
 /// The sale price in `region`'s currency, when the sale names one.
