@@ -38,6 +38,9 @@ async fn every_page_carries_a_content_security_policy_and_friends() {
         "/cart".to_owned(),
         "/account".to_owned(),
         format!("/products/{}", uuid::Uuid::now_v7()),
+        "/seller".to_owned(),
+        "/operator".to_owned(),
+        format!("/flash-sales/{}", uuid::Uuid::now_v7()),
     ];
     for path in &paths {
         let response = app.get(path).await;
