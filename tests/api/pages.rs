@@ -138,3 +138,40 @@ async fn html_looking_product_content_is_shown_escaped() {
         assert!(!page.contains("<img src=x"), "{path}");
     }
 }
+
+#[actix_web::test]
+async fn a_wrong_password_is_said_next_to_the_field_in_the_pages_language() {
+    let app = spawn_app().await;
+    let account = app.get("/account?lang=de").await;
+    let csrf = account
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|cookie| cookie.strip_prefix("agora_csrf="))
+        .and_then(|rest| rest.split(';').next())
+        .map(str::to_owned)
+        .expect("the page sets a CSRF cookie");
+    let refused = app
+        .client
+        .post(app.url("/account/sign-in?lang=de"))
+        .header(header::COOKIE, format!("agora_csrf={csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "nobody@example.com"),
+            ("password", "wrong-password"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let page = refused.text().await.expect("html");
+    assert!(
+        page.contains("E-Mail-Adresse oder Passwort ist falsch."),
+        "{page}"
+    );
+    assert!(
+        page.contains("aria-invalid=\"true\""),
+        "the field is marked: {page}"
+    );
+}

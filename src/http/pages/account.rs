@@ -7,10 +7,14 @@ use serde::Deserialize;
 
 use super::{
     context::{PageContext, CART_COOKIE, SHOPPER_COOKIE},
-    i18n::query_value,
+    i18n::{query_value, Lang},
     layout::{self, PageError},
 };
-use crate::{error::Error, sellers::Email, state::AppState};
+use crate::{
+    error::{Code, Error},
+    sellers::Email,
+    state::AppState,
+};
 
 #[derive(Debug, Deserialize)]
 pub struct AccountForm {
@@ -36,11 +40,40 @@ struct FieldError {
     message: String,
 }
 
-impl From<&Error> for FieldError {
-    fn from(error: &Error) -> Self {
+impl FieldError {
+    /// The refusal in the page's language where the page knows the case, else the domain's
+    /// own words.
+    fn of(lang: Lang, error: &Error) -> Self {
+        let known = match error.code() {
+            Code::Unauthorized => Some(lang.tr(
+                "The email or the password is wrong.",
+                "E-Mail-Adresse oder Passwort ist falsch.",
+                "L’e-mail ou le mot de passe est incorrect.",
+                "メールアドレスまたはパスワードが違います。",
+            )),
+            Code::InvalidEmail => Some(lang.tr(
+                "This is not an email address.",
+                "Das ist keine E-Mail-Adresse.",
+                "Ce n’est pas une adresse e-mail.",
+                "メールアドレスの形式ではありません。",
+            )),
+            Code::InvalidPassword => Some(lang.tr(
+                "A password has 8 to 128 characters.",
+                "Ein Passwort hat 8 bis 128 Zeichen.",
+                "Un mot de passe compte de 8 à 128 caractères.",
+                "パスワードは8〜128文字です。",
+            )),
+            Code::EmailTaken => Some(lang.tr(
+                "An account with this email exists: sign in instead.",
+                "Zu dieser E-Mail-Adresse gibt es ein Konto: bitte anmelden.",
+                "Un compte existe avec cet e-mail : connectez-vous.",
+                "このメールアドレスのアカウントは既にあります。ログインしてください。",
+            )),
+            _ => None,
+        };
         Self {
             field: error.field().unwrap_or("email").to_owned(),
-            message: error.to_string(),
+            message: known.map_or_else(|| error.to_string(), str::to_owned),
         }
     }
 }
@@ -85,7 +118,7 @@ pub async fn sign_in(
             Ok(context.redirect(next_page(&form.next)))
         }
         Err(error) if error.status_code().is_client_error() => {
-            let refusal = FieldError::from(&error);
+            let refusal = FieldError::of(context.lang, &error);
             let page = account_page(
                 &context,
                 next_page(&form.next),
@@ -121,7 +154,7 @@ pub async fn sign_up(
             Ok(context.redirect(next_page(&form.next)))
         }
         Err(error) if error.status_code().is_client_error() => {
-            let refusal = FieldError::from(&error);
+            let refusal = FieldError::of(context.lang, &error);
             let page = account_page(
                 &context,
                 next_page(&form.next),
