@@ -95,6 +95,12 @@ pub struct HealthSettings {
 pub struct AuthSettings {
     pub session_ttl_hours: u64,
     pub max_concurrent_password_hashes: usize,
+    /// Failed sign-ins one account may have in a window before sign-ins to it get 429.
+    pub sign_in_failures_per_account: u64,
+    /// Failed sign-ins one client address may have in a window before its sign-ins get 429.
+    pub sign_in_failures_per_address: u64,
+    /// The sliding window failed sign-ins are counted in, in seconds.
+    pub sign_in_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -95,6 +95,7 @@ error_codes! {
     InvalidSku = "invalid_sku", [422], "an SKU of characters or length it may not have";
     DuplicateSku = "duplicate_sku", [422], "the same SKU twice in one request";
     DuplicateLocale = "duplicate_locale", [422], "the same locale twice in one request";
+    DuplicateKey = "duplicate_key", [422], "the same key twice in one JSON object, at any depth";
     TooManyVariants = "too_many_variants", [422], "more variants than a product may have";
     TooManyLocales = "too_many_locales", [422], "more locales than a product may have";
     TooManyAttributes = "too_many_attributes", [422], "more attributes than a variant may have";

@@ -258,6 +258,8 @@ pub struct Accounts {
     pub pool: deadpool_postgres::Pool,
     pub passwords: PasswordHashing,
     pub session_ttl: Duration,
+    /// Failed sign-ins per account and per client address, across processes.
+    pub throttle: crate::sign_in_throttle::SignInThrottle,
 }
 
 impl Accounts {
@@ -289,9 +291,17 @@ impl Accounts {
         Ok((shopper, session))
     }
 
-    /// A new session for the shopper with this email and password; 401 otherwise (an unknown
-    /// email costs the same hash as a wrong password).
-    pub async fn sign_in(&self, email: &Email, password: &str) -> Result<Session, Error> {
+    /// A new session for the shopper with this email and password, signing in from
+    /// `address`; 401 otherwise (an unknown email costs the same hash as a wrong password), and
+    /// 429 once the account or the address has failed too often (the same for unknown
+    /// accounts, so the answer reveals nothing).
+    pub async fn sign_in(
+        &self,
+        email: &Email,
+        password: &str,
+        address: &str,
+    ) -> Result<Session, Error> {
+        self.throttle.check(email.as_str(), address).await?;
         let client = self.pool.get().await?;
         let account = credentials(&*client, email).await?;
         drop(client);
@@ -300,9 +310,10 @@ impl Accounts {
             None => (None, None),
         };
         let valid = self.passwords.verify(password.to_owned(), hash).await?;
-        let id = id
-            .filter(|_| valid)
-            .ok_or(Error::Unauthorized("email or password is wrong"))?;
+        let Some(id) = id.filter(|_| valid) else {
+            self.throttle.failed(email.as_str(), address).await;
+            return Err(Error::Unauthorized("email or password is wrong"));
+        };
         let client = self.pool.get().await?;
         open_session(&*client, id, self.session_ttl).await
     }

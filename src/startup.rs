@@ -34,6 +34,7 @@ use crate::{
     payments::{sandbox::SandboxGateway, PaymentProvider, Payments},
     realtime::{self, Hubs, LocalHub},
     shoppers::{Accounts, PasswordHashing},
+    sign_in_throttle::{self, SignInThrottle},
     state::AppState,
     stock_counters::StockCounters,
 };
@@ -174,17 +175,24 @@ impl Application {
             pricing: pricing.clone(),
             cache_ttl_secs: settings.catalog.product_cache_ttl_secs,
         };
+        let accounts = Accounts {
+            pool: pool.clone(),
+            passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
+            session_ttl: Duration::from_secs(settings.auth.session_ttl_hours.saturating_mul(3600)),
+            throttle: SignInThrottle::new(
+                hot.clone(),
+                sign_in_throttle::Limits {
+                    per_account: settings.auth.sign_in_failures_per_account,
+                    per_address: settings.auth.sign_in_failures_per_address,
+                    window: Duration::from_secs(settings.auth.sign_in_window_secs),
+                },
+            ),
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
             metrics: observability::recorder(),
-            accounts: Accounts {
-                pool: pool.clone(),
-                passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
-                session_ttl: Duration::from_secs(
-                    settings.auth.session_ttl_hours.saturating_mul(3600),
-                ),
-            },
+            accounts,
             inventory,
             counters,
             catalog,

@@ -244,6 +244,10 @@ impl CartService {
             let client = self.pool.get().await?;
             super::peek_line(&*client, shopper_id, cart_id, sku).await?
         };
+        if matches!(target, Target::Set(units) if units > 0) && peeked.quantity == 0 {
+            // Setting the quantity of a line the cart does not have is not adding one.
+            return Err(Error::NotFound("cart line"));
+        }
         let wanted = target.wanted(peeked.quantity)?;
         if wanted > peeked.quantity {
             super::refuse_beyond_max_lines(peeked.other_lines)?;

@@ -16,7 +16,7 @@ use actix_web::{
         StatusCode,
     },
     middleware::Next,
-    Error, HttpMessage, HttpResponse,
+    Error, HttpMessage, HttpResponse, ResponseError,
 };
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -63,6 +63,14 @@ pub async fn observe(
         route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    if let Err(refused) = super::hygiene::check_request(req.path(), req.query_string()) {
+        let mut response = req.into_response(refused.error_response());
+        record(&span, &method, "unmatched", response.status(), started);
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        return Ok(response);
+    }
     let in_flight = metrics::gauge!("agora_http_requests_in_flight");
     in_flight.increment(1.0);
 

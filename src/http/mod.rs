@@ -4,6 +4,7 @@ pub mod auth;
 pub mod caching;
 pub mod error;
 pub mod extract;
+pub mod hygiene;
 pub mod idempotency;
 pub mod middleware;
 pub mod negotiation;

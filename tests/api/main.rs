@@ -14,6 +14,7 @@ mod errors;
 mod flash_sales;
 mod health;
 mod helpers;
+mod hygiene;
 mod inventory;
 mod migrations;
 mod observability;

@@ -63,6 +63,12 @@ impl FieldError {
                 "Un mot de passe compte de 8 à 128 caractères.",
                 "パスワードは8〜128文字です。",
             )),
+            Code::RateLimited => Some(lang.tr(
+                "Too many failed sign-ins: please wait a few minutes and try again.",
+                "Zu viele fehlgeschlagene Anmeldungen: bitte einige Minuten warten.",
+                "Trop de connexions échouées : patientez quelques minutes.",
+                "ログインの失敗が多すぎます。数分待ってからお試しください。",
+            )),
             Code::EmailTaken => Some(lang.tr(
                 "An account with this email exists: sign in instead.",
                 "Zu dieser E-Mail-Adresse gibt es ein Konto: bitte anmelden.",
@@ -108,7 +114,14 @@ pub async fn sign_in(
     context.check_csrf(&request, &form.csrf)?;
     let signed_in = async {
         let email = Email::parse("email", &form.email)?;
-        state.accounts.sign_in(&email, &form.password).await
+        let address = request
+            .peer_addr()
+            .map(|peer| peer.ip().to_string())
+            .unwrap_or_default();
+        state
+            .accounts
+            .sign_in(&email, &form.password, &address)
+            .await
     }
     .await;
     match signed_in {

@@ -1,6 +1,6 @@
 //! Shoppers: registration (or a guest session), sign-in, sign-out and the own account.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -111,14 +111,24 @@ pub struct SignIn {
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "shoppers",
     request_body = SignIn,
     responses((status = 200, body = Session), (status = 401, description = "Wrong email or password", body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 422, body = ErrorBody),
+              (status = 429, description = "`rate_limited`: too many failed sign-ins for this account or from this address; `Retry-After` says when to try again", body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 #[tracing::instrument(name = "sign_in", skip_all)]
 pub async fn sign_in(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: ApiJson<SignIn>,
 ) -> Result<HttpResponse, ApiError> {
     let email = Email::parse("email", &body.0.email)?;
-    let session = state.accounts.sign_in(&email, &body.0.password).await?;
+    let address = request
+        .peer_addr()
+        .map(|peer| peer.ip().to_string())
+        .unwrap_or_default();
+    let session = state
+        .accounts
+        .sign_in(&email, &body.0.password, &address)
+        .await?;
     Ok(HttpResponse::Ok().json(session))
 }
 

@@ -261,6 +261,17 @@ impl ShopperSocket {
     }
 
     fn subscribe_skus(&mut self, skus: Vec<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        if skus
+            .iter()
+            .any(|sku| sku.chars().any(crate::text::is_forbidden))
+        {
+            self.error(
+                ctx,
+                Code::InvalidMessage,
+                "an SKU must not contain control characters",
+            );
+            return;
+        }
         let mut fresh = Vec::new();
         for sku in skus {
             let sku = sku.trim().to_ascii_uppercase();

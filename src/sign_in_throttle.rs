@@ -1,0 +1,130 @@
+//! Brute force on sign-in, throttled: failed sign-ins are counted per account and per client
+//! address in a sliding window kept in Redis (one sorted set of attempt times per key), shared
+//! by every process. Beyond either limit a sign-in is refused with 429 and `Retry-After`
+//! before any password is hashed, whether the account exists or not, so the answer reveals
+//! nothing. With Redis unreachable, sign-ins are not throttled (counted in
+//! `agora_redis_errors_total`): an outage of the hot state must not lock every shopper out.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{error::Error, hot_state::HotState};
+
+/// Counts an attempt under each key and answers the most any key holds in the window and the
+/// milliseconds until that key's oldest attempt leaves it. ARGV: now (ms), window (ms), an id
+/// for this attempt, and whether to record it (1) or only read (0).
+const WINDOW_SCRIPT: &str = r"
+local now, window, id, record = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local most, wait = 0, 0
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if record then
+    redis.call('ZADD', key, now, id)
+    redis.call('PEXPIRE', key, window)
+  end
+  local count = redis.call('ZCARD', key)
+  if count > most then
+    most = count
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = oldest[2] and (tonumber(oldest[2]) + window - now) or window
+  end
+end
+return {most, wait}
+";
+
+/// How many failed sign-ins a window allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_account: u64,
+    pub per_address: u64,
+    pub window: Duration,
+}
+
+#[derive(Clone)]
+pub struct SignInThrottle {
+    hot: HotState,
+    limits: Limits,
+    window_script: redis::Script,
+}
+
+impl SignInThrottle {
+    pub fn new(hot: HotState, limits: Limits) -> Self {
+        // At 0 from the start, so the alert sees the first refusals as an increase.
+        for by in ["account", "address"] {
+            metrics::counter!("agora_sign_in_throttled_total", "by" => by).absolute(0);
+        }
+        Self {
+            hot,
+            limits,
+            window_script: redis::Script::new(WINDOW_SCRIPT),
+        }
+    }
+
+    fn keys(&self, email: &str, address: &str) -> [String; 2] {
+        let keys = self.hot.keys();
+        [
+            keys.tagged(
+                &format!("signin:account:{}", email.to_lowercase()),
+                "failures",
+            ),
+            keys.tagged(&format!("signin:address:{address}"), "failures"),
+        ]
+    }
+
+    /// Refuses (429) while the account or the address has used up its failed sign-ins.
+    pub async fn check(&self, email: &str, address: &str) -> Result<(), Error> {
+        let [account, client] = self.keys(email, address);
+        let account = self.count(&[account], false).await;
+        let client = self.count(&[client], false).await;
+        let refused = [
+            (account, self.limits.per_account, "account"),
+            (client, self.limits.per_address, "address"),
+        ]
+        .into_iter()
+        .find(|((count, _), limit, _)| count >= limit);
+        match refused {
+            Some(((_, wait_ms), _, by)) => {
+                metrics::counter!("agora_sign_in_throttled_total", "by" => by).increment(1);
+                Err(Error::RateLimited {
+                    retry_after_secs: wait_ms.div_ceil(1000).max(1),
+                })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed sign-in against the account and the address (one call per key: they
+    /// live in different cluster slots).
+    pub async fn failed(&self, email: &str, address: &str) {
+        for key in self.keys(email, address) {
+            self.count(&[key], true).await;
+        }
+    }
+
+    /// The most attempts any of `keys` (of one slot) holds in the window, and the milliseconds
+    /// until its oldest leaves; `(0, 0)` when Redis cannot answer.
+    async fn count(&self, keys: &[String], record: bool) -> (u64, u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let window = u64::try_from(self.limits.window.as_millis()).unwrap_or(u64::MAX);
+        let mut script = self.window_script.prepare_invoke();
+        for key in keys {
+            script.key(key);
+        }
+        script
+            .arg(now)
+            .arg(window)
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(if record { "1" } else { "0" });
+        let answer: redis::RedisResult<(u64, u64)> =
+            script.invoke_async(&mut self.hot.connection()).await;
+        answer.unwrap_or_else(|error| {
+            metrics::counter!("agora_redis_errors_total", "command" => "sign_in_throttle")
+                .increment(1);
+            tracing::warn!(%error, "counting sign-ins failed; not throttling");
+            (0, 0)
+        })
+    }
+}
