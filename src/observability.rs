@@ -59,6 +59,33 @@ pub fn recorder() -> PrometheusHandle {
         .clone()
 }
 
+/// Every counter an alert reads, with its label sets, registered at its current value (0 in a
+/// new process): `increase()` over a series that starts at 1 is 0, so without this the first
+/// panic, restart or oversell refusal of a process would never fire its alert.
+pub fn register_alerting_counters() {
+    for name in [
+        "agora_http_panics_total",
+        "agora_inventory_guard_refusals_total",
+        "agora_commit_group_panics_total",
+        "agora_commit_group_refused_total",
+        "agora_realtime_notices_dropped_total",
+        "agora_db_pool_timeouts_total",
+        "agora_flash_sale_admitted_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for actor in [
+        "inventory_shard",
+        "recommender",
+        "flash_sale_queue",
+        "flash_sale_director",
+        "cart",
+        "live_carts",
+    ] {
+        metrics::counter!("agora_actor_restarts_total", "actor" => actor).increment(0);
+    }
+}
+
 /// Process CPU, memory, threads and file descriptors (`agora_process_*`), sampled per scrape.
 static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 

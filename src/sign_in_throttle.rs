@@ -50,7 +50,7 @@ impl SignInThrottle {
     pub fn new(hot: HotState, limits: Limits) -> Self {
         // At 0 from the start, so the alert sees the first refusals as an increase.
         for by in ["account", "address"] {
-            metrics::counter!("agora_sign_in_throttled_total", "by" => by).absolute(0);
+            metrics::counter!("agora_sign_in_throttled_total", "by" => by).increment(0);
         }
         Self {
             hot,

@@ -188,10 +188,12 @@ impl Application {
                 },
             ),
         };
+        let metrics = observability::recorder();
+        observability::register_alerting_counters();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
-            metrics: observability::recorder(),
+            metrics,
             accounts,
             inventory,
             counters,

@@ -209,12 +209,34 @@ pub fn count_finished(outcome: &CheckoutOutcome) {
     };
     metrics::counter!("agora_orders_total", "status" => "paid").increment(1);
     let total = &order["total"];
-    let revenue = total["amount"]
+    let amount = total["amount"]
         .as_str()
-        .and_then(|amount| amount.parse::<f64>().ok());
-    if let (Some(revenue), Some(currency)) = (revenue, total["currency"].as_str()) {
-        metrics::counter!("agora_order_revenue_total", "currency" => currency.to_owned())
-            .increment(revenue.round() as u64);
+        .and_then(|amount| amount.parse::<Decimal>().ok());
+    let currency = total["currency"].as_str().and_then(Currency::from_code);
+    if let (Some(amount), Some(currency)) = (amount, currency) {
+        metrics::counter!("agora_order_revenue_minor_units_total", "currency" => currency.code())
+            .increment(minor_units(amount, currency));
+    }
+}
+
+/// An amount in its currency's minor units, exactly (`9.99` EUR → 999, `5.096` KWD → 5096,
+/// `12800` JPY → 12800).
+pub fn minor_units(amount: Decimal, currency: Currency) -> u64 {
+    let scaled = amount * Decimal::from(10u64.pow(currency.exponent()));
+    u64::try_from(scaled.round()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revenue_is_counted_in_minor_units_exactly() {
+        let amount = |raw: &str| raw.parse::<Decimal>().expect("decimal");
+        let currency = |code: &str| Currency::from_code(code).expect("currency");
+        assert_eq!(minor_units(amount("9.99"), currency("EUR")), 999);
+        assert_eq!(minor_units(amount("5.096"), currency("KWD")), 5096);
+        assert_eq!(minor_units(amount("12800"), currency("JPY")), 12800);
     }
 }
 

@@ -207,3 +207,74 @@ async fn failed_sign_ins_to_one_account_are_throttled_on_every_process_and_unkno
         StatusCode::OK
     );
 }
+
+#[actix_web::test]
+async fn query_parameters_outside_their_range_and_bad_cursors_are_a_400_naming_the_parameter() {
+    let app = spawn_app().await;
+    let (_, key) = app.seller("Bounds").await;
+    app.product(
+        &key,
+        &json!({
+            "default_locale": "en", "content": { "en": { "title": "Mug" } },
+            "variants": [{ "sku": "BOUND-1", "prices": { "EUR": "5.00" }, "stock": 3 }]
+        }),
+    )
+    .await;
+    for (path, code, field) in [
+        (
+            "/api/v1/inventory/BOUND-1/ledger?limit=-1",
+            "invalid_limit",
+            "limit",
+        ),
+        (
+            "/api/v1/inventory/BOUND-1/ledger?limit=100000",
+            "invalid_limit",
+            "limit",
+        ),
+        (
+            "/api/v1/sellers/me/products?cursor=nope",
+            "invalid_cursor",
+            "cursor",
+        ),
+    ] {
+        let (status, error) = error_of(app.call(Method::GET, path, &key, None).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            (error["code"].as_str(), error["field"].as_str()),
+            (Some(code), Some(field)),
+            "{path}"
+        );
+    }
+    let within = app
+        .call(
+            Method::GET,
+            "/api/v1/inventory/BOUND-1/ledger?limit=200",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(within.status(), StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn every_counter_an_alert_reads_is_exported_before_its_first_event() {
+    let app = spawn_app().await;
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    for series in [
+        "agora_http_panics_total",
+        "agora_inventory_guard_refusals_total",
+        "agora_commit_group_refused_total",
+        "agora_realtime_notices_dropped_total",
+        "agora_db_pool_timeouts_total",
+        "agora_actor_restarts_total{actor=\"inventory_shard\"}",
+        "agora_actor_restarts_total{actor=\"cart\"}",
+        "agora_sign_in_throttled_total{by=\"account\"}",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with(&format!("{series} "))),
+            "{series} is not exported:\n{metrics}"
+        );
+    }
+}

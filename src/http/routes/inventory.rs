@@ -1,6 +1,7 @@
 //! Stock: live availability for everyone; absolute and relative changes, and the ledger,
 //! for the seller owning the SKU.
 
+use crate::error::Code;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -112,7 +113,8 @@ pub struct LedgerParams {
 /// The newest stock changes of an SKU (seller).
 #[utoipa::path(get, path = "/api/v1/inventory/{sku}/ledger", tag = "inventory",
     params(("sku" = String, Path), LedgerParams),
-    responses((status = 200, body = Vec<LedgerEntry>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Vec<LedgerEntry>), (status = 400, description = "`invalid_limit`", body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("seller_api_key" = [])))]
 pub async fn ledger(
     state: web::Data<AppState>,
@@ -120,8 +122,15 @@ pub async fn ledger(
     sku: web::Path<String>,
     params: web::Query<LedgerParams>,
 ) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=inventory::MAX_LEDGER_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest {
+            code: Code::InvalidLimit,
+            message: format!("must be 1 to {}", inventory::MAX_LEDGER_PAGE),
+            field: Some("limit".into()),
+        });
+    }
     let client = state.pool.get().await?;
-    let entries =
-        inventory::ledger(&*client, seller.0.id, &sku, params.limit.unwrap_or(50)).await?;
+    let entries = inventory::ledger(&*client, seller.0.id, &sku, limit).await?;
     Ok(HttpResponse::Ok().json(entries))
 }

@@ -73,7 +73,8 @@ pub async fn me(seller: SellerAuth) -> HttpResponse {
 #[into_params(parameter_in = Query)]
 pub struct OwnProductsParams {
     /// `next_cursor` of the previous page.
-    cursor: Option<Uuid>,
+    #[param(value_type = Option<Uuid>)]
+    cursor: Option<String>,
     /// 1 to 100; default 20.
     limit: Option<i64>,
 }
@@ -102,8 +103,19 @@ pub async fn own_products(
             field: Some("limit".into()),
         });
     }
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest {
+                code: Code::InvalidCursor,
+                message: "not a cursor from this list".into(),
+                field: Some("cursor".into()),
+            })
+        })
+        .transpose()?;
     let client = state.pool.get().await?;
-    let items = catalog::list_own(&*client, seller.0.id, params.cursor, limit).await?;
+    let items = catalog::list_own(&*client, seller.0.id, cursor, limit).await?;
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|p| p.id))
         .flatten();
