@@ -110,7 +110,7 @@ pub async fn sign_in(
     request: HttpRequest,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, PageError> {
-    let mut context = PageContext::load(&request, &state).await;
+    let context = PageContext::load(&request, &state).await;
     context.check_csrf(&request, &form.csrf)?;
     let signed_in = async {
         let email = Email::parse("email", &form.email)?;
@@ -124,24 +124,8 @@ pub async fn sign_in(
             .await
     }
     .await;
-    match signed_in {
-        Ok(session) => {
-            context.remember_session(SHOPPER_COOKIE, &session.token);
-            context.forget(CART_COOKIE);
-            Ok(context.redirect(next_page(&form.next)))
-        }
-        Err(error) if error.status_code().is_client_error() => {
-            let refusal = FieldError::of(context.lang, &error);
-            let page = account_page(
-                &context,
-                next_page(&form.next),
-                Some(("sign-in", refusal)),
-                &form.email,
-            );
-            Ok(context.render(error.status_code(), page))
-        }
-        Err(error) => Err(error.into()),
-    }
+    let session = signed_in.map(|session| session.token);
+    answer(context, &form, "sign-in", session)
 }
 
 /// `POST /account/sign-up`.
@@ -150,7 +134,7 @@ pub async fn sign_up(
     request: HttpRequest,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, PageError> {
-    let mut context = PageContext::load(&request, &state).await;
+    let context = PageContext::load(&request, &state).await;
     context.check_csrf(&request, &form.csrf)?;
     let signed_up = async {
         let email = Email::parse("email", &form.email)?;
@@ -161,19 +145,28 @@ pub async fn sign_up(
             .await
     }
     .await;
-    match signed_up {
-        Ok((_, session)) => {
-            context.remember_session(SHOPPER_COOKIE, &session.token);
+    let session = signed_up.map(|(_, session)| session.token);
+    answer(context, &form, "sign-up", session)
+}
+
+/// A signed-in or signed-up browser keeps its session and goes where it came from (a guest
+/// cart of before is no longer its own); a refusal shows the form again, next to its field.
+fn answer(
+    mut context: PageContext,
+    form: &AccountForm,
+    which: &str,
+    session: Result<String, Error>,
+) -> Result<HttpResponse, PageError> {
+    match session {
+        Ok(token) => {
+            context.remember_session(SHOPPER_COOKIE, &token);
+            context.forget(CART_COOKIE);
             Ok(context.redirect(next_page(&form.next)))
         }
         Err(error) if error.status_code().is_client_error() => {
             let refusal = FieldError::of(context.lang, &error);
-            let page = account_page(
-                &context,
-                next_page(&form.next),
-                Some(("sign-up", refusal)),
-                &form.email,
-            );
+            let next = next_page(&form.next);
+            let page = account_page(&context, next, Some((which, refusal)), &form.email);
             Ok(context.render(error.status_code(), page))
         }
         Err(error) => Err(error.into()),

@@ -11,39 +11,16 @@ use super::{
     context::{cart_of, PageContext, CART_COOKIE},
     i18n::Lang,
     layout::{self, PageError},
+    payment::{self, Answer},
 };
 use crate::{
     carts::{changes::Target, CartView},
     checkout,
     error::{Code, Error},
-    orders::{self, CheckoutOutcome},
-    payments::CardNumber,
+    orders::{self},
     regions::{self, Region},
     state::AppState,
 };
-
-/// The sandbox gateway's cards, named on the checkout form when it is the gateway.
-pub(super) fn test_cards(lang: Lang) -> [(&'static str, &'static str); 3] {
-    [
-        (
-            "4242 4242 4242 4242",
-            lang.tr("approved", "genehmigt", "acceptée", "承認"),
-        ),
-        (
-            "4000 0000 0000 0002",
-            lang.tr("declined", "abgelehnt", "refusée", "拒否"),
-        ),
-        (
-            "4000 0000 0000 0119",
-            lang.tr(
-                "never answered",
-                "keine Antwort",
-                "sans réponse",
-                "応答なし",
-            ),
-        ),
-    ]
-}
 
 #[derive(Debug, Deserialize)]
 pub struct AddForm {
@@ -307,38 +284,15 @@ pub async fn pay(
     };
     let shopper_id = cart_owner(&context)?;
     let paid = async {
-        let key = form.idempotency_key.trim();
-        if key.is_empty() || key.len() > checkout::MAX_IDEMPOTENCY_KEY_CHARS {
-            return Err(Error::invalid_field(
-                Code::InvalidIdempotencyKey,
-                "idempotency_key",
-                "reload the cart and try again",
-            ));
-        }
-        let digits: String = form
-            .card_number
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        let card = CardNumber::parse("card_number", &digits)?;
+        let key = payment::idempotency_key(&form.idempotency_key)?;
+        let card = payment::card(&form.card_number)?;
         let preference = context.lang.preference();
         checkout::checkout(&state.checkout, shopper_id, cart.id, key, card, &preference).await
     }
     .await;
-    let refused = match paid {
-        Ok(answer) => match answer.outcome {
-            CheckoutOutcome::Paid { .. } => {
-                let order = answer.outcome.order_id().unwrap_or_default().to_owned();
-                return Ok(context.redirect(&format!("/orders/{order}")));
-            }
-            CheckoutOutcome::NotCharged { code, message } => Error::Conflict {
-                code,
-                message,
-                field: None,
-            },
-        },
-        Err(error) if error.status_code().is_client_error() => error,
-        Err(error) => return Err(error.into()),
+    let refused = match payment::answer(paid, |error| error.status_code().is_client_error())? {
+        Answer::Paid(order) => return Ok(context.redirect(&order)),
+        Answer::Refused(error) => error,
     };
     let status = crate::http::error::status_of(refused.code());
     let notice = refusal(context.lang, &refused);
@@ -523,7 +477,7 @@ fn checkout_form(context: &PageContext, cart: &CartView, show_test_cards: bool) 
             }
             @if show_test_cards {
                 p.hint { (lang.tr("Test cards:", "Testkarten:", "Cartes de test :", "テストカード:")) " "
-                    @for (number, what) in test_cards(lang) { code { (number) } " (" (what) ") " } }
+                    @for (number, what) in payment::test_cards(lang) { code { (number) } " (" (what) ") " } }
             }
             button type="submit" disabled[!ready] { (lang.tr("Pay", "Bezahlen", "Payer", "支払う")) " " (lang.money(&cart.total)) }
             @if !ready { p.hint { (lang.tr("Choose a delivery first.", "Wählen Sie zuerst die Lieferung.", "Choisissez d’abord la livraison.", "先に配送先を選択してください。")) } }

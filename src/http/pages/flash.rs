@@ -15,19 +15,17 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    cart::{region_of, test_cards},
+    cart::region_of,
     context::PageContext,
     i18n::Lang,
     layout::{self, PageError},
+    payment::{self, test_cards, Answer},
 };
 use crate::{
     catalog::storefront,
-    checkout,
     error::{Code, Error},
     flash_sales::{self, PurchaseRequest, QueueStatus, SaleState, SaleView, TicketState},
     money::Price,
-    orders::CheckoutOutcome,
-    payments::CardNumber,
     regions::{self, Region},
     state::AppState,
 };
@@ -139,20 +137,9 @@ pub async fn buy(
         flash_sales::purchase(&state.flash_sales, request, &context.lang.preference()).await
     }
     .await;
-    let refused = match bought {
-        Ok(answer) => match answer.outcome {
-            CheckoutOutcome::Paid { .. } => {
-                let order = answer.outcome.order_id().unwrap_or_default().to_owned();
-                return Ok(context.redirect(&format!("/orders/{order}")));
-            }
-            CheckoutOutcome::NotCharged { code, message } => Error::Conflict {
-                code,
-                message,
-                field: None,
-            },
-        },
-        Err(error) if refusable(&error) => error,
-        Err(error) => return Err(error.into()),
+    let refused = match payment::answer(bought, refusable)? {
+        Answer::Paid(order) => return Ok(context.redirect(&order)),
+        Answer::Refused(error) => error,
     };
     let status = crate::http::error::status_of(refused.code());
     let notice = refusal(context.lang, &refused);
@@ -167,14 +154,7 @@ async fn purchase_request(
     shopper_id: Uuid,
     form: &BuyForm,
 ) -> Result<PurchaseRequest, Error> {
-    let key = form.idempotency_key.trim();
-    if key.is_empty() || key.len() > checkout::MAX_IDEMPOTENCY_KEY_CHARS {
-        return Err(Error::invalid_field(
-            Code::InvalidIdempotencyKey,
-            "idempotency_key",
-            "reload the page and try again",
-        ));
-    }
+    let key = payment::idempotency_key(&form.idempotency_key)?;
     let quantity = match form.quantity.trim() {
         "" => 1,
         raw => raw
@@ -185,12 +165,7 @@ async fn purchase_request(
                 Error::invalid_field(Code::InvalidQuantity, "quantity", "a whole number of units")
             })?,
     };
-    let digits: String = form
-        .card_number
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let card = CardNumber::parse("card_number", &digits)?;
+    let card = payment::card(&form.card_number)?;
     let client = state.pool.get().await?;
     let regions = regions::list(&*client).await?;
     drop(client);

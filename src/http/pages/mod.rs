@@ -18,6 +18,7 @@ mod flash;
 mod i18n;
 mod layout;
 mod operator;
+mod payment;
 mod seller;
 mod storefront;
 
