@@ -335,6 +335,57 @@ async fn top_up_holds(service: &CheckoutService, cart: &CartView) -> Result<(), 
     Ok(())
 }
 
+/// The sellers of the cart's lines that the store suspended.
+async fn suspended_sellers(
+    client: &impl crate::db::PreparedClient,
+    cart: &CartView,
+) -> Result<Vec<Uuid>, Error> {
+    let sellers: Vec<Uuid> = cart.lines.iter().map(|line| line.seller_id).collect();
+    Ok(client
+        .query(
+            "SELECT id FROM sellers WHERE id = ANY($1) AND status <> 'active'",
+            &[&sellers],
+        )
+        .await?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// Lines of sellers the store suspended leave the cart (their holds released at once) and the
+/// checkout is refused naming them: nobody could ship them.
+async fn refuse_unavailable_sellers(
+    service: &CheckoutService,
+    shopper_id: Uuid,
+    cart: &CartView,
+    suspended: &[Uuid],
+    preference: &LocalePreference,
+) -> Result<(), Error> {
+    if suspended.is_empty() {
+        return Ok(());
+    }
+    let skus: Vec<String> = cart
+        .lines
+        .iter()
+        .filter(|line| suspended.contains(&line.seller_id))
+        .map(|line| line.sku.clone())
+        .collect();
+    for sku in &skus {
+        let removed = crate::carts::changes::Target::Set(0);
+        service
+            .carts
+            .change_line(
+                shopper_id,
+                cart.id,
+                preference.clone(),
+                sku.clone(),
+                removed,
+            )
+            .await?;
+    }
+    Err(Error::SellerUnavailable { skus })
+}
+
 fn check_ready(cart: &CartView) -> Result<(), Error> {
     if cart.lines.is_empty() {
         return Err(Error::Conflict {
@@ -351,7 +402,7 @@ fn check_ready(cart: &CartView) -> Result<(), Error> {
             field: Some("shipping".into()),
         });
     }
-    Ok(())
+    crate::orders::check_destination(cart)
 }
 
 pub async fn checkout(
@@ -380,8 +431,10 @@ pub async fn checkout(
         &service.carts.pricing,
     )
     .await?;
-    drop(client);
     check_ready(&cart)?;
+    let suspended = suspended_sellers(&*client, &cart).await?;
+    drop(client);
+    refuse_unavailable_sellers(service, shopper_id, &cart, &suspended, preference).await?;
     top_up_holds(service, &cart).await?;
 
     let placed = crate::db::timed(

@@ -33,10 +33,162 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub checkout: CheckoutSettings,
     pub flash_sales: FlashSaleSettings,
+    pub returns: ReturnSettings,
     pub recommendations: RecommendationSettings,
     pub catalog: CatalogSettings,
     pub fx: FxSettings,
     pub log: LogSettings,
+    pub mail: MailSettings,
+    pub accounts: AccountSettings,
+}
+
+/// The outbox's sender (`crate::mail`): where mail goes, how fast it is looked for, how it is
+/// retried.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    /// `smtp://[user:password@]host[:port]` (plain SMTP); empty: sending is off and mail stays
+    /// queued. A secret (it may hold a password).
+    pub smtp_url: SecretString,
+    /// The sender of every message, e.g. `Agora <no-reply@shop.example>`.
+    pub from: String,
+    /// Milliseconds between each process's looks for due mail.
+    pub poll_interval_ms: u64,
+    /// Most messages one process claims at once (and sends concurrently).
+    pub batch_size: u32,
+    /// Sends of one message before it is given up as failed.
+    pub max_attempts: u32,
+    /// Milliseconds before the first retry; each next one waits twice as long, at most
+    /// `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Seconds one message may take to send; beyond it the attempt counts as failed.
+    pub send_timeout_secs: u64,
+    /// Days sent mail stays in the outbox before the upkeep deletes it.
+    pub keep_sent_days: u32,
+}
+
+impl MailSettings {
+    /// Whether mail is sent at all (an SMTP URL is configured).
+    pub fn sending(&self) -> bool {
+        !self.smtp_url.expose_secret().trim().is_empty()
+    }
+
+    /// The SMTP server of `smtp_url`: `smtp://[user:password@]host[:port][/helo-name]`
+    /// (user and password percent-encoded; port 25 by default; the path, if any, is the
+    /// name this host gives in EHLO). `None` when sending is off.
+    pub fn smtp_endpoint(&self) -> Result<Option<SmtpEndpoint>, ConfigError> {
+        let url = self.smtp_url.expose_secret().trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        let bad = |problem: &str| invalid("mail.smtp_url", problem);
+        let rest = url.strip_prefix("smtp://").ok_or_else(|| {
+            bad("must start with smtp:// (plain SMTP: TLS is left to a local relay)")
+        })?;
+        let (authority, hello_name) =
+            rest.split_once('/')
+                .map_or((rest, None), |(authority, path)| {
+                    (
+                        authority,
+                        Some(path.trim_matches('/').to_owned()).filter(|p| !p.is_empty()),
+                    )
+                });
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let decode = |raw: &str| {
+                    percent_decode(raw)
+                        .ok_or_else(|| bad("a user or password that is not percent-encoded"))
+                };
+                (Some((decode(user)?, decode(password)?)), host_port)
+            }
+            None => (None, authority),
+        };
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (
+                host,
+                port.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))?,
+            ),
+            _ => (host_port, 25),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['?', '#', ' ']) {
+            return Err(bad("names no host"));
+        }
+        Ok(Some(SmtpEndpoint {
+            host: host.to_owned(),
+            port,
+            credentials,
+            hello_name,
+        }))
+    }
+}
+
+/// An SMTP server to send through, as `mail.smtp_url` names it.
+#[derive(Clone)]
+pub struct SmtpEndpoint {
+    pub host: String,
+    pub port: u16,
+    /// User and password, for AUTH.
+    pub credentials: Option<(String, String)>,
+    /// The name this host gives in EHLO (else the SMTP client's default).
+    pub hello_name: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpEndpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "[redacted]"),
+            )
+            .field("hello_name", &self.hello_name)
+            .finish()
+    }
+}
+
+/// `%41b` → `Ab`; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Shoppers' accounts after they are deleted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountSettings {
+    /// Days a deleted shopper's orders keep their contact email and shipping address (for the
+    /// books) before the upkeep erases them.
+    pub order_retention_days: u32,
+    /// Seconds between the upkeep's passes (retention, old sent mail).
+    pub upkeep_interval_secs: u64,
+}
+
+/// After the sale: how long shoppers may ask to send shipped units back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReturnSettings {
+    /// Days after a line's latest shipment during which its units may be returned.
+    pub window_days: u32,
+}
+
+impl ReturnSettings {
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.window_days) * 86_400)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +253,14 @@ pub struct AuthSettings {
     pub sign_in_failures_per_address: u64,
     /// The sliding window failed sign-ins are counted in, in seconds.
     pub sign_in_window_secs: u64,
+    /// Minutes a password-reset link stays valid (it works once).
+    pub password_reset_ttl_mins: u64,
+    /// Password resets one account, or one client address, may ask for in a window before
+    /// asking gets 429.
+    pub password_resets_per_account: u64,
+    pub password_resets_per_address: u64,
+    /// The sliding window password resets are counted in, in seconds.
+    pub password_reset_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +442,7 @@ impl Settings {
         self.check_recommendations()?;
         self.check_lease_and_reconcile_margins()?;
         self.check_auth()?;
+        self.check_mail()?;
         self.check_pricing_locale_and_log()
     }
 
@@ -493,6 +654,48 @@ impl Settings {
         Ok(())
     }
 
+    /// The SMTP URL and sender (parsed as the sender will), the sender's sizes and intervals,
+    /// the password-reset window and the upkeep interval.
+    fn check_mail(&self) -> Result<(), ConfigError> {
+        require_nonzero(
+            &[
+                ("mail.poll_interval_ms", self.mail.poll_interval_ms),
+                ("mail.batch_size", u64::from(self.mail.batch_size)),
+                ("mail.max_attempts", u64::from(self.mail.max_attempts)),
+                ("mail.retry_base_ms", self.mail.retry_base_ms),
+                ("mail.send_timeout_secs", self.mail.send_timeout_secs),
+                (
+                    "accounts.upkeep_interval_secs",
+                    self.accounts.upkeep_interval_secs,
+                ),
+                (
+                    "auth.password_reset_ttl_mins",
+                    self.auth.password_reset_ttl_mins,
+                ),
+                (
+                    "auth.password_reset_window_secs",
+                    self.auth.password_reset_window_secs,
+                ),
+            ],
+            "must be at least 1",
+        )?;
+        if self.mail.retry_max_ms < self.mail.retry_base_ms {
+            return Err(invalid(
+                "mail.retry_max_ms",
+                "must be at least mail.retry_base_ms",
+            ));
+        }
+        if self.mail.batch_size > 1000 {
+            return Err(invalid("mail.batch_size", "must be at most 1000"));
+        }
+        self.mail
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| invalid("mail.from", format!("not a mailbox: {e}")))?;
+        self.mail.smtp_endpoint()?;
+        Ok(())
+    }
+
     /// The exchange rates and default currency, the default locale and the log filter.
     fn check_pricing_locale_and_log(&self) -> Result<(), ConfigError> {
         self.pricing()?;
@@ -650,6 +853,40 @@ mod tests {
         settings.catalog.default_currency = "BRL".into();
         let message = settings.validate().expect_err("must fail").to_string();
         assert!(message.starts_with("catalog.default_currency"), "{message}");
+    }
+
+    #[test]
+    fn mail_settings_are_checked_as_the_sender_reads_them() {
+        let mut settings = defaults();
+        assert!(!settings.mail.sending(), "no SMTP server by default");
+        settings.mail.smtp_url = SecretString::from("smtp://127.0.0.1:2525");
+        assert!(settings.validate().is_ok());
+        settings.mail.smtp_url =
+            SecretString::from("smtp://mailer:p%40ss@relay.example/shop.example");
+        let endpoint = settings
+            .mail
+            .smtp_endpoint()
+            .expect("valid")
+            .expect("sending");
+        assert_eq!(
+            (endpoint.host.as_str(), endpoint.port),
+            ("relay.example", 25)
+        );
+        assert_eq!(
+            endpoint.credentials,
+            Some(("mailer".to_owned(), "p@ss".to_owned()))
+        );
+        assert_eq!(endpoint.hello_name.as_deref(), Some("shop.example"));
+        assert!(!format!("{endpoint:?}").contains("p@ss"));
+        settings.mail.smtp_url = SecretString::from("smtp://127.0.0.1:port");
+        assert!(settings.validate().is_err());
+        settings.mail.smtp_url = SecretString::from("ftp://127.0.0.1");
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("mail.smtp_url"), "{message}");
+        settings.mail.smtp_url = SecretString::from("");
+        settings.mail.from = "not a mailbox".into();
+        let message = settings.validate().expect_err("must fail").to_string();
+        assert!(message.starts_with("mail.from"), "{message}");
     }
 
     #[test]

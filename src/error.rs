@@ -64,6 +64,7 @@ error_codes! {
     UnsupportedMediaType = "unsupported_media_type", [415], "bodies must be `application/json`";
     PayloadTooLarge = "payload_too_large", [413], "the body is larger than `http.max_body_bytes`";
     Unauthorized = "unauthorized", [401], "no valid credentials for this route (a missing, unknown, expired or revoked token)";
+    InvalidResetToken = "invalid_reset_token", [400], "a password-reset token that is unknown, used already or expired; ask for a new one";
     NotFound = "not_found", [404], "no such route or resource, or one the caller may not see (another seller's product is not found, never forbidden)";
     MethodNotAllowed = "method_not_allowed", [405], "the route exists, the method does not";
     BadRequest = "bad_request", [400], "the framework refused the request before any handler saw it (e.g. a malformed header)";
@@ -120,30 +121,46 @@ error_codes! {
     UnknownRegion = "unknown_region", [422, 404], "no such region";
     CountryOutsideRegion = "country_outside_region", [422], "the region does not ship to that country";
     UnknownShippingOption = "unknown_shipping_option", [422], "the region has no such shipping option";
+    InvalidAddress = "invalid_address", [422], "a field of an address is empty, longer than its limit or not one line of text";
+    InvalidPostalCode = "invalid_postal_code", [422], "not a postal code in the format of the address's country";
+    InvalidPhone = "invalid_phone", [422], "a phone number of characters other than digits, spaces and `+-()`, or with too few digits";
+    UnknownAddress = "unknown_address", [422], "no such address in the shopper's address book";
+    AddressRequired = "address_required", [422], "checking out where the region ships needs a shipping address (`shipping.address`)";
+    EmailRequired = "email_required", [422], "a guest's checkout where the region ships needs a contact `email`";
     InvalidCardNumber = "invalid_card_number", [422], "not a card number (digits failing the Luhn check)";
     IdempotencyKeyReused = "idempotency_key_reused", [422], "this `Idempotency-Key` was used with a different request";
     PerShopperLimitExceeded = "per_shopper_limit_exceeded", [422], "more units than the sale allows one shopper";
     NoSalePrice = "no_sale_price", [422], "the sale has no price in the region's currency";
     InvalidWindow = "invalid_window", [422], "a sale window that ends before it starts, or lies in the past";
+    UnknownOrderLine = "unknown_order_line", [422], "the order (or the seller's part of it) has no line with that SKU";
+    RefundExceedsCaptured = "refund_exceeds_captured", [422], "more than the order, or the seller's part, has left to give back";
+    ReturnWindowClosed = "return_window_closed", [422], "the line shipped longer ago than the return window";
     // The state of things (409 and kin).
     PaymentDeclined = "payment_declined", [402], "the card was declined; the cart's holds were released";
     InvalidAdmission = "invalid_admission", [403], "a forged, tampered, another shopper's or another sale's admission token";
     NotAdmitted = "not_admitted", [403], "no admission to this sale, or it was used";
+    AccountRequired = "account_required", [403], "guests have no address book: register or sign in first";
     AdmissionExpired = "admission_expired", [410], "the admission's window passed";
     SoldOut = "sold_out", [409], "no unit is left";
     SaleClosed = "sale_closed", [409], "the sale is not open";
     EmailTaken = "email_taken", [409], "an account with this email exists";
+    WrongPassword = "wrong_password", [403], "the current password, given to confirm an account change, is wrong (counted like a failed sign-in)";
+    AlreadyRegistered = "already_registered", [409], "the shopper already has an email and password; registration is for guests";
+    GuestAccount = "guest_account", [409], "a guest has no password to change; register the guest first";
     SkuTaken = "sku_taken", [409], "another product has this SKU";
     InsufficientStock = "insufficient_stock", [409], "fewer units are available than asked for; `available` says how many are";
     StockCommitted = "stock_committed", [409], "stock cannot go below the units held and sold";
     CountryInOtherRegion = "country_in_other_region", [409], "another region already ships to that country";
     EmptyCart = "empty_cart", [409], "the cart has no lines to check out";
     ShippingRequired = "shipping_required", [409, 422], "choose a shipping country and option first";
+    TooManyAddresses = "too_many_addresses", [409], "the address book holds as many addresses as it may (20); delete one first";
     HoldExpired = "hold_expired", [409], "a line's hold lapsed and its units are gone";
     CheckoutInProgress = "checkout_in_progress", [409], "another checkout of this cart is under way";
     IdempotencyKeyInProgress = "idempotency_key_in_progress", [409], "a checkout with this `Idempotency-Key` is still running; retry shortly";
     InvalidTransition = "invalid_transition", [409], "the order part is not in a state that allows this";
     PaymentNotCaptured = "payment_not_captured", [409], "the payment is not captured yet, so it cannot be refunded";
+    AlreadyShipped = "already_shipped", [409], "units of the order have shipped, so it can no longer be cancelled whole; ask for a return";
+    SellerUnavailable = "seller_unavailable", [409], "lines of a seller the store suspended; their holds were released, `lines` names them";
     // Dependencies.
     PaymentFailed = "payment_failed", [502], "the payment gateway failed; nothing was charged and the holds were released";
     PaymentTimeout = "payment_timeout", [504], "the payment gateway did not answer in time; nothing was charged and the holds were released";
@@ -227,6 +244,9 @@ pub enum Error {
     /// Fewer units are available than asked for; the answer says how many are.
     #[error("only {available} available")]
     InsufficientStock { available: i64 },
+    /// Lines of sellers the store suspended: they left the cart; `lines` names their SKUs.
+    #[error("{} cannot be bought now: the seller is not selling; removed from the cart", skus.join(", "))]
+    SellerUnavailable { skus: Vec<String> },
     /// A dependency (Postgres, Redis) or a bounded resource cannot serve the request now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -278,6 +298,7 @@ impl Error {
             Self::Unauthorized(_) => Code::Unauthorized,
             Self::NotFound(_) => Code::NotFound,
             Self::InsufficientStock { .. } => Code::InsufficientStock,
+            Self::SellerUnavailable { .. } => Code::SellerUnavailable,
             Self::Unavailable(_) => Code::ServiceUnavailable,
             Self::Internal(_) => Code::InternalError,
         }
@@ -289,6 +310,7 @@ impl Error {
             Self::BadRequest { field, .. } | Self::Conflict { field, .. } => field.as_deref(),
             Self::InvalidField { field, .. } => Some(field),
             Self::InsufficientStock { .. } => Some("quantity"),
+            Self::SellerUnavailable { .. } => Some("lines"),
             _ => None,
         }
     }

@@ -3,6 +3,7 @@
 //! The server's library: configuration, plumbing (Postgres, Redis, metrics, logs), the HTTP
 //! boundary and the domain modules. The actors live in the `agora-actors` crate.
 
+pub mod addresses;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
@@ -17,6 +18,7 @@ pub mod hot_state;
 pub mod http;
 pub mod inventory;
 pub mod locale;
+pub mod mail;
 pub mod money;
 pub mod notices;
 pub mod observability;
@@ -35,3 +37,4 @@ pub mod stock_counters;
 pub mod telemetry;
 pub mod text;
 pub mod tokens;
+pub mod upkeep;

@@ -211,6 +211,56 @@ impl FxRates {
     }
 }
 
+/// `1,234.5` (en, ja), `1.234,5` (de), `1 234,5` (fr, a narrow no-break space): an amount as
+/// the language (its primary subtag; others write as English does) writes it, scale kept.
+pub fn written_decimal(amount: Decimal, language: &str) -> String {
+    let text = amount.abs().to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let (group, point) = match language {
+        "de" => (".", ","),
+        "fr" => ("\u{202f}", ","),
+        _ => (",", "."),
+    };
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push_str(group);
+        }
+        grouped.push(digit);
+    }
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    if fraction.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}{point}{fraction}")
+    }
+}
+
+/// An amount of money with its currency as the language writes it: `€28.90`, `28,90 €`,
+/// `￥12,800`, `KWD 30.125`. The one rule for the pages and the mail.
+pub fn written(amount: Decimal, currency: &str, language: &str) -> String {
+    let number = written_decimal(amount, language);
+    let english_like = !matches!(language, "de" | "fr");
+    let symbol = match (currency, language) {
+        ("EUR", _) => "€",
+        ("USD", _) if english_like => "$",
+        ("USD", _) => "$US",
+        ("GBP", _) => "£",
+        ("JPY", "ja") => "￥",
+        ("JPY", _) => "¥",
+        (code, _) => return format!("{code}\u{a0}{number}"),
+    };
+    if english_like {
+        format!("{symbol}{number}")
+    } else {
+        format!("{number}\u{a0}{symbol}")
+    }
+}
+
 impl FromStr for Currency {
     type Err = ();
 
@@ -328,6 +378,19 @@ mod tests {
             "1"
         );
         assert!(fx.convert(dec("1"), eur, currency("GBP")).is_none());
+    }
+
+    #[test]
+    fn money_is_written_as_each_language_writes_it() {
+        assert_eq!(written(dec("1234.50"), "EUR", "en"), "€1,234.50");
+        assert_eq!(written(dec("1234.50"), "EUR", "de"), "1.234,50\u{a0}€");
+        assert_eq!(
+            written(dec("1234.50"), "EUR", "fr"),
+            "1\u{202f}234,50\u{a0}€"
+        );
+        assert_eq!(written(dec("12800"), "JPY", "ja"), "￥12,800");
+        assert_eq!(written(dec("9.99"), "USD", "de"), "9,99\u{a0}$US");
+        assert_eq!(written(dec("30.125"), "KWD", "en"), "KWD\u{a0}30.125");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum Notice {
         order_id: Uuid,
         shopper_id: Uuid,
         status: String,
+        /// The order's latest event: its kind (what changed) and id (so a socket sends each
+        /// change once). Absent from processes of earlier releases.
+        #[serde(default)]
+        change: Option<(String, i64)>,
     },
 }
 
@@ -159,7 +163,10 @@ pub async fn order_status(
 ) -> Option<Notice> {
     let row = client
         .query_opt(
-            "SELECT shopper_id, status FROM orders WHERE id = $1",
+            "SELECT o.shopper_id, o.status, e.kind, e.id FROM orders o
+             LEFT JOIN LATERAL (SELECT kind, id FROM order_events WHERE order_id = o.id
+                                ORDER BY id DESC LIMIT 1) e ON true
+             WHERE o.id = $1",
             &[&order_id],
         )
         .await;
@@ -168,6 +175,9 @@ pub async fn order_status(
             order_id,
             shopper_id: row.get(0),
             status: row.get(1),
+            change: row
+                .get::<_, Option<String>>(2)
+                .zip(row.get::<_, Option<i64>>(3)),
         }),
         Ok(None) => None,
         Err(error) => {

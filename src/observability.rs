@@ -81,6 +81,8 @@ pub fn register_alerting_counters() {
         "flash_sale_director",
         "cart",
         "live_carts",
+        "mail_sender",
+        "upkeep",
     ] {
         metrics::counter!("agora_actor_restarts_total", "actor" => actor).increment(0);
     }

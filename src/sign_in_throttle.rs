@@ -4,6 +4,9 @@
 //! before any password is hashed, whether the account exists or not, so the answer reveals
 //! nothing. With Redis unreachable, sign-ins are not throttled (counted in
 //! `agora_redis_errors_total`): an outage of the hot state must not lock every shopper out.
+//! The same window, under its own keys and metric, counts every password reset asked for
+//! ([`SignInThrottle::for_password_resets`]), so the reset mail cannot be used to flood an
+//! inbox.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,29 +47,46 @@ pub struct SignInThrottle {
     hot: HotState,
     limits: Limits,
     window_script: redis::Script,
+    /// What is counted: the keys' prefix (`signin`, `reset`).
+    scope: &'static str,
+    /// The counter of refusals, labelled `by`.
+    metric: &'static str,
 }
 
 impl SignInThrottle {
+    /// Failed sign-ins (and wrong passwords given to confirm an account change).
     pub fn new(hot: HotState, limits: Limits) -> Self {
+        Self::counting(hot, limits, "signin", "agora_sign_in_throttled_total")
+    }
+
+    /// Password resets asked for, each counted whether the account exists or not.
+    pub fn for_password_resets(hot: HotState, limits: Limits) -> Self {
+        Self::counting(hot, limits, "reset", "agora_password_reset_throttled_total")
+    }
+
+    fn counting(hot: HotState, limits: Limits, scope: &'static str, metric: &'static str) -> Self {
         // At 0 from the start, so the alert sees the first refusals as an increase.
         for by in ["account", "address"] {
-            metrics::counter!("agora_sign_in_throttled_total", "by" => by).increment(0);
+            metrics::counter!(metric, "by" => by).increment(0);
         }
         Self {
             hot,
             limits,
             window_script: redis::Script::new(WINDOW_SCRIPT),
+            scope,
+            metric,
         }
     }
 
     fn keys(&self, email: &str, address: &str) -> [String; 2] {
         let keys = self.hot.keys();
+        let scope = self.scope;
         [
             keys.tagged(
-                &format!("signin:account:{}", email.to_lowercase()),
+                &format!("{scope}:account:{}", email.to_lowercase()),
                 "failures",
             ),
-            keys.tagged(&format!("signin:address:{address}"), "failures"),
+            keys.tagged(&format!("{scope}:address:{address}"), "failures"),
         ]
     }
 
@@ -83,7 +103,7 @@ impl SignInThrottle {
         .find(|((count, _), limit, _)| count >= limit);
         match refused {
             Some(((_, wait_ms), _, by)) => {
-                metrics::counter!("agora_sign_in_throttled_total", "by" => by).increment(1);
+                metrics::counter!(self.metric, "by" => by).increment(1);
                 Err(Error::RateLimited {
                     retry_after_secs: wait_ms.div_ceil(1000).max(1),
                 })
@@ -92,8 +112,8 @@ impl SignInThrottle {
         }
     }
 
-    /// Counts a failed sign-in against the account and the address (one call per key: they
-    /// live in different cluster slots).
+    /// Counts a failed sign-in (or a reset asked for) against the account and the address (one
+    /// call per key: they live in different cluster slots).
     pub async fn failed(&self, email: &str, address: &str) {
         for key in self.keys(email, address) {
             self.count(&[key], true).await;

@@ -150,6 +150,7 @@ impl Application {
         let hubs = Hubs::default();
         realtime::spawn_listener(&settings.redis, hubs.clone());
         let http_settings = settings.http.clone();
+        let default_locale = settings.catalog.default_locale.clone();
         let cart_service = CartService {
             pool: pool.clone(),
             hot: hot.clone(),
@@ -169,25 +170,22 @@ impl Application {
             admission_key,
             settings: settings.flash_sales.clone(),
         };
+        let after_sale = crate::orders::AfterSale {
+            pool: pool.clone(),
+            hot: hot.clone(),
+            counters: counters.clone(),
+            payments: checkout.payments.clone(),
+            return_window: settings.returns.window(),
+        };
         let catalog = crate::catalog::Catalog {
             pool: pool.clone(),
             hot: hot.clone(),
             pricing: pricing.clone(),
             cache_ttl_secs: settings.catalog.product_cache_ttl_secs,
         };
-        let accounts = Accounts {
-            pool: pool.clone(),
-            passwords: PasswordHashing::new(settings.auth.max_concurrent_password_hashes),
-            session_ttl: Duration::from_secs(settings.auth.session_ttl_hours.saturating_mul(3600)),
-            throttle: SignInThrottle::new(
-                hot.clone(),
-                sign_in_throttle::Limits {
-                    per_account: settings.auth.sign_in_failures_per_account,
-                    per_address: settings.auth.sign_in_failures_per_address,
-                    window: Duration::from_secs(settings.auth.sign_in_window_secs),
-                },
-            ),
-        };
+        let accounts = accounts(&settings, &pool, &hot, &pricing, &counters);
+        crate::mail::start_sender(pool.clone(), &settings.mail).map_err(StartupError::Prepare)?;
+        crate::upkeep::start(pool.clone(), &settings);
         let metrics = observability::recorder();
         observability::register_alerting_counters();
         let state = web::Data::new(AppState {
@@ -197,6 +195,7 @@ impl Application {
             accounts,
             inventory,
             counters,
+            after_sale,
             catalog,
             cart_service,
             checkout,
@@ -207,6 +206,7 @@ impl Application {
 
         let (server, port) = serve(state, hubs, &http_settings, addr)?;
         tracing::info!(%addr, port, "listening");
+        record_mail_defaults(&pool, &http_settings, &default_locale, addr, port).await?;
         Ok(Self {
             port,
             server,
@@ -262,6 +262,69 @@ impl Application {
         tracing::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// The accounts service: password hashing, sessions, the sign-in and reset throttles.
+fn accounts(
+    settings: &Settings,
+    pool: &deadpool_postgres::Pool,
+    hot: &HotState,
+    pricing: &crate::configuration::Pricing,
+    counters: &StockCounters,
+) -> Accounts {
+    let auth = &settings.auth;
+    Accounts {
+        pool: pool.clone(),
+        passwords: PasswordHashing::new(auth.max_concurrent_password_hashes),
+        session_ttl: Duration::from_secs(auth.session_ttl_hours.saturating_mul(3600)),
+        throttle: SignInThrottle::new(
+            hot.clone(),
+            sign_in_throttle::Limits {
+                per_account: auth.sign_in_failures_per_account,
+                per_address: auth.sign_in_failures_per_address,
+                window: Duration::from_secs(auth.sign_in_window_secs),
+            },
+        ),
+        reset_throttle: SignInThrottle::for_password_resets(
+            hot.clone(),
+            sign_in_throttle::Limits {
+                per_account: auth.password_resets_per_account,
+                per_address: auth.password_resets_per_address,
+                window: Duration::from_secs(auth.password_reset_window_secs),
+            },
+        ),
+        reset_ttl: Duration::from_secs(auth.password_reset_ttl_mins.saturating_mul(60)),
+        fx: pricing.fx.clone(),
+        counters: counters.clone(),
+    }
+}
+
+/// Records what mail written in SQL needs: the default locale and where people reach the
+/// store (`http.public_url`, else this process's own address).
+async fn record_mail_defaults(
+    pool: &deadpool_postgres::Pool,
+    http_settings: &crate::configuration::HttpSettings,
+    default_locale: &str,
+    addr: std::net::SocketAddr,
+    port: u16,
+) -> Result<(), StartupError> {
+    let public_url = match http_settings.public_url.trim() {
+        "" => format!("http://{}:{port}", addr.ip()),
+        url => url.to_owned(),
+    };
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| StartupError::Prepare(e.into()))?;
+    crate::mail::sync_defaults(
+        &*client,
+        &crate::mail::Defaults {
+            locale: default_locale.to_owned(),
+            public_url,
+        },
+    )
+    .await
+    .map_err(StartupError::Prepare)
 }
 
 /// Kernel options of every accepted TCP connection (`http.socket_*_buffer_bytes`,

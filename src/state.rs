@@ -32,6 +32,8 @@ pub struct AppState {
     pub cart_service: CartService,
     /// Checks carts out: the commit group, the payment gateway, the carts.
     pub checkout: CheckoutService,
+    /// Ships, cancels, returns and refunds orders after the sale.
+    pub after_sale: crate::orders::AfterSale,
     /// Flash sales' queues and purchases (signs and checks admissions).
     pub flash_sales: FlashSaleService,
     pub settings: Settings,

@@ -99,7 +99,8 @@ impl Store {
     }
 
     /// `count` guest shoppers, spread over the targets, each with a cart in the region (and,
-    /// with `ship`, a shipping option chosen).
+    /// with `ship`, an address, a contact email and a shipping option chosen, as checkout
+    /// needs).
     pub async fn shoppers(
         &self,
         client: &reqwest::Client,
@@ -130,7 +131,11 @@ impl Store {
                 let response = client
                     .put(format!("{target}/api/v1/carts/{cart}/shipping"))
                     .bearer_auth(&token)
-                    .json(&json!({ "country": "ZZ", "option": "flat" }))
+                    .json(&json!({
+                        "address": { "name": "Load Tester", "line1": "1 Test Street",
+                                     "city": "Testville", "postal_code": "12345", "country": "ZZ" },
+                        "option": "flat", "email": format!("shopper{n}@load.example")
+                    }))
                     .send()
                     .await?;
                 if !response.status().is_success() {

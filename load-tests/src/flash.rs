@@ -249,7 +249,12 @@ impl Crowd {
         );
         let body = json!({
             "admission_token": admission, "quantity": 1, "region": self.region,
-            "shipping": { "country": "ZZ", "option": "flat" },
+            "shipping": {
+                "address": { "name": "Load Tester", "line1": "1 Test Street",
+                             "city": "Testville", "postal_code": "12345", "country": "ZZ" },
+                "option": "flat"
+            },
+            "email": "flash-shopper@load.example",
             "payment": { "card_number": "4242424242424242" }
         });
         let answer = self

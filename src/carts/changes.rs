@@ -11,7 +11,7 @@ use std::time::Duration;
 use agora_actors::{cart::CartsHandle, inventory::InventoryShards, inventory::ReserveStock};
 use uuid::Uuid;
 
-use super::{CartView, MAX_QUANTITY};
+use super::{CartView, Destination, MAX_QUANTITY};
 use crate::{
     configuration::Pricing,
     error::{error_chain, Code, Error},
@@ -39,6 +39,16 @@ pub struct CartService {
     pub counters: StockCounters,
     /// How long a hold taken for a cart line lasts.
     pub hold_for: Duration,
+}
+
+/// What a shopper chose for a cart's shipping: where, how, and who to tell.
+#[derive(Debug, Clone)]
+pub struct ShippingChoice {
+    pub destination: Destination,
+    /// A shipping option id of the cart's region.
+    pub option: String,
+    /// The contact email, already checked; `None` keeps the one the cart has.
+    pub email: Option<String>,
 }
 
 /// What a line change asks for.
@@ -171,20 +181,26 @@ impl CartService {
             .await
     }
 
-    /// Sets the destination country and shipping option, and announces the cart; answers it.
+    /// Sets the destination (a country for a quote, or an address), the shipping option and,
+    /// when given, the contact email; announces the cart and answers it.
     pub async fn set_shipping(
         &self,
         shopper_id: Uuid,
         cart_id: Uuid,
         preference: LocalePreference,
-        country: String,
-        option: String,
+        shipping: ShippingChoice,
     ) -> Result<CartView, Error> {
         let change = move |carts: CartService| async move {
+            let ShippingChoice {
+                destination,
+                option,
+                email,
+            } = shipping;
             let mut client = carts.pool.get().await?;
             let tx = client.transaction().await?;
             let cart = super::lock_own(&tx, shopper_id, cart_id).await?;
-            super::set_shipping(&tx, &cart, &country, &option).await?;
+            let email = email.as_deref();
+            super::set_shipping(&tx, &cart, shopper_id, destination, &option, email).await?;
             tx.commit().await?;
             Ok(())
         };
@@ -250,6 +266,9 @@ impl CartService {
         }
         let wanted = target.wanted(peeked.quantity)?;
         if wanted > peeked.quantity {
+            if !peeked.on_sale {
+                return Err(super::unknown_sku());
+            }
             super::refuse_beyond_max_lines(peeked.other_lines)?;
             return Ok(Some((
                 peeked.variant_id,

@@ -6,7 +6,9 @@
 //! (never more than available) and units removed are released at once, in the same transaction
 //! as the line change; totals are computed in the region's currency from explicit or converted
 //! prices, with the region's tax (included or added) and the chosen shipping option, every
-//! amount rounded to the currency's minor units.
+//! amount rounded to the currency's minor units; its destination is a country (a quote) or a
+//! checked address in the region (given, or copied from the address book), with the contact
+//! email the order will carry.
 
 pub mod changes;
 
@@ -20,6 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    addresses::{self, Address, AddressInput},
     configuration::Pricing,
     error::{Code, Error},
     locale::LocalePreference,
@@ -72,7 +75,8 @@ pub async fn lock_own(
     })
 }
 
-/// The variant of a storefront SKU and the cart's quantity of it so far.
+/// The variant of a storefront SKU (or of a line the cart has, on sale or not) and the cart's
+/// quantity of it so far.
 pub async fn line_of(
     client: &impl PreparedClient,
     cart_id: Uuid,
@@ -81,16 +85,15 @@ pub async fn line_of(
     let row = client
         .query_opt(
             "SELECT v.id, v.sku, coalesce(l.quantity, 0) FROM variants v
-             JOIN products p ON p.id = v.product_id AND p.status = 'active'
-             JOIN sellers s ON s.id = p.seller_id AND s.status = 'active'
+             JOIN products p ON p.id = v.product_id
+             JOIN sellers s ON s.id = p.seller_id
              LEFT JOIN cart_lines l ON l.cart_id = $1 AND l.variant_id = v.id
-             WHERE upper(v.sku) = upper($2)",
+             WHERE upper(v.sku) = upper($2)
+               AND ((p.status = 'active' AND s.status = 'active') OR l.quantity IS NOT NULL)",
             &[&cart_id, &sku],
         )
         .await?
-        .ok_or_else(|| {
-            Error::invalid_field(Code::UnknownSku, "sku", "no such SKU on the storefront")
-        })?;
+        .ok_or_else(unknown_sku)?;
     let quantity: i32 = row.get(2);
     Ok((row.get(0), row.get(1), u32::try_from(quantity).unwrap_or(0)))
 }
@@ -103,6 +106,9 @@ pub struct PeekedLine {
     pub quantity: u32,
     /// The cart's other lines.
     pub other_lines: i64,
+    /// Whether the SKU is on the storefront now (a line of an archived product or a suspended
+    /// seller may still be lowered or removed, never raised).
+    pub on_sale: bool,
 }
 
 /// The shopper's own cart's line of a storefront SKU, read in one statement without a lock
@@ -119,11 +125,12 @@ pub async fn peek_line(
         .query_opt(
             "SELECT v.id, v.sku, coalesce(l.quantity, 0),
                     (SELECT count(*) FROM cart_lines o
-                      WHERE o.cart_id = c.id AND o.variant_id IS DISTINCT FROM v.id)
+                      WHERE o.cart_id = c.id AND o.variant_id IS DISTINCT FROM v.id),
+                    coalesce(p.status = 'active' AND s.status = 'active', false)
              FROM carts c
              LEFT JOIN (variants v
-                        JOIN products p ON p.id = v.product_id AND p.status = 'active'
-                        JOIN sellers s ON s.id = p.seller_id AND s.status = 'active')
+                        JOIN products p ON p.id = v.product_id
+                        JOIN sellers s ON s.id = p.seller_id)
                     ON upper(v.sku) = upper($3)
              LEFT JOIN cart_lines l ON l.cart_id = c.id AND l.variant_id = v.id
              WHERE c.id = $1 AND c.shopper_id = $2",
@@ -131,19 +138,22 @@ pub async fn peek_line(
         )
         .await?
         .ok_or(Error::NotFound("cart"))?;
-    let Some(variant_id) = row.get::<_, Option<Uuid>>(0) else {
-        return Err(Error::invalid_field(
-            Code::UnknownSku,
-            "sku",
-            "no such SKU on the storefront",
-        ));
-    };
-    Ok(PeekedLine {
-        variant_id,
-        sku: row.get(1),
-        quantity: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
-        other_lines: row.get(3),
-    })
+    let quantity = u32::try_from(row.get::<_, i32>(2)).unwrap_or(0);
+    let on_sale: bool = row.get(4);
+    match row.get::<_, Option<Uuid>>(0) {
+        Some(variant_id) if on_sale || quantity > 0 => Ok(PeekedLine {
+            variant_id,
+            sku: row.get(1),
+            quantity,
+            other_lines: row.get(3),
+            on_sale,
+        }),
+        _ => Err(unknown_sku()),
+    }
+}
+
+pub fn unknown_sku() -> Error {
+    Error::invalid_field(Code::UnknownSku, "sku", "no such SKU on the storefront")
 }
 
 /// Refuses a new line beyond [`MAX_LINES`] (checked before any stock is held for it).
@@ -262,18 +272,96 @@ pub async fn release(
     Ok(())
 }
 
+/// Where a cart ships to, as the shopper chose it.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// Only a country, for a quote: the cart shows tax and shipping, but checkout needs an
+    /// address.
+    Country(String),
+    /// A full address, checked (the region's check comes when it is set).
+    Address(Address),
+    /// One of the shopper's saved addresses, copied into the cart.
+    Saved(Uuid),
+}
+
+impl Destination {
+    /// Exactly one of `country`, `address` (checked, its errors naming `address.…`) and
+    /// `address_id`; the error names the one too many, or `address` when none is given.
+    pub fn from_parts(
+        country: Option<String>,
+        address: Option<AddressInput>,
+        address_id: Option<Uuid>,
+    ) -> Result<Self, Error> {
+        let given = [
+            ("country", country.is_some()),
+            ("address", address.is_some()),
+            ("address_id", address_id.is_some()),
+        ];
+        if let Some((extra, _)) = given.iter().filter(|(_, is)| *is).nth(1) {
+            return Err(Error::invalid_field(
+                Code::InvalidField,
+                *extra,
+                "give one of address, address_id or country",
+            ));
+        }
+        match (country, address, address_id) {
+            (Some(country), _, _) => Ok(Self::Country(country.trim().to_ascii_uppercase())),
+            (_, Some(address), _) => Ok(Self::Address(address.validate("address.")?)),
+            (_, _, Some(id)) => Ok(Self::Saved(id)),
+            _ => Err(Error::invalid_field(
+                Code::MissingField,
+                "address",
+                "give the address to ship to (or address_id, or a country for a quote)",
+            )),
+        }
+    }
+}
+
+/// Sets where the cart ships, by which option, and (when given) the contact email; the
+/// destination replaces the one before (a country alone clears the address). A saved address
+/// is copied into the cart; it must be in the cart's region as any address.
 pub async fn set_shipping(
     client: &impl PreparedClient,
     cart: &LockedCart,
-    country: &str,
+    shopper_id: Uuid,
+    destination: Destination,
     option: &str,
+    email: Option<&str>,
 ) -> Result<(), Error> {
     let region = regions::get(client, &cart.region).await?;
-    check_shipping(&region, country, option, "")?;
+    let (country, address) = match destination {
+        Destination::Country(country) => {
+            check_country(&region, &country, "country")?;
+            (country, None)
+        }
+        Destination::Address(address) => {
+            check_country(&region, &address.country, "address.country")?;
+            (address.country.clone(), Some(address))
+        }
+        Destination::Saved(id) => {
+            let address = addresses::book::get(client, shopper_id, id)
+                .await?
+                .ok_or_else(|| {
+                    Error::invalid_field(
+                        Code::UnknownAddress,
+                        "address_id",
+                        "no such address in your address book",
+                    )
+                })?;
+            check_country(&region, &address.country, "address_id")?;
+            (address.country.clone(), Some(address))
+        }
+    };
+    check_option(&region, option, "option")?;
+    let address = address
+        .map(|a| serde_json::to_value(a).map_err(Error::internal))
+        .transpose()?;
     client
         .execute(
-            "UPDATE carts SET shipping_country = $2, shipping_option = $3, updated_at = now() WHERE id = $1",
-            &[&cart.id, &country, &option],
+            "UPDATE carts SET shipping_country = $2, shipping_option = $3, shipping_address = $4,
+                    contact_email = coalesce($5, contact_email), updated_at = now()
+             WHERE id = $1",
+            &[&cart.id, &country, &option, &address, &email],
         )
         .await?;
     Ok(())
@@ -287,10 +375,16 @@ pub fn check_shipping(
     option: &str,
     field_prefix: &str,
 ) -> Result<(), Error> {
+    check_country(region, country, &format!("{field_prefix}country"))?;
+    check_option(region, option, &format!("{field_prefix}option"))
+}
+
+/// Refuses a destination country outside `region`, naming `field`.
+pub fn check_country(region: &Region, country: &str, field: &str) -> Result<(), Error> {
     if !region.details.countries.iter().any(|c| c == country) {
         return Err(Error::invalid_field(
             Code::CountryOutsideRegion,
-            format!("{field_prefix}country"),
+            field,
             format!(
                 "region {} ships to {}",
                 region.code,
@@ -298,6 +392,11 @@ pub fn check_shipping(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Refuses a shipping option `region` does not offer, naming `field`.
+pub fn check_option(region: &Region, option: &str, field: &str) -> Result<(), Error> {
     if !region
         .details
         .shipping_options
@@ -306,7 +405,7 @@ pub fn check_shipping(
     {
         return Err(Error::invalid_field(
             Code::UnknownShippingOption,
-            format!("{field_prefix}option"),
+            field,
             format!("no such shipping option in region {}", region.code),
         ));
     }
@@ -325,6 +424,11 @@ pub struct CartView {
     pub shipping: Option<Shipping>,
     /// Subtotal, plus tax where the region adds it, plus shipping.
     pub total: Price,
+    /// Where the order goes; checkout needs it where the region ships.
+    pub shipping_address: Option<Address>,
+    /// Who hears about the order: the email given with the shipping, else the account's
+    /// (a guest's checkout needs one).
+    pub contact_email: Option<String>,
     /// Whether the region ships (has shipping options), so checkout needs a destination.
     #[serde(skip)]
     pub needs_shipping: bool,
@@ -387,8 +491,11 @@ pub async fn view(
     let cart = client
         .query_opt(
             &format!(
-                "SELECT c.shipping_country, c.shipping_option, {}
+                "SELECT c.shipping_country, c.shipping_option, {},
+                        c.shipping_address AS shipping_address,
+                        coalesce(c.contact_email, s.email) AS contact_email
                  FROM carts c JOIN regions r ON r.code = c.region
+                 JOIN shoppers s ON s.id = c.shopper_id
                  WHERE c.id = $1 AND c.shopper_id = $2",
                 regions::COLUMNS_OF_R
             ),
@@ -461,14 +568,21 @@ pub async fn view(
             held_until: row.get(6),
         });
     }
-    Ok(priced(
+    let mut view = priced(
         cart_id,
         &region,
         currency,
         lines,
         (subtotal, weight),
         (cart.get(0), cart.get(1)),
-    ))
+    );
+    view.shipping_address = cart
+        .get::<_, Option<serde_json::Value>>("shipping_address")
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(Error::internal)?;
+    view.contact_email = cart.get("contact_email");
+    Ok(view)
 }
 
 /// A cart's totals from its priced lines (their subtotal and weight), in the region's
@@ -528,6 +642,65 @@ pub fn priced(
         },
         shipping,
         total: money(total, currency),
+        shipping_address: None,
+        contact_email: None,
         needs_shipping: !region.details.shipping_options.is_empty(),
     }
+}
+
+/// Most carts one page of a shopper's list returns.
+pub const MAX_CART_PAGE: i64 = 100;
+
+/// One of the shopper's carts, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartSummary {
+    pub id: Uuid,
+    pub region: String,
+    pub line_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartSummaryPage {
+    pub carts: Vec<CartSummary>,
+    /// Pass as `?cursor=` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The shopper's carts, newest first, from before `before` (a cart id: ids are time-ordered).
+/// Nobody else's.
+pub async fn shopper_carts(
+    client: &impl PreparedClient,
+    shopper_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<CartSummaryPage, Error> {
+    let limit = limit.clamp(1, MAX_CART_PAGE);
+    let rows = client
+        .query(
+            "SELECT c.id, c.region, c.created_at, c.updated_at,
+                    (SELECT count(*) FROM cart_lines l WHERE l.cart_id = c.id)
+             FROM carts c
+             WHERE c.shopper_id = $1 AND ($2::uuid IS NULL OR c.id < $2)
+             ORDER BY c.id DESC LIMIT $3",
+            &[&shopper_id, &before, &(limit + 1)],
+        )
+        .await?;
+    let more = rows.len() as i64 > limit;
+    let carts: Vec<CartSummary> = rows
+        .iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(|row| CartSummary {
+            id: row.get(0),
+            region: row.get(1),
+            created_at: row.get(2),
+            updated_at: row.get(3),
+            line_count: row.get(4),
+        })
+        .collect();
+    let next_cursor = more
+        .then(|| carts.last().map(|c| c.id.to_string()))
+        .flatten();
+    Ok(CartSummaryPage { carts, next_cursor })
 }

@@ -39,7 +39,7 @@ use crate::{
 use admission::AdmissionKey;
 
 pub use progress::{list_own, progress, SaleProgress};
-pub use purchase::{purchase, PurchaseRequest};
+pub use purchase::{purchase, PurchaseRequest, SaleShipping};
 pub use queue::{check_rate, estimated_wait, join, position, status, Joined, QueueStatus};
 
 /// What queues and purchases need: checkout (its pool, Redis, carts, gateway and commit

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
+    addresses::Address,
     carts::{self, CartLine},
     checkout::{self, CheckoutResponse},
     error::{Code, Error},
@@ -28,9 +29,32 @@ pub struct PurchaseRequest {
     pub token: String,
     pub quantity: u32,
     pub region: String,
-    /// Destination country and shipping option, where the region ships.
-    pub shipping: Option<(String, String)>,
+    /// Where and how to ship, where the region ships.
+    pub shipping: Option<SaleShipping>,
+    /// The contact email, already checked; a registered shopper's defaults to their account's.
+    pub email: Option<String>,
     pub card: CardNumber,
+}
+
+/// A purchase's destination: a checked address (a country alone is refused with
+/// `address_required` where the region ships, as a cart's checkout is) and the option.
+#[derive(Debug, Clone)]
+pub struct SaleShipping {
+    pub address: Option<Address>,
+    /// Without an address, the country given (for the error naming the missing address).
+    pub country: Option<String>,
+    pub option: String,
+}
+
+impl SaleShipping {
+    /// The destination country and the field naming it.
+    fn country(&self) -> (&str, &'static str) {
+        match (&self.address, &self.country) {
+            (Some(address), _) => (&address.country, "shipping.address.country"),
+            (None, Some(country)) => (country, "shipping.country"),
+            (None, None) => ("", "shipping.address"),
+        }
+    }
 }
 
 fn fingerprint(request: &PurchaseRequest) -> Vec<u8> {
@@ -39,9 +63,16 @@ fn fingerprint(request: &PurchaseRequest) -> Vec<u8> {
     hash.update(request.sale_id.as_bytes());
     hash.update(request.quantity.to_be_bytes());
     hash.update(request.region.as_bytes());
-    if let Some((country, option)) = &request.shipping {
-        hash.update(country.as_bytes());
-        hash.update(option.as_bytes());
+    if let Some(shipping) = &request.shipping {
+        hash.update(shipping.country().0.as_bytes());
+        hash.update(shipping.option.as_bytes());
+        if let Some(address) = &shipping.address {
+            hash.update(serde_json::to_vec(address).unwrap_or_default());
+        }
+    }
+    if let Some(email) = &request.email {
+        hash.update(b"email");
+        hash.update(email.as_bytes());
     }
     hash.update(request.card.digits().as_bytes());
     hash.finalize().to_vec()
@@ -219,23 +250,26 @@ async fn sale_line(
         &request.shipping,
         region.details.shipping_options.is_empty(),
     ) {
-        (Some((country, option)), _) => {
-            carts::check_shipping(&region, country, option, "shipping.")?;
-            (Some(country.clone()), Some(option.clone()))
+        (Some(shipping), _) => {
+            let (country, field) = shipping.country();
+            carts::check_country(&region, country, field)?;
+            carts::check_option(&region, &shipping.option, "shipping.option")?;
+            (Some(country.to_owned()), Some(shipping.option.clone()))
         }
         (None, true) => (None, None),
         (None, false) => {
             return Err(Error::invalid_field(
                 Code::ShippingRequired,
                 "shipping",
-                "give {\"country\", \"option\"} of the region to ship to",
+                "give {\"address\", \"option\"} of the region to ship to",
             ))
         }
     };
     let chain: Vec<&str> = preference.tags().iter().map(|l| l.as_str()).collect();
     let row = tx
         .query_opt(
-            "SELECT v.id, v.sku, p.id, p.seller_id, c.title, v.weight_grams, fp.amount
+            "SELECT v.id, v.sku, p.id, p.seller_id, c.title, v.weight_grams, fp.amount,
+                    (SELECT email FROM shoppers WHERE id = $4)
              FROM flash_sales s
              JOIN variants v ON v.id = s.variant_id
              JOIN products p ON p.id = v.product_id
@@ -246,7 +280,7 @@ async fn sale_line(
                  ORDER BY coalesce(array_position($3::text[], c.locale), 1000) LIMIT 1
              ) c
              WHERE s.id = $1",
-            &[&request.sale_id, &currency.code(), &chain],
+            &[&request.sale_id, &currency.code(), &chain, &request.shopper_id],
         )
         .await?
         .ok_or(Error::NotFound("flash sale"))?;
@@ -280,14 +314,18 @@ async fn sale_line(
         held_until: None,
     };
     // A fresh id per attempt stands in for the cart: the order's hold is owned under it.
-    Ok(carts::priced(
+    let mut cart = carts::priced(
         Uuid::now_v7(),
         &region,
         currency,
         vec![line],
         (line_total, weight),
         shipping,
-    ))
+    );
+    cart.shipping_address = request.shipping.as_ref().and_then(|s| s.address.clone());
+    cart.contact_email = request.email.clone().or_else(|| row.get(7));
+    orders::check_destination(&cart)?;
+    Ok(cart)
 }
 
 /// Under the ticket's row lock: checks the admission is live and the per-shopper limit,

@@ -1,7 +1,8 @@
 //! Who is calling: extractors for sellers (API key), shoppers (session token) and the operator.
 //!
 //! Each answers 401 `unauthorized` (with `WWW-Authenticate: Bearer`) when the credential is
-//! missing, unknown, expired, revoked or belongs to a suspended seller.
+//! missing, unknown, expired, revoked or belongs to a suspended seller (whose key still serves
+//! its orders: [`SellerOrderAuth`]).
 
 use std::{future::Future, pin::Pin};
 
@@ -70,6 +71,26 @@ impl FromRequest for SellerAuth {
             let (state, key) = found?;
             let client = state.pool.get().await?;
             let seller = sellers::authenticate(&*client, &key).await?;
+            tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
+            Ok(Self(seller))
+        })
+    }
+}
+
+/// A seller serving its orders: active, or suspended (its existing orders must still ship,
+/// be cancelled, refunded and returned).
+pub struct SellerOrderAuth(pub Seller);
+
+impl FromRequest for SellerOrderAuth {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
+        Box::pin(async move {
+            let (state, key) = found?;
+            let client = state.pool.get().await?;
+            let seller = sellers::authenticate_for_orders(&*client, &key).await?;
             tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
             Ok(Self(seller))
         })

@@ -28,6 +28,9 @@ pub struct ErrorDetail {
     /// With `insufficient_stock`: the units that are available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub available: Option<i64>,
+    /// With `seller_unavailable`: the SKUs of the lines that left the cart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<String>>,
 }
 
 impl ErrorBody {
@@ -38,6 +41,7 @@ impl ErrorBody {
                 message: message.into(),
                 field: field.map(str::to_owned),
                 available: None,
+                lines: None,
             },
         }
     }
@@ -55,7 +59,9 @@ impl ResponseError for ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Gone { .. } => StatusCode::GONE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Conflict { .. } | Self::InsufficientStock { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. }
+            | Self::InsufficientStock { .. }
+            | Self::SellerUnavailable { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,8 +86,10 @@ impl ResponseError for ApiError {
             response.insert_header(("Retry-After", retry_after_secs.to_string()));
         }
         let mut body = ErrorBody::new(self.code(), self.to_string(), self.field());
-        if let Self::InsufficientStock { available } = self {
-            body.error.available = Some(*available);
+        match self {
+            Self::InsufficientStock { available } => body.error.available = Some(*available),
+            Self::SellerUnavailable { skus } => body.error.lines = Some(skus.clone()),
+            _ => {}
         }
         response.json(body)
     }

@@ -30,6 +30,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .configure(routes::sellers::configure)
                 .configure(routes::shoppers::configure)
+                .configure(routes::account::configure)
                 .configure(routes::products::configure)
                 .configure(routes::inventory::configure)
                 .configure(routes::regions::configure)
@@ -37,6 +38,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .configure(routes::carts::configure)
                 .configure(routes::checkout::configure)
                 .configure(routes::orders::configure)
+                .configure(routes::after_sale::configure)
                 .configure(routes::flash_sales::configure)
                 .configure(routes::recommendations::configure),
         );

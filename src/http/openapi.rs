@@ -7,8 +7,8 @@ use utoipa::{
 };
 
 use super::routes::{
-    carts, checkout, flash_sales, inventory, operator, orders, products, recommendations, regions,
-    sellers, shoppers,
+    account, after_sale, carts, checkout, flash_sales, inventory, operator, orders, products,
+    recommendations, regions, sellers, shoppers,
 };
 
 #[derive(OpenApi)]
@@ -17,13 +17,19 @@ use super::routes::{
     paths(
         sellers::onboard, sellers::me, sellers::own_products, sellers::own_product,
         shoppers::register, shoppers::sign_in, shoppers::sign_out, shoppers::me,
+        shoppers::update_me, shoppers::change_password, shoppers::register_guest,
+        shoppers::delete_me, shoppers::request_reset, shoppers::reset_password,
         products::create, products::update, products::archive, products::restore,
         products::show, products::list,
         inventory::availability, inventory::set_stock, inventory::adjust_stock, inventory::ledger,
         regions::list, regions::show, regions::put,
-        operator::suspend, operator::reinstate,
+        operator::suspend, operator::reinstate, operator::order,
+        account::address_book, account::add_address, account::change_address,
+        account::delete_address, account::my_orders, account::my_carts,
         carts::create, carts::show, carts::add_item, carts::change_item, carts::remove_item, carts::set_shipping,
-        checkout::checkout, orders::show, orders::seller_orders, orders::fulfill, orders::refund,
+        checkout::checkout, orders::show, orders::seller_orders, orders::seller_order, orders::fulfill, orders::refund,
+        after_sale::ship, after_sale::cancel_lines, after_sale::refund, after_sale::return_step,
+        after_sale::cancel_order, after_sale::request_return,
         flash_sales::create, flash_sales::show, flash_sales::join, flash_sales::my_ticket,
         flash_sales::purchase,
         recommendations::bought_together, recommendations::for_you,

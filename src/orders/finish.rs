@@ -110,7 +110,8 @@ pub async fn finish_paid(
 }
 
 /// `finish_paid` for many orders (of distinct carts), answering each in order: their orders,
-/// parts, payments and holds paid by one set-based statement, then each cart and response.
+/// parts, payments and holds paid by one set-based statement, their confirmation mail written
+/// to the outbox by another (`mail::confirm_paid`), then each cart and response.
 pub async fn finish_all_paid(
     tx: &impl PreparedClient,
     paid: &[(Uuid, &Authorization)],
@@ -145,7 +146,8 @@ pub async fn finish_all_paid(
                  UPDATE stock_holds h SET sold_at = now()
                  FROM x WHERE h.order_id = x.id AND h.released_at IS NULL),
              o AS (
-                 UPDATE orders o SET status = 'paid', updated_at = now() FROM x WHERE o.id = x.id),
+                 UPDATE orders o SET status = 'paid', paid_at = now(), updated_at = now()
+                 FROM x WHERE o.id = x.id),
              y AS (
                  UPDATE payments y
                  SET status = 'authorized', authorization_id = x.authorization_id,
@@ -163,6 +165,8 @@ pub async fn finish_all_paid(
             &[&pending, &authorizations],
         )
         .await?;
+        // Their confirmations, in the same transaction: one statement for the whole batch.
+        crate::mail::confirm_paid(tx, &pending).await?;
     }
     futures_util::future::try_join_all(paid.iter().map(|(order_id, _)| async {
         match carts.get(order_id) {

@@ -9,10 +9,18 @@
 //! in the same transaction as the outcome; shoppers see only their own orders and sellers only
 //! their own parts (others are "not found").
 
+pub mod after_sale;
+pub mod cancellations;
 mod finish;
+pub mod fulfillments;
+pub mod history;
 mod place;
+pub mod refunds;
+pub mod returns;
 mod seller;
+pub mod units;
 
+pub use after_sale::AfterSale;
 pub use finish::*;
 pub use place::*;
 pub use seller::*;
@@ -25,6 +33,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    addresses::Address,
     carts::{Shipping, Tax},
     error::Error,
     money::{Currency, Price},
@@ -37,6 +46,8 @@ crate::text_enum! {
         /// Its payment is in flight.
         Pending = "pending",
         Paid = "paid",
+        /// Some units shipped, others are still to ship.
+        PartiallyFulfilled = "partially_fulfilled",
         Fulfilled = "fulfilled",
         Cancelled = "cancelled",
         Refunded = "refunded",
@@ -61,7 +72,7 @@ pub const MAX_SELLER_PAGE: i64 = 100;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     pub id: Uuid,
-    /// `pending`, `paid`, `fulfilled`, `cancelled` or `refunded`.
+    /// `pending`, `paid`, `partially_fulfilled`, `fulfilled`, `cancelled` or `refunded`.
     #[schema(value_type = String, example = "paid")]
     pub status: OrderStatus,
     pub cart_id: Uuid,
@@ -72,12 +83,65 @@ pub struct OrderView {
     pub subtotal: Price,
     pub tax: Tax,
     pub shipping: Option<Shipping>,
+    /// Where the order goes and who hears about it, as they were at checkout.
+    pub shipping_address: Option<Address>,
+    pub contact_email: Option<String>,
     pub total: Price,
     /// Each seller's share, fulfilled (or refunded) by that seller.
     pub parts: Vec<OrderPart>,
     pub payment: PaymentSummary,
+    /// What happened after the sale: shipments with tracking, refunds and returns.
+    #[serde(flatten)]
+    pub after_sale: AfterSaleView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An order's (or a seller's part's) life after the sale, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AfterSaleView {
+    pub shipments: Vec<fulfillments::Shipment>,
+    pub refunds: Vec<refunds::Refund>,
+    pub returns: Vec<returns::Return>,
+}
+
+impl AfterSaleView {
+    /// Of the whole order, or of `seller_id`'s part only.
+    pub async fn read(
+        client: &impl PreparedClient,
+        order_id: Uuid,
+        seller_id: Option<Uuid>,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            shipments: fulfillments::shipments_of(client, order_id, seller_id).await?,
+            refunds: refunds::refunds_of(client, order_id, seller_id).await?,
+            returns: returns::returns_of(client, order_id, seller_id).await?,
+        })
+    }
+}
+
+/// What happened to a line's units after the sale.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineProgress {
+    pub shipped: u32,
+    /// Cancelled before they shipped (back in stock).
+    pub cancelled: u32,
+    /// Whose price went back (the cancelled ones included).
+    pub refunded: u32,
+    /// Sent back by the shopper and received by the seller.
+    pub returned: u32,
+}
+
+impl LineProgress {
+    fn from_row(row: &tokio_postgres::Row, first: usize) -> Self {
+        let units = |index: usize| u32::try_from(row.get::<_, i32>(index)).unwrap_or(0);
+        Self {
+            shipped: units(first),
+            cancelled: units(first + 1),
+            refunded: units(first + 2),
+            returned: units(first + 3),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,6 +155,8 @@ pub struct OrderLine {
     pub line_total: Price,
     /// This line's share of the order's tax (the shares add up to the order's tax).
     pub tax: Price,
+    #[serde(flatten)]
+    pub progress: LineProgress,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,6 +166,8 @@ pub struct OrderPart {
     pub status: OrderStatus,
     pub subtotal: Price,
     pub tax: Price,
+    /// What the part has given back, by line or by amount.
+    pub refunded: Price,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,6 +220,14 @@ fn stored_shipping(
         }))
 }
 
+/// The address stored with an order (or cart).
+fn stored_address(stored: Option<serde_json::Value>) -> Result<Option<Address>, Error> {
+    stored
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(Error::internal)
+}
+
 /// Splits `tax` over lines in proportion to their totals, rounded to the currency, the last
 /// line taking the rounding remainder so the shares add up exactly.
 pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> Vec<Decimal> {
@@ -172,7 +248,8 @@ pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> 
     shares
 }
 
-/// The order as its shopper sees it, or `None` when it is not theirs (or does not exist).
+/// The order as its shopper sees it, or `None` when it is not theirs (or does not exist);
+/// with no shopper (the operator), any order.
 pub async fn view(
     client: &impl PreparedClient,
     order_id: Uuid,
@@ -182,7 +259,7 @@ pub async fn view(
         .query_opt(
             "SELECT o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
                     o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
-                    p.status, p.card_last4, p.refunded
+                    p.status, p.card_last4, p.refunded, o.shipping_address, o.contact_email
              FROM orders o JOIN payments p ON p.order_id = o.id
              WHERE o.id = $1 AND ($2::uuid IS NULL OR o.shopper_id = $2)",
             &[&order_id, &shopper_id],
@@ -194,7 +271,8 @@ pub async fn view(
     let currency = stored_currency(order.get(3))?;
     let lines = client
         .query(
-            "SELECT sku, title, seller_id, product_id, quantity, unit_price, line_total, tax
+            "SELECT sku, title, seller_id, product_id, quantity, unit_price, line_total, tax,
+                    shipped, cancelled, refunded, returned
              FROM order_lines WHERE order_id = $1 ORDER BY line_no",
             &[&order_id],
         )
@@ -209,11 +287,12 @@ pub async fn view(
             unit_price: price(row.get(5), currency),
             line_total: price(row.get(6), currency),
             tax: price(row.get(7), currency),
+            progress: LineProgress::from_row(&row, 8),
         })
         .collect();
     let parts = client
         .query(
-            "SELECT seller_id, status, subtotal, tax FROM order_parts
+            "SELECT seller_id, status, subtotal, tax, refunded FROM order_parts
              WHERE order_id = $1 ORDER BY seller_id",
             &[&order_id],
         )
@@ -224,9 +303,12 @@ pub async fn view(
             status: row.get(1),
             subtotal: price(row.get(2), currency),
             tax: price(row.get(3), currency),
+            refunded: price(row.get(4), currency),
         })
         .collect();
     let shipping = stored_shipping(order.get(8), currency)?;
+    let shipping_address = stored_address(order.get(15))?;
+    let after_sale = AfterSaleView::read(client, order_id, None).await?;
     Ok(Some(OrderView {
         id: order_id,
         status: order.get(0),
@@ -241,6 +323,8 @@ pub async fn view(
             amount: price(order.get(7), currency),
         },
         shipping,
+        shipping_address,
+        contact_email: order.get(16),
         total: price(order.get(9), currency),
         parts,
         payment: PaymentSummary {
@@ -248,6 +332,7 @@ pub async fn view(
             card_last4: order.get(13),
             refunded: price(order.get(14), currency),
         },
+        after_sale,
         created_at: order.get(10),
         updated_at: order.get(11),
     }))

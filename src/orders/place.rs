@@ -73,6 +73,9 @@ pub struct NewOrder {
     tax_included: bool,
     tax: Decimal,
     shipping: Option<serde_json::Value>,
+    /// The address and contact email as they were at checkout.
+    shipping_address: Option<serde_json::Value>,
+    contact_email: Option<String>,
     provider: String,
     card_last4: String,
     lines: Vec<NewLine>,
@@ -182,6 +185,13 @@ pub async fn claim_for_order(
         tax_included: cart.tax.included,
         tax: cart.tax.amount.amount,
         shipping,
+        shipping_address: cart
+            .shipping_address
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(Error::internal)?,
+        contact_email: cart.contact_email.clone(),
         provider: provider.to_owned(),
         card_last4: card_last4.to_owned(),
         lines,
@@ -221,6 +231,9 @@ pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Res
     let tax_included: Vec<bool> = orders.iter().map(|o| o.tax_included).collect();
     let shippings: Vec<Option<&serde_json::Value>> =
         orders.iter().map(|o| o.shipping.as_ref()).collect();
+    let addresses: Vec<Option<&serde_json::Value>> =
+        orders.iter().map(|o| o.shipping_address.as_ref()).collect();
+    let contacts: Vec<Option<&str>> = orders.iter().map(|o| o.contact_email.as_deref()).collect();
 
     let lines: Vec<(Uuid, i32, &NewLine)> = orders
         .iter()
@@ -264,14 +277,16 @@ pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Res
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
                                   $6::numeric[], $7::numeric[], $8::bool[], $9::numeric[],
                                   $10::jsonb[], $11::numeric[], $12::uuid[], $13::text[],
-                                  $14::text[], $15::text[])
+                                  $14::text[], $15::text[], $31::jsonb[], $32::text[])
                  AS x(id, shopper, cart, region, currency, subtotal, tax_rate, tax_included,
-                      tax, shipping, total, reference, provider, card_last4, key)),
+                      tax, shipping, total, reference, provider, card_last4, key,
+                      shipping_address, contact_email)),
          o AS (
              INSERT INTO orders (id, shopper_id, cart_id, region, currency, status, subtotal,
-                                 tax_rate, tax_included, tax, shipping, total)
+                                 tax_rate, tax_included, tax, shipping, total,
+                                 shipping_address, contact_email)
              SELECT id, shopper, cart, region, currency, 'pending', subtotal, tax_rate,
-                    tax_included, tax, shipping, total
+                    tax_included, tax, shipping, total, shipping_address, contact_email
              FROM x),
          l AS (
              INSERT INTO order_lines (order_id, line_no, seller_id, variant_id, product_id, sku,
@@ -324,9 +339,37 @@ pub async fn write_pending(tx: &impl PreparedClient, orders: &[NewOrder]) -> Res
             &part_sellers,
             &part_subtotals,
             &part_taxes,
+            &addresses,
+            &contacts,
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// Refuses an order, where the region ships, without what its seller needs to send it: an
+/// address (422 `address_required` naming `shipping.address`) and a contact email (a guest's
+/// checkout without one: 422 `email_required` naming `email`; a registered shopper's is
+/// their account's unless they gave another). Where the region does not ship, the contact is
+/// kept when given.
+pub fn check_destination(cart: &CartView) -> Result<(), Error> {
+    if !cart.needs_shipping {
+        return Ok(());
+    }
+    if cart.shipping_address.is_none() {
+        return Err(Error::invalid_field(
+            Code::AddressRequired,
+            "shipping.address",
+            "give the address to ship to first",
+        ));
+    }
+    if cart.contact_email.is_none() {
+        return Err(Error::invalid_field(
+            Code::EmailRequired,
+            "email",
+            "give a contact email for the order, or sign in",
+        ));
+    }
     Ok(())
 }
 

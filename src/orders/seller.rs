@@ -1,4 +1,6 @@
-//! A seller's parts of orders: listed newest first, fulfilled and refunded part by part.
+//! A seller's parts of orders, as the seller reads them: listed newest first (every order
+//! that was paid, cancelled or refunded later included), or one with its shipments, refunds
+//! and returns. Changes after the sale are [`super::AfterSale`]'s.
 
 use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
@@ -7,12 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    carts::Shipping,
-    error::{Code, Error},
-    money::Price,
-    payments::Authorization,
-};
+use crate::{carts::Shipping, error::Error, money::Price};
 
 use super::*;
 
@@ -20,7 +17,8 @@ use super::*;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SellerOrder {
     pub order_id: Uuid,
-    /// This seller's part: `paid`, `fulfilled` or `refunded`.
+    /// This seller's part: `paid`, `partially_fulfilled`, `fulfilled`, `cancelled` or
+    /// `refunded`.
     #[schema(value_type = String, example = "paid")]
     pub status: OrderStatus,
     #[schema(example = "EUR")]
@@ -29,6 +27,14 @@ pub struct SellerOrder {
     pub subtotal: Price,
     pub tax: Price,
     pub shipping: Option<Shipping>,
+    /// Where to send the part and who to tell, as they were at checkout.
+    pub shipping_address: Option<crate::addresses::Address>,
+    pub contact_email: Option<String>,
+    /// What the part has given back, by line or by amount.
+    pub refunded: Price,
+    /// This part's shipments, refunds and returns (in the single order's answer only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub after_sale: Option<AfterSaleView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -40,6 +46,8 @@ pub struct SellerOrderLine {
     pub quantity: u32,
     pub unit_price: Price,
     pub line_total: Price,
+    #[serde(flatten)]
+    pub progress: LineProgress,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,9 +63,11 @@ const SELLER_PART_COLUMNS: &str =
     "SELECT p.order_id, p.status, o.currency, p.subtotal, p.tax, o.shipping,
             o.created_at, p.updated_at,
             (SELECT jsonb_agg(jsonb_build_array(l.sku, l.title, l.quantity,
-                                                l.unit_price::text, l.line_total::text)
+                                                l.unit_price::text, l.line_total::text,
+                                                l.shipped, l.cancelled, l.refunded, l.returned)
                               ORDER BY l.line_no)
-               FROM order_lines l WHERE l.order_id = p.order_id AND l.seller_id = p.seller_id)
+               FROM order_lines l WHERE l.order_id = p.order_id AND l.seller_id = p.seller_id),
+            p.refunded, o.shipping_address, o.contact_email
      FROM order_parts p JOIN orders o ON o.id = p.order_id";
 
 /// A seller's parts of paid orders, newest first, from before `before` (an order id: ids are
@@ -73,7 +83,7 @@ pub async fn seller_orders(
         .query(
             &format!(
                 "{SELLER_PART_COLUMNS}
-                 WHERE p.seller_id = $1 AND p.status IN ('paid', 'fulfilled', 'refunded')
+                 WHERE p.seller_id = $1 AND o.paid_at IS NOT NULL
                    AND ($2::uuid IS NULL OR p.order_id < $2)
                  ORDER BY p.order_id DESC LIMIT $3"
             ),
@@ -107,32 +117,42 @@ pub async fn seller_order(
         .query_opt(
             &format!(
                 "{SELLER_PART_COLUMNS}
-                 WHERE p.seller_id = $1 AND p.order_id = $2
-                   AND p.status IN ('paid', 'fulfilled', 'refunded')"
+                 WHERE p.seller_id = $1 AND p.order_id = $2 AND o.paid_at IS NOT NULL"
             ),
             &[&seller_id, &order_id],
         )
         .await?;
-    row.as_ref().map(seller_order_of).transpose()
+    let Some(mut order) = row.as_ref().map(seller_order_of).transpose()? else {
+        return Ok(None);
+    };
+    order.after_sale = Some(AfterSaleView::read(client, order_id, Some(seller_id)).await?);
+    Ok(Some(order))
 }
 
 fn seller_order_of(row: &tokio_postgres::Row) -> Result<SellerOrder, Error> {
     let currency = stored_currency(row.get(2))?;
-    let raw_lines: Vec<(String, String, i32, String, String)> =
-        serde_json::from_value(row.get(8)).map_err(Error::internal)?;
+    type RawLine = (String, String, i32, String, String, i32, i32, i32, i32);
+    let raw_lines: Vec<RawLine> = serde_json::from_value(row.get(8)).map_err(Error::internal)?;
     let decimal = |raw: &str| {
         Decimal::from_str_exact(raw)
             .map(|amount| price(amount, currency))
             .map_err(Error::internal)
     };
     let mut lines = Vec::with_capacity(raw_lines.len());
-    for (sku, title, quantity, unit, total) in raw_lines {
+    let units = |count: i32| u32::try_from(count).unwrap_or(0);
+    for (sku, title, quantity, unit, total, shipped, cancelled, refunded, returned) in raw_lines {
         lines.push(SellerOrderLine {
             sku,
             title,
-            quantity: u32::try_from(quantity).unwrap_or(0),
+            quantity: units(quantity),
             unit_price: decimal(&unit)?,
             line_total: decimal(&total)?,
+            progress: LineProgress {
+                shipped: units(shipped),
+                cancelled: units(cancelled),
+                refunded: units(refunded),
+                returned: units(returned),
+            },
         });
     }
     let shipping = stored_shipping(row.get(5), currency)?;
@@ -144,210 +164,11 @@ fn seller_order_of(row: &tokio_postgres::Row) -> Result<SellerOrder, Error> {
         subtotal: price(row.get(3), currency),
         tax: price(row.get(4), currency),
         shipping,
+        shipping_address: stored_address(row.get(10))?,
+        contact_email: row.get(11),
+        refunded: price(row.get(9), currency),
+        after_sale: None,
         created_at: row.get(6),
         updated_at: row.get(7),
     })
-}
-
-/// A seller's part, locked for a change; another seller's is "not found".
-pub(super) struct LockedPart {
-    status: OrderStatus,
-    subtotal: Decimal,
-    tax: Decimal,
-    tax_included: bool,
-}
-
-pub(super) async fn lock_part(
-    tx: &impl PreparedClient,
-    order_id: Uuid,
-    seller_id: Uuid,
-) -> Result<LockedPart, Error> {
-    // The order row first (as checkout and reconciliation lock it), then the part.
-    let order = tx
-        .query_opt(
-            "SELECT o.tax_included FROM orders o
-             WHERE o.id = $1 AND EXISTS (SELECT 1 FROM order_parts p
-                                         WHERE p.order_id = o.id AND p.seller_id = $2)
-             FOR UPDATE",
-            &[&order_id, &seller_id],
-        )
-        .await?
-        .ok_or(Error::NotFound("order"))?;
-    let part = tx
-        .query_one(
-            "SELECT status, subtotal, tax FROM order_parts
-             WHERE order_id = $1 AND seller_id = $2 FOR UPDATE",
-            &[&order_id, &seller_id],
-        )
-        .await?;
-    Ok(LockedPart {
-        status: part.get(0),
-        subtotal: part.get(1),
-        tax: part.get(2),
-        tax_included: order.get(0),
-    })
-}
-
-pub(super) fn invalid_transition(from: OrderStatus, to: OrderStatus) -> Error {
-    Error::Conflict {
-        code: Code::InvalidTransition,
-        message: format!("a {from} order part cannot become {to}"),
-        field: None,
-    }
-}
-
-/// After a part changed: the order is `refunded` when every part is, `fulfilled` when every
-/// part is fulfilled or refunded, else it stays `paid`.
-pub(super) async fn roll_up(
-    tx: &impl PreparedClient,
-    order_id: Uuid,
-) -> Result<OrderStatus, Error> {
-    let status: OrderStatus = tx
-        .query_one(
-            "UPDATE orders SET updated_at = now(), status = (
-                 SELECT CASE WHEN bool_and(status = 'refunded') THEN 'refunded'
-                             WHEN bool_and(status IN ('fulfilled', 'refunded')) THEN 'fulfilled'
-                             ELSE 'paid' END
-                 FROM order_parts WHERE order_id = $1)
-             WHERE id = $1 RETURNING status",
-            &[&order_id],
-        )
-        .await?
-        .get(0);
-    Ok(status)
-}
-
-/// The seller has shipped its part.
-pub async fn fulfill(
-    tx: &impl PreparedClient,
-    order_id: Uuid,
-    seller_id: Uuid,
-) -> Result<(), Error> {
-    let part = lock_part(tx, order_id, seller_id).await?;
-    if part.status != OrderStatus::Paid {
-        return Err(invalid_transition(part.status, OrderStatus::Fulfilled));
-    }
-    tx.execute(
-        "UPDATE order_parts SET status = 'fulfilled', updated_at = now()
-         WHERE order_id = $1 AND seller_id = $2",
-        &[&order_id, &seller_id],
-    )
-    .await?;
-    let fulfilled = OrderStatus::Fulfilled;
-    append_event(tx, order_id, Some(seller_id), "fulfilled", fulfilled).await?;
-    if roll_up(tx, order_id).await? == fulfilled {
-        append_event(tx, order_id, None, "fulfilled", fulfilled).await?;
-    }
-    metrics::counter!("agora_order_parts_total", "status" => "fulfilled").increment(1);
-    Ok(())
-}
-
-/// Refunds the seller's part: its lines (and tax where it was added; shipping with the last
-/// part refunded). An unfulfilled part's units go back to stock.
-pub async fn refund(
-    tx: &impl PreparedClient,
-    order_id: Uuid,
-    seller_id: Uuid,
-    payments: &crate::payments::Payments,
-) -> Result<(), Error> {
-    let part = lock_part(tx, order_id, seller_id).await?;
-    if !matches!(part.status, OrderStatus::Paid | OrderStatus::Fulfilled) {
-        return Err(invalid_transition(part.status, OrderStatus::Refunded));
-    }
-    let payment = tx
-        .query_one(
-            "SELECT p.authorization_id, p.status,
-                    (SELECT count(*) FROM order_parts
-                      WHERE order_id = $1 AND status <> 'refunded' AND seller_id <> $2),
-                    (o.shipping ->> 'amount')::numeric
-             FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.order_id = $1",
-            &[&order_id, &seller_id],
-        )
-        .await?;
-    let (authorization, status): (Option<String>, PaymentStatus) = (payment.get(0), payment.get(1));
-    let (others_left, shipping): (i64, Option<Decimal>) = (payment.get(2), payment.get(3));
-    let Some(authorization) = authorization.filter(|_| status == PaymentStatus::Captured) else {
-        return Err(Error::Conflict {
-            code: Code::PaymentNotCaptured,
-            message: "the payment is not captured yet; retry shortly".into(),
-            field: None,
-        });
-    };
-    let mut amount = part.subtotal;
-    if !part.tax_included {
-        amount += part.tax;
-    }
-    if others_left == 0 {
-        amount += shipping.unwrap_or(Decimal::ZERO);
-    }
-    if part.status == OrderStatus::Paid {
-        return_holds(tx, order_id, Some(seller_id)).await?;
-    }
-    tx.execute(
-        "UPDATE order_parts SET status = 'refunded', updated_at = now()
-         WHERE order_id = $1 AND seller_id = $2",
-        &[&order_id, &seller_id],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE payments SET refunded = refunded + $2, updated_at = now() WHERE order_id = $1",
-        &[&order_id, &amount],
-    )
-    .await?;
-    let refunded = OrderStatus::Refunded;
-    append_event(tx, order_id, Some(seller_id), "refunded", refunded).await?;
-    if roll_up(tx, order_id).await? == refunded {
-        append_event(tx, order_id, None, "refunded", refunded).await?;
-    }
-    // Last, with every change written but not committed: if the gateway refuses, nothing is.
-    payments
-        .refund(&Authorization { id: authorization }, amount)
-        .await
-        .map_err(|error| Error::Unavailable(error.to_string()))?;
-    metrics::counter!("agora_order_parts_total", "status" => "refunded").increment(1);
-    Ok(())
-}
-
-/// Fulfils the seller's part in a transaction of its own, then tells the seller's sessions
-/// and the shopper's sockets following the order (its roll-up status).
-pub async fn fulfill_part(
-    pool: &deadpool_postgres::Pool,
-    hot: &crate::hot_state::HotState,
-    order_id: Uuid,
-    seller_id: Uuid,
-) -> Result<(), Error> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    fulfill(&tx, order_id, seller_id).await?;
-    tx.commit().await?;
-    announce_seller(hot, seller_id).await;
-    crate::notices::announce_order_status(hot, &*client, order_id).await;
-    Ok(())
-}
-
-/// Refunds the seller's part in a transaction of its own; its unshipped units are back on
-/// sale at once, and the seller's sessions and the shopper's sockets are told.
-pub async fn refund_part(
-    pool: &deadpool_postgres::Pool,
-    hot: &crate::hot_state::HotState,
-    counters: &crate::stock_counters::StockCounters,
-    payments: &crate::payments::Payments,
-    order_id: Uuid,
-    seller_id: Uuid,
-) -> Result<(), Error> {
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    refund(&tx, order_id, seller_id, payments).await?;
-    tx.commit().await?;
-    counters
-        .stock_returned(&skus(&*client, order_id).await?)
-        .await;
-    announce_seller(hot, seller_id).await;
-    crate::notices::announce_order_status(hot, &*client, order_id).await;
-    Ok(())
-}
-
-async fn announce_seller(hot: &crate::hot_state::HotState, seller_id: Uuid) {
-    let notice = crate::notices::Notice::SellerEvents { seller_id };
-    crate::notices::publish(hot, &notice).await;
 }

@@ -143,10 +143,12 @@ pub trait PaymentProvider: Send + Sync + 'static {
     /// Cancels whatever was authorized under `reference` (also one that has not arrived yet:
     /// a late authorization for a voided reference is refused).
     fn void(&self, reference: Uuid) -> BoxFuture<'static, Result<(), PaymentError>>;
-    /// Returns `amount` of captured funds to the card.
+    /// Returns `amount` of captured funds to the card; idempotent per `reference` (a refund
+    /// Agora numbered before calling, so a retry after a lost answer pays back once).
     fn refund(
         &self,
         authorization: &Authorization,
+        reference: Uuid,
         amount: Decimal,
     ) -> BoxFuture<'static, Result<(), PaymentError>>;
     /// What the gateway recorded for `reference`.
@@ -213,10 +215,14 @@ impl Payments {
     pub async fn refund(
         &self,
         authorization: &Authorization,
+        reference: Uuid,
         amount: Decimal,
     ) -> Result<(), PaymentError> {
-        self.bounded("refund", self.provider.refund(authorization, amount))
-            .await
+        self.bounded(
+            "refund",
+            self.provider.refund(authorization, reference, amount),
+        )
+        .await
     }
 
     pub async fn lookup(&self, reference: Uuid) -> Result<GatewayRecord, PaymentError> {

@@ -166,28 +166,46 @@ impl PaymentProvider for SandboxGateway {
     fn refund(
         &self,
         authorization: &Authorization,
+        reference: Uuid,
         amount: Decimal,
     ) -> BoxFuture<'static, Result<(), PaymentError>> {
         let (pool, latency, id) = (self.pool.clone(), self.latency, authorization.id.clone());
         Box::pin(async move {
             tokio::time::sleep(latency).await;
             let client = pool.get().await.map_err(gateway_error)?;
-            let refunded = client
-                .execute(
-                    "UPDATE sandbox_gateway_payments
-                        SET refunded = refunded + $2, updated_at = now()
-                      WHERE authorization_id = $1 AND status = 'captured'
-                        AND refunded + $2 <= captured",
-                    &[&id, &amount],
+            // One statement, so a reference is paid back once even when two calls race: the
+            // second finds the first's row and answers as it did.
+            let row = client
+                .query_one(
+                    "WITH earlier AS (
+                         SELECT amount FROM sandbox_gateway_refunds WHERE reference = $3),
+                     paid AS (
+                         UPDATE sandbox_gateway_payments
+                            SET refunded = refunded + $2, updated_at = now()
+                          WHERE authorization_id = $1 AND status = 'captured'
+                            AND refunded + $2 <= captured
+                            AND NOT EXISTS (SELECT 1 FROM earlier)
+                          RETURNING 1),
+                     booked AS (
+                         INSERT INTO sandbox_gateway_refunds (reference, authorization_id, amount)
+                         SELECT $3, $1, $2 FROM paid
+                         ON CONFLICT (reference) DO NOTHING RETURNING 1)
+                     SELECT (SELECT amount FROM earlier), EXISTS (SELECT 1 FROM booked)",
+                    &[&id, &amount, &reference],
                 )
                 .await
                 .map_err(gateway_error)?;
-            if refunded == 0 {
-                return Err(PaymentError::Gateway(format!(
+            let (earlier, booked): (Option<Decimal>, bool) = (row.get(0), row.get(1));
+            match earlier {
+                Some(earlier) if earlier == amount => Ok(()),
+                Some(earlier) => Err(PaymentError::Gateway(format!(
+                    "refund {reference} was for {earlier}, not {amount}"
+                ))),
+                None if booked => Ok(()),
+                None => Err(PaymentError::Gateway(format!(
                     "cannot refund {amount} of authorization {id}"
-                )));
+                ))),
             }
-            Ok(())
         })
     }
 

@@ -130,7 +130,7 @@ impl SellerSocket {
             client
                 .query(
                     "SELECT e.xid::text, e.id, e.order_id, e.kind, e.status, e.created_at,
-                            p.subtotal::text, o.currency
+                            p.subtotal::text, o.currency, e.data
                      FROM order_events e
                      JOIN order_parts p ON p.order_id = e.order_id AND p.seller_id = e.seller_id
                      JOIN orders o ON o.id = e.order_id
@@ -162,6 +162,7 @@ impl SellerSocket {
                             "created_at": created_at,
                             "subtotal": { "amount": row.get::<_, String>(6),
                                           "currency": row.get::<_, String>(7).trim() },
+                            "data": row.get::<_, serde_json::Value>(8),
                         });
                         socket.send(ctx, event);
                     }

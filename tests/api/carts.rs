@@ -40,6 +40,29 @@ pub async fn regions(app: &TestApp) {
     }
 }
 
+/// What checkout needs in the EU region: a German address, the flat option and a contact
+/// email (the tests' shoppers are guests).
+pub fn german_shipping() -> Value {
+    json!({
+        "address": { "name": "Erika Mustermann", "line1": "Heidestraße 17", "city": "Köln",
+                     "postal_code": "51147", "country": "DE" },
+        "option": "flat", "email": "erika@example.com"
+    })
+}
+
+/// Ships the cart to the German address of [`german_shipping`].
+pub async fn ship_to_germany(app: &TestApp, token: &str, cart: &str) {
+    let response = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/carts/{cart}/shipping"),
+            token,
+            Some(&german_shipping()),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
 pub async fn stocked(app: &TestApp, sku: &str, stock: u32) {
     let (_, key) = app.seller(&format!("Cart seller {sku}")).await;
     app.product(&key, &json!({

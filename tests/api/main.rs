@@ -4,6 +4,11 @@
 // Tests read and arrange the database with plain statements.
 #![allow(clippy::disallowed_methods)]
 
+mod accounts;
+mod addresses;
+mod after_sale;
+mod after_sale_pages;
+mod after_sale_workload;
 mod browser;
 mod carts;
 mod catalog;
@@ -16,6 +21,8 @@ mod health;
 mod helpers;
 mod hygiene;
 mod inventory;
+mod mail;
+mod mail_sink;
 mod migrations;
 mod observability;
 mod operator;

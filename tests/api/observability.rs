@@ -168,7 +168,8 @@ async fn flash_sale_round(app: &TestApp, key: &str) {
                 .header("Idempotency-Key", "observed")
                 .json(&json!({
                     "admission_token": admission, "quantity": 1, "region": "OBS",
-                    "shipping": { "country": "DE", "option": "flat" },
+                    "shipping": { "address": crate::carts::german_shipping()["address"], "option": "flat" },
+                    "email": "erika@example.com",
                     "payment": { "card_number": "4242424242424242" }
                 }))
                 .send()
@@ -195,7 +196,7 @@ async fn traffic(app: &TestApp, key: &str, product_path: &str, (token, cart): &(
         Method::PUT,
         &format!("/api/v1/carts/{basket}/shipping"),
         &buyer,
-        Some(&json!({ "country": "DE", "option": "flat" })),
+        Some(&crate::carts::german_shipping()),
     )
     .await;
     app.client

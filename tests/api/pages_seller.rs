@@ -132,7 +132,7 @@ async fn order(app: &TestApp, sku: &str) -> (String, String) {
             Method::PUT,
             &format!("/api/v1/carts/{cart_id}/shipping"),
             &token,
-            Some(&json!({ "country": "DE", "option": "flat" })),
+            Some(&crate::carts::german_shipping()),
         )
         .await;
     assert_eq!(shipping.status(), 200);

@@ -278,7 +278,7 @@ async fn order(app: &TestApp, sku: &str, key: &str) -> String {
         Method::PUT,
         &format!("/api/v1/carts/{id}/shipping"),
         &token,
-        Some(&json!({ "country": "DE", "option": "flat" })),
+        Some(&crate::carts::german_shipping()),
     )
     .await;
     checkout(app, &token, &id, key).await["id"]
@@ -645,7 +645,7 @@ async fn a_shopper_following_its_order_sees_it_fulfilled_by_the_seller_through_a
         Method::PUT,
         &format!("/api/v1/carts/{cart_id}/shipping"),
         &token,
-        Some(&json!({ "country": "DE", "option": "flat" })),
+        Some(&crate::carts::german_shipping()),
     )
     .await;
     let order_id = checkout(shop, &token, &cart_id, "order-live").await["id"]

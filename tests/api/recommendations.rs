@@ -38,7 +38,7 @@ async fn buys(app: &TestApp, skus: &[&str]) -> String {
             Method::PUT,
             &format!("/api/v1/carts/{id}/shipping"),
             &token,
-            Some(&json!({ "country": "DE", "option": "flat" })),
+            Some(&crate::carts::german_shipping()),
         )
         .await;
     assert_eq!(shipping.status(), 200);

@@ -1,5 +1,5 @@
-//! The shopper's account: sign up, sign in (coming back to the page that asked), sign out;
-//! a guest keeps browsing without one.
+//! The shopper's account: sign up, sign in (coming back to the page that asked), sign out,
+//! ask for a password-reset link (`password_reset`); a guest keeps browsing without one.
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 use maud::{html, Markup};
@@ -212,6 +212,7 @@ fn account_page(
                     (account_form(context, "sign-in", next, refused.as_ref().filter(|(form, _)| *form == "sign-in").map(|(_, e)| e), email))
                     (account_form(context, "sign-up", next, refused.as_ref().filter(|(form, _)| *form == "sign-up").map(|(_, e)| e), email))
                 }
+                (super::password_reset::forgot_form(context))
                 p.hint { (lang.tr("No account needed to shop: your cart is kept as a guest.", "Kein Konto nötig: Ihr Warenkorb bleibt auch als Gast erhalten.", "Pas besoin de compte : votre panier est conservé en tant qu’invité.", "アカウントなしでも買い物できます。カートはゲストとして保持されます。")) }
             }
         }

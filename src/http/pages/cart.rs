@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     context::{cart_of, PageContext, CART_COOKIE},
+    delivery::{self, AddressFields},
     i18n::Lang,
     layout::{self, PageError},
     payment::{self, Answer},
@@ -44,16 +45,6 @@ pub struct LineForm {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ShippingForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    country: String,
-    #[serde(default)]
-    option: String,
-}
-
-#[derive(Debug, Deserialize)]
 pub struct CheckoutForm {
     #[serde(default)]
     csrf: String,
@@ -63,10 +54,12 @@ pub struct CheckoutForm {
     idempotency_key: String,
 }
 
-/// A message for the shopper, shown above the cart (a refusal names its field).
-struct Notice {
-    field: Option<String>,
-    text: String,
+/// A message for the shopper, shown above the cart (a refusal names its field, and is shown
+/// next to it too where the field is the delivery form's, with what the shopper typed).
+pub(super) struct Notice {
+    pub(super) field: Option<String>,
+    pub(super) text: String,
+    pub(super) draft: Option<AddressFields>,
 }
 
 fn quantity_of(raw: &str) -> Result<u32, Error> {
@@ -77,7 +70,7 @@ fn quantity_of(raw: &str) -> Result<u32, Error> {
 
 /// The browser's cart, if it is still this shopper's: else the shopper's newest open cart in
 /// the region of the page's currency, or a new one there.
-async fn current_cart(
+pub(super) async fn current_cart(
     state: &AppState,
     context: &mut PageContext,
     request: &HttpRequest,
@@ -205,31 +198,7 @@ pub async fn change(
     after_change(&state, context, &request, changed).await
 }
 
-/// `POST /cart/shipping`: the destination country and shipping option.
-pub async fn shipping(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    form: web::Form<ShippingForm>,
-) -> Result<HttpResponse, PageError> {
-    let mut context = PageContext::load(&request, &state).await;
-    context.check_csrf(&request, &form.csrf)?;
-    let Some(cart) = current_cart(&state, &mut context, &request, false).await? else {
-        return Ok(context.redirect("/cart"));
-    };
-    let shopper_id = cart_owner(&context)?;
-    let preference = context.lang.preference();
-    let (country, option) = (
-        form.country.trim().to_ascii_uppercase(),
-        form.option.clone(),
-    );
-    let changed = state
-        .cart_service
-        .set_shipping(shopper_id, cart.id, preference, country, option)
-        .await;
-    after_change(&state, context, &request, changed).await
-}
-
-fn cart_owner(context: &PageContext) -> Result<Uuid, Error> {
+pub(super) fn cart_owner(context: &PageContext) -> Result<Uuid, Error> {
     context
         .shopper
         .as_ref()
@@ -300,7 +269,7 @@ pub async fn pay(
 }
 
 /// The words for a refusal: the domain's message, with the field it names.
-fn refusal(lang: Lang, error: &Error) -> Notice {
+pub(super) fn refusal(lang: Lang, error: &Error) -> Notice {
     let text = match error.code() {
         Code::PaymentDeclined => lang.tr(
             "Your card was declined. Nothing was charged, and the items are available again.",
@@ -323,15 +292,16 @@ fn refusal(lang: Lang, error: &Error) -> Notice {
             },
             _ => lang.tr("Sold out.", "Ausverkauft.", "Épuisé.", "売り切れです。").to_owned(),
         },
-        _ => error.to_string(),
+        code => delivery::words(lang, code).map_or_else(|| error.to_string(), str::to_owned),
     };
     Notice {
         field: error.field().map(str::to_owned),
         text,
+        draft: None,
     }
 }
 
-async fn show_cart(
+pub(super) async fn show_cart(
     state: &AppState,
     mut context: PageContext,
     request: &HttpRequest,
@@ -347,6 +317,12 @@ async fn show_cart(
         }
         None => None,
     };
+    let saved = match &cart {
+        Some(cart) if cart.needs_shipping && cart.shipping_address.is_none() => {
+            delivery::saved_default(state, &context).await
+        }
+        _ => None,
+    };
     let lang = context.lang;
     let title = lang.tr("Your cart", "Ihr Warenkorb", "Votre panier", "カート");
     let body = html! {
@@ -357,7 +333,11 @@ async fn show_cart(
             }
         }
         @match (&cart, &region) {
-            (Some(cart), Some(region)) if !cart.lines.is_empty() => { (cart_body(&context, cart, region, state.checkout.payments.provider_name() == "sandbox")) }
+            (Some(cart), Some(region)) if !cart.lines.is_empty() => {
+                (cart_body(&context, cart))
+                @if cart.needs_shipping { (delivery::delivery_form(&context, cart, region, notice.as_ref(), saved.as_ref())) }
+                (checkout_form(&context, cart, state.checkout.payments.provider_name() == "sandbox"))
+            }
             _ => {
                 p.empty { (lang.tr("Your cart is empty.", "Ihr Warenkorb ist leer.", "Votre panier est vide.", "カートは空です。")) " " a href="/" { (lang.tr("Browse the store", "Zum Shop", "Voir la boutique", "ショップを見る")) } }
             }
@@ -367,12 +347,7 @@ async fn show_cart(
     Ok(context.render(status, page))
 }
 
-fn cart_body(
-    context: &PageContext,
-    cart: &CartView,
-    region: &Region,
-    show_test_cards: bool,
-) -> Markup {
+fn cart_body(context: &PageContext, cart: &CartView) -> Markup {
     let lang = context.lang;
     html! {
         section #cart data-cart=(cart.id) aria-live="polite" {
@@ -430,42 +405,15 @@ fn cart_body(
                 dt { (lang.tr("Total", "Gesamt", "Total", "合計")) } dd data-total="total" { strong { (lang.money(&cart.total)) } }
             }
         }
-        @if cart.needs_shipping { (shipping_form(context, cart, region)) }
-        (checkout_form(context, cart, show_test_cards))
-    }
-}
-
-fn shipping_form(context: &PageContext, cart: &CartView, region: &Region) -> Markup {
-    let lang = context.lang;
-    let chosen = cart.shipping.as_ref();
-    html! {
-        form.shipping method="post" action="/cart/shipping" {
-            input type="hidden" name="csrf" value=(context.csrf);
-            h2 { (lang.tr("Delivery", "Lieferung", "Livraison", "配送")) }
-            div.field {
-                label for="country" { (lang.tr("Country", "Land", "Pays", "国")) }
-                select #country name="country" required {
-                    @for country in &region.details.countries {
-                        option value=(country) selected[chosen.is_some_and(|s| &s.country == country)] { (country) }
-                    }
-                }
-            }
-            div.field {
-                label for="option" { (lang.tr("Shipping option", "Versandart", "Mode de livraison", "配送方法")) }
-                select #option name="option" required {
-                    @for option in &region.details.shipping_options {
-                        option value=(option.id) selected[chosen.is_some_and(|s| s.option == option.id)] { (option.name) " (" (option.carrier) ")" }
-                    }
-                }
-            }
-            button type="submit" { (lang.tr("Save delivery", "Lieferung speichern", "Enregistrer la livraison", "配送先を保存")) }
-        }
     }
 }
 
 fn checkout_form(context: &PageContext, cart: &CartView, show_test_cards: bool) -> Markup {
     let lang = context.lang;
-    let ready = !cart.needs_shipping || cart.shipping.is_some();
+    let ready = !cart.needs_shipping
+        || (cart.shipping.is_some()
+            && cart.shipping_address.is_some()
+            && cart.contact_email.is_some());
     html! {
         form.checkout method="post" action="/checkout" {
             input type="hidden" name="csrf" value=(context.csrf);
@@ -485,44 +433,6 @@ fn checkout_form(context: &PageContext, cart: &CartView, show_test_cards: bool) 
     }
 }
 
-/// `GET /orders/{id}`: one of the signed-in shopper's orders, its status live.
-pub async fn order(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, PageError> {
-    let context = PageContext::load(&request, &state).await;
-    let Some(signed_in) = &context.shopper else {
-        let next = layout::encode(&context.here);
-        return Ok(context.redirect(&format!("/account?next={next}")));
-    };
-    let client = state.pool.get().await?;
-    let order = orders::view(&*client, id.into_inner(), Some(signed_in.shopper.id))
-        .await?
-        .ok_or(Error::NotFound("order"))?;
-    drop(client);
-    let lang = context.lang;
-    let title = lang.tr("Your order", "Ihre Bestellung", "Votre commande", "ご注文");
-    let body = html! {
-        h1 { (title) }
-        p { (lang.tr("Order", "Bestellung", "Commande", "注文番号")) " " code { (order.id) } " · " (lang.datetime(order.created_at)) }
-        p.status { (lang.tr("Status:", "Status:", "Statut :", "状況:")) " "
-            strong #order-status data-order=(order.id) aria-live="polite" { (status_words(lang, order.status)) } }
-        table.lines {
-            thead { tr { th scope="col" { (lang.tr("Item", "Artikel", "Article", "商品")) } th scope="col" { (lang.tr("Quantity", "Menge", "Quantité", "数量")) } th scope="col" { (lang.tr("Price", "Preis", "Prix", "価格")) } } }
-            tbody { @for line in &order.lines { tr { th scope="row" { (line.title) } td { (line.quantity) } td { (lang.money(&line.line_total)) } } } }
-        }
-        dl.totals {
-            dt { (lang.tr("Tax", "Steuer", "TVA", "税")) } dd { (lang.money(&order.tax.amount)) }
-            @if let Some(shipping) = &order.shipping { dt { (lang.tr("Shipping", "Versand", "Livraison", "送料")) } dd { (lang.money(&shipping.amount)) } }
-            dt { (lang.tr("Total", "Gesamt", "Total", "合計")) } dd { strong { (lang.money(&order.total)) } }
-        }
-        p.hint { (lang.tr("Paid with the card ending in", "Bezahlt mit der Karte mit Endziffern", "Payé avec la carte se terminant par", "お支払いカード末尾")) " " (order.payment.card_last4) }
-    };
-    let page = layout::page(&context, title, body);
-    Ok(context.render(StatusCode::OK, page))
-}
-
 /// An order's status in words.
 pub fn status_words(lang: Lang, status: orders::OrderStatus) -> &'static str {
     use orders::OrderStatus::*;
@@ -534,6 +444,12 @@ pub fn status_words(lang: Lang, status: orders::OrderStatus) -> &'static str {
             "支払い処理中",
         ),
         Paid => lang.tr("Paid", "Bezahlt", "Payée", "支払い済み"),
+        PartiallyFulfilled => lang.tr(
+            "Partly shipped",
+            "Teilweise versandt",
+            "Expédiée en partie",
+            "一部発送済み",
+        ),
         Fulfilled => lang.tr("Shipped", "Versandt", "Expédiée", "発送済み"),
         Cancelled => lang.tr("Cancelled", "Storniert", "Annulée", "キャンセル"),
         Refunded => lang.tr("Refunded", "Erstattet", "Remboursée", "返金済み"),

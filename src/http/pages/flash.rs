@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::{
     cart::region_of,
     context::PageContext,
+    delivery::{self, AddressFields},
     i18n::Lang,
     layout::{self, PageError},
     payment::{self, test_cards, Answer},
@@ -24,7 +25,9 @@ use super::{
 use crate::{
     catalog::storefront,
     error::{Code, Error},
-    flash_sales::{self, PurchaseRequest, QueueStatus, SaleState, SaleView, TicketState},
+    flash_sales::{
+        self, PurchaseRequest, QueueStatus, SaleShipping, SaleState, SaleView, TicketState,
+    },
     money::Price,
     regions::{self, Region},
     state::AppState,
@@ -54,17 +57,19 @@ pub struct BuyForm {
     #[serde(default)]
     quantity: String,
     #[serde(default)]
-    country: String,
-    #[serde(default)]
     option: String,
     #[serde(default)]
     card_number: String,
+    #[serde(flatten)]
+    address: AddressFields,
 }
 
-/// A message for the shopper above the queue; a refusal names its form field.
+/// A message for the shopper above the queue; a refusal names its form field (and keeps the
+/// address typed in the form).
 struct Notice {
     field: Option<String>,
     text: String,
+    draft: Option<AddressFields>,
 }
 
 /// What the page shows of one sale.
@@ -142,7 +147,8 @@ pub async fn buy(
         Answer::Refused(error) => error,
     };
     let status = crate::http::error::status_of(refused.code());
-    let notice = refusal(context.lang, &refused);
+    let mut notice = refusal(context.lang, &refused);
+    notice.draft = Some(form.into_inner().address);
     render_sale(&state, context, sale_id, Some(notice), status).await
 }
 
@@ -171,12 +177,15 @@ async fn purchase_request(
     drop(client);
     let region = region_of(&regions, context)
         .ok_or_else(|| Error::Unavailable("the store has no region to sell in yet".into()))?;
-    let shipping = (!region.details.shipping_options.is_empty()).then(|| {
-        (
-            form.country.trim().to_ascii_uppercase(),
-            form.option.trim().to_owned(),
-        )
-    });
+    let shipping = match region.details.shipping_options.is_empty() {
+        true => None,
+        false => Some(SaleShipping {
+            address: Some(form.address.input().validate("shipping.address.")?),
+            country: None,
+            option: form.option.trim().to_owned(),
+        }),
+    };
+    let email = form.address.email()?;
     Ok(PurchaseRequest {
         sale_id,
         shopper_id,
@@ -185,6 +194,7 @@ async fn purchase_request(
         quantity,
         region: region.code.clone(),
         shipping,
+        email,
         card,
     })
 }
@@ -243,7 +253,7 @@ fn refusal(lang: Lang, error: &Error) -> Notice {
             "Trop de tentatives ; patientez quelques secondes.",
             "試行回数が多すぎます。数秒待ってからお試しください。",
         ),
-        _ => "",
+        code => delivery::words(lang, code).unwrap_or(""),
     };
     Notice {
         field: error.field().map(str::to_owned),
@@ -252,6 +262,7 @@ fn refusal(lang: Lang, error: &Error) -> Notice {
         } else {
             text.to_owned()
         },
+        draft: None,
     }
 }
 
@@ -431,13 +442,7 @@ fn sale_body(
         .ticket
         .as_ref()
         .is_some_and(|t| t.state == TicketState::Admitted);
-    let in_form = |notice: &&Notice| {
-        admitted
-            && notice
-                .field
-                .as_deref()
-                .is_some_and(|f| BUY_FIELDS.contains(&f))
-    };
+    let in_form = |notice: &&Notice| admitted && notice.field.as_deref().is_some_and(in_buy_form);
     let (form_notice, page_notice) = match notice {
         Some(notice) if in_form(&notice) => (Some(notice), None),
         other => (None, other),
@@ -521,14 +526,21 @@ fn queue_section(context: &PageContext, page: &SalePage) -> Markup {
 }
 
 /// The purchase form's own fields: a refusal naming one is shown next to it.
-const BUY_FIELDS: [&str; 6] = [
+const BUY_FIELDS: [&str; 8] = [
     "quantity",
     "shipping",
     "shipping.country",
     "shipping.option",
+    "shipping.address",
+    "email",
     "card_number",
     "region",
 ];
+
+/// Whether a refusal names a field of the purchase form.
+fn in_buy_form(field: &str) -> bool {
+    BUY_FIELDS.contains(&field) || field.starts_with("shipping.address.")
+}
 
 fn buy_form(
     context: &PageContext,
@@ -557,6 +569,9 @@ fn buy_form(
     };
     let region = page.region.as_ref();
     let ships = region.is_some_and(|r| !r.details.shipping_options.is_empty());
+    let guest = context.shopper.as_ref().is_none_or(|s| s.shopper.guest);
+    let draft = notice.and_then(|n| n.draft.clone()).unwrap_or_default();
+    let refused = notice.and_then(|n| Some((n.field.as_deref()?, n.text.as_str())));
     html! {
         form #buy-form .buy method="post" action=(format!("/flash-sales/{}/purchase", sale.id)) hidden[!admitted] {
             input type="hidden" name="csrf" value=(context.csrf);
@@ -574,14 +589,7 @@ fn buy_form(
                 (field_error("quantity", quantity_error))
             }
             @if let (true, Some(region)) = (ships, region) {
-                @let country_error = error_for(&["shipping", "shipping.country"]);
-                div.field {
-                    label for="country" { (lang.tr("Country", "Land", "Pays", "国")) }
-                    select #country name="country" required aria-invalid=[country_error.map(|_| "true")] aria-describedby=[country_error.map(|_| "country-error")] {
-                        @for country in &region.details.countries { option value=(country) { (country) } }
-                    }
-                    (field_error("country", country_error))
-                }
+                (delivery::fields(lang, region, &draft, guest, refused))
                 @let option_error = error_for(&["shipping.option"]);
                 div.field {
                     label for="option" { (lang.tr("Shipping option", "Versandart", "Mode de livraison", "配送方法")) }

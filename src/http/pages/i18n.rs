@@ -92,50 +92,13 @@ impl Lang {
 
     /// `1,234.5` / `1.234,5` / `1 234,5` / `1,234.5`: an amount with its scale kept.
     pub fn decimal(self, amount: Decimal) -> String {
-        let text = amount.abs().to_string();
-        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-        let (group, point) = match self {
-            Self::En | Self::Ja => (",", "."),
-            Self::De => (".", ","),
-            // A narrow no-break space, as French typography groups digits.
-            Self::Fr => ("\u{202f}", ","),
-        };
-        let mut grouped = String::new();
-        for (i, digit) in whole.chars().enumerate() {
-            if i > 0 && (whole.len() - i) % 3 == 0 {
-                grouped.push_str(group);
-            }
-            grouped.push(digit);
-        }
-        let sign = if amount.is_sign_negative() && !amount.is_zero() {
-            "-"
-        } else {
-            ""
-        };
-        if fraction.is_empty() {
-            format!("{sign}{grouped}")
-        } else {
-            format!("{sign}{grouped}{point}{fraction}")
-        }
+        crate::money::written_decimal(amount, self.tag())
     }
 
     /// An amount of money with its currency, as this language writes it: `€28.90`,
-    /// `28,90 €`, `￥12,800`, `KWD 30.125`.
+    /// `28,90 €`, `￥12,800`, `KWD 30.125` (the rule is `money::written`, shared with the mail).
     pub fn money(self, price: &Price) -> String {
-        let number = self.decimal(price.amount);
-        let symbol = match (price.currency, self) {
-            ("EUR", _) => "€",
-            ("USD", Self::En | Self::Ja) => "$",
-            ("USD", _) => "$US",
-            ("GBP", _) => "£",
-            ("JPY", Self::Ja) => "￥",
-            ("JPY", _) => "¥",
-            (code, _) => return format!("{code}\u{a0}{number}"),
-        };
-        match self {
-            Self::En | Self::Ja => format!("{symbol}{number}"),
-            Self::De | Self::Fr => format!("{number}\u{a0}{symbol}"),
-        }
+        crate::money::written(price.amount, price.currency, self.tag())
     }
 
     /// A moment, in UTC, as this language writes dates.

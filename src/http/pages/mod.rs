@@ -14,10 +14,13 @@ mod account;
 mod assets;
 mod cart;
 mod context;
+mod delivery;
 mod flash;
 mod i18n;
 mod layout;
 mod operator;
+mod order;
+mod password_reset;
 mod payment;
 mod seller;
 mod storefront;
@@ -46,13 +49,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/cart").route(web::get().to(cart::show)))
         .service(web::resource("/cart/items").route(web::post().to(cart::add)))
         .service(web::resource("/cart/items/{sku}").route(web::post().to(cart::change)))
-        .service(web::resource("/cart/shipping").route(web::post().to(cart::shipping)))
+        .service(web::resource("/cart/shipping").route(web::post().to(delivery::shipping)))
         .service(web::resource("/checkout").route(web::post().to(cart::pay)))
-        .service(web::resource("/orders/{id}").route(web::get().to(cart::order)))
+        .configure(order::configure)
         .service(web::resource("/account").route(web::get().to(account::show)))
         .service(web::resource("/account/sign-in").route(web::post().to(account::sign_in)))
         .service(web::resource("/account/sign-up").route(web::post().to(account::sign_up)))
         .service(web::resource("/account/sign-out").route(web::post().to(account::sign_out)))
+        .service(
+            web::resource("/account/password-reset").route(web::post().to(password_reset::ask)),
+        )
+        .service(
+            web::resource("/password-resets/{token}")
+                .route(web::get().to(password_reset::show))
+                .route(web::post().to(password_reset::set)),
+        )
         .configure(flash::configure)
         .configure(operator::configure)
         .configure(seller::configure);

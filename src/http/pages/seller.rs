@@ -8,6 +8,7 @@
 //! the domain functions that scope by seller, which answer "not found" for anything else.
 //! `seller.js` keeps the feed live over `/ws/seller` (same origin, the same cookie).
 
+mod after_sale;
 mod orders;
 mod product_form;
 mod product_view;
@@ -38,6 +39,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/seller/sign-in").route(web::post().to(sign_in)))
         .service(web::resource("/seller/sign-out").route(web::post().to(sign_out)))
         .configure(orders::configure)
+        .configure(after_sale::configure)
         .configure(products::configure)
         .configure(stock::configure)
         .configure(sales::configure);

@@ -6,9 +6,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    addresses::{parse_contact_email, AddressInput},
     carts::{
-        changes::{check_quantity, Target},
-        CartView,
+        changes::{check_quantity, ShippingChoice, Target},
+        CartView, Destination,
     },
     http::{
         auth::ShopperAuth,
@@ -175,21 +176,33 @@ pub async fn remove_item(
     line_changed(&state, &request, &shopper, id, sku, Target::Set(0)).await
 }
 
+/// Where to ship, exactly one of: `address` (checkout needs it where the region ships),
+/// `address_id` (a saved address, copied into the cart) or `country` alone (a quote: the cart
+/// shows tax and shipping, but cannot check out yet).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetShipping {
-    /// ISO 3166-1 alpha-2 destination country, in the cart's region.
+    address: Option<AddressInput>,
+    /// One of the shopper's saved addresses (`GET /api/v1/shoppers/me/addresses`).
+    address_id: Option<Uuid>,
+    /// ISO 3166-1 alpha-2 destination country, in the cart's region, for a quote.
     #[schema(example = "DE")]
-    country: String,
+    country: Option<String>,
     /// A shipping option id of the region.
     #[schema(example = "dhl-standard")]
     option: String,
+    /// Who hears about the order. A guest's checkout needs one; a registered shopper's
+    /// defaults to the account's email. Absent: the cart keeps the one it has.
+    #[schema(example = "erika@example.com")]
+    email: Option<String>,
 }
 
-/// Choose the destination country (for its tax rate) and the shipping option.
+/// Choose where the cart ships (an address; or a country alone, for a quote), the shipping
+/// option and the contact email.
 #[utoipa::path(put, path = "/api/v1/carts/{id}/shipping", tag = "carts", params(("id" = Uuid, Path)), request_body = SetShipping,
     responses((status = 200, body = CartView), (status = 429, description = "`rate_limited`: too many changes of this cart at once", body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+              (status = 404, body = ErrorBody),
+              (status = 422, description = "`invalid_address`, `invalid_postal_code`, `invalid_phone`, `invalid_country`, `country_outside_region`, `unknown_shipping_option`, `unknown_address`, `invalid_email`; `field` names the input (e.g. `address.postal_code`)", body = ErrorBody)),
     security(("shopper_token" = [])))]
 pub async fn set_shipping(
     state: web::Data<AppState>,
@@ -199,11 +212,22 @@ pub async fn set_shipping(
     body: ApiJson<SetShipping>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let SetShipping { country, option } = body.0;
+    let SetShipping {
+        address,
+        address_id,
+        country,
+        option,
+        email,
+    } = body.0;
+    let choice = ShippingChoice {
+        destination: Destination::from_parts(country, address, address_id)?,
+        option,
+        email: email.as_deref().map(parse_contact_email).transpose()?,
+    };
     let preference = preference(&state, &request, &shopper)?;
     let cart = state
         .cart_service
-        .set_shipping(shopper.shopper.id, id, preference, country, option)
+        .set_shipping(shopper.shopper.id, id, preference, choice)
         .await?;
     Ok(HttpResponse::Ok().json(cart))
 }

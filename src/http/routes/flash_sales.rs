@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    addresses::{parse_contact_email, AddressInput},
     flash_sales::{self, NewSale, PurchaseRequest, QueueStatus, SaleView},
     http::{
         auth::{SellerAuth, ShopperAuth},
@@ -139,13 +140,50 @@ pub async fn my_ticket(
         .json(status))
 }
 
+/// Where to ship: the `address` (a `country` alone is only a destination, refused with
+/// `address_required` where the region ships).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleShipping {
+    address: Option<AddressInput>,
     #[schema(example = "DE")]
-    country: String,
+    country: Option<String>,
     #[schema(example = "standard")]
     option: String,
+}
+
+impl SaleShipping {
+    /// Checked: the address's errors name `shipping.address.…`; a country given beside an
+    /// address must be the address's.
+    fn parse(self) -> Result<flash_sales::SaleShipping, ApiError> {
+        let address = self
+            .address
+            .map(|address| address.validate("shipping.address."))
+            .transpose()?;
+        let country = self.country.map(|c| c.trim().to_ascii_uppercase());
+        match (&address, &country) {
+            (Some(address), Some(country)) if *country != address.country => {
+                return Err(ApiError::invalid_field(
+                    Code::InvalidField,
+                    "shipping.country",
+                    "differs from the address's country; give the address alone",
+                ))
+            }
+            (None, None) => {
+                return Err(ApiError::invalid_field(
+                    Code::AddressRequired,
+                    "shipping.address",
+                    "give the address to ship to",
+                ))
+            }
+            _ => {}
+        }
+        Ok(flash_sales::SaleShipping {
+            address,
+            country,
+            option: self.option,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -160,6 +198,10 @@ pub struct Purchase {
     region: String,
     /// Where to ship, if the region ships.
     shipping: Option<SaleShipping>,
+    /// Who hears about the order: a guest must give one; a registered shopper's defaults to
+    /// the account's email.
+    #[schema(example = "erika@example.com")]
+    email: Option<String>,
     payment: PaymentDetails,
 }
 
@@ -173,7 +215,7 @@ pub struct Purchase {
         (status = 403, description = "`not_admitted`, `invalid_admission` (forged, tampered, another shopper's or used)", body = ErrorBody),
         (status = 409, description = "`sold_out`", body = ErrorBody),
         (status = 410, description = "`admission_expired`", body = ErrorBody),
-        (status = 422, description = "`per_shopper_limit_exceeded`, `no_sale_price`, `shipping_required`, `idempotency_key_reused`, ...", body = ErrorBody),
+        (status = 422, description = "`per_shopper_limit_exceeded`, `no_sale_price`, `shipping_required`, `address_required`, `email_required`, `invalid_postal_code`, `idempotency_key_reused`, ...", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)),
     security(("shopper_token" = [])))]
 #[tracing::instrument(name = "flash_sale_purchase", skip_all, fields(sale_id = %id))]
@@ -197,6 +239,8 @@ pub async fn purchase(
             )
         })?;
     let card = CardNumber::parse("payment.card_number", &body.payment.card_number)?;
+    let shipping = body.shipping.map(SaleShipping::parse).transpose()?;
+    let email = body.email.as_deref().map(parse_contact_email).transpose()?;
     flash_sales::check_rate(&state.flash_sales, shopper.shopper.id, "purchase").await?;
     let preference =
         negotiation::locale_preference(&request, shopper.shopper.locale.as_deref(), &state)?;
@@ -209,9 +253,8 @@ pub async fn purchase(
             token: body.admission_token,
             quantity,
             region: body.region.trim().to_ascii_uppercase(),
-            shipping: body
-                .shipping
-                .map(|s| (s.country.trim().to_ascii_uppercase(), s.option)),
+            shipping,
+            email,
             card,
         },
         &preference,

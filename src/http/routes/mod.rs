@@ -1,5 +1,7 @@
 //! Route handlers, one module per resource.
 
+pub mod account;
+pub mod after_sale;
 pub mod carts;
 pub mod checkout;
 pub mod flash_sales;

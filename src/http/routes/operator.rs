@@ -1,4 +1,4 @@
-//! The operator's controls over sellers.
+//! The operator's controls over sellers, and its view of any order.
 
 use actix_web::{web, HttpResponse};
 use uuid::Uuid;
@@ -9,15 +9,15 @@ use crate::{
         error::{ApiError, ErrorBody},
         AppState,
     },
+    orders::{self, OrderView},
     sellers::{self, Seller},
 };
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .service(web::resource("/operator/sellers/{id}/suspend").route(web::post().to(suspend)))
-        .service(
-            web::resource("/operator/sellers/{id}/reinstate").route(web::post().to(reinstate)),
-        );
+        .service(web::resource("/operator/sellers/{id}/reinstate").route(web::post().to(reinstate)))
+        .service(web::resource("/operator/orders/{id}").route(web::get().to(order)));
 }
 
 /// Suspend a seller: its key stops working and its products leave the storefront.
@@ -47,4 +47,21 @@ pub async fn reinstate(
 ) -> Result<HttpResponse, ApiError> {
     let seller = sellers::reinstate(&state.pool, &state.hot, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(seller))
+}
+
+/// Any order, whole: lines, parts, payment, the shipping address and contact email.
+#[utoipa::path(get, path = "/api/v1/operator/orders/{id}", tag = "operator",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = OrderView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("operator_token" = [])))]
+pub async fn order(
+    state: web::Data<AppState>,
+    _operator: OperatorAuth,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let order = orders::view(&*client, id.into_inner(), None)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    Ok(HttpResponse::Ok().json(order))
 }

@@ -9,11 +9,13 @@ use uuid::Uuid;
 use crate::{
     error::Code,
     http::{
-        auth::{SellerAuth, ShopperAuth},
+        auth::{SellerOrderAuth, ShopperAuth},
         error::{ApiError, ErrorBody},
         AppState,
     },
-    orders::{self, OrderView, SellerOrderPage},
+    orders::{
+        self, cancellations::PartRefund, fulfillments::ShipmentRequest, OrderView, SellerOrderPage,
+    },
 };
 
 /// Where the seller's order routes live; `/seller/orders…` (their first home) keeps
@@ -23,6 +25,9 @@ const DEPRECATED_SELLER_ORDERS: &str = "/seller/orders";
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(web::resource("/orders/{id}").route(web::get().to(show)));
+    config.service(
+        web::resource(format!("{SELLER_ORDERS}/{{id}}")).route(web::get().to(seller_order)),
+    );
     for (base, successor) in [
         (SELLER_ORDERS, None),
         (DEPRECATED_SELLER_ORDERS, Some(SELLER_ORDERS)),
@@ -77,6 +82,23 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(order))
 }
 
+/// The seller's part of one order (lines, shipping address and contact, what happened after
+/// the sale); an order without a part of this seller's is "not found".
+#[utoipa::path(get, path = "/api/v1/sellers/me/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
+    responses((status = 200, body = orders::SellerOrder), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("seller_api_key" = [])))]
+pub async fn seller_order(
+    state: web::Data<AppState>,
+    seller: SellerOrderAuth,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.pool.get().await?;
+    let order = orders::seller_order(&*client, seller.0.id, id.into_inner())
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SellerOrdersQuery {
     /// `next_cursor` of the previous page.
@@ -91,7 +113,7 @@ pub struct SellerOrdersQuery {
     security(("seller_api_key" = [])))]
 pub async fn seller_orders(
     state: web::Data<AppState>,
-    seller: SellerAuth,
+    seller: SellerOrderAuth,
     query: web::Query<SellerOrdersQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let before = query
@@ -122,20 +144,26 @@ pub async fn seller_orders(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// Mark the seller's part of an order shipped.
+/// Mark every unit of the seller's part not yet shipped as shipped, without tracking
+/// (`…/fulfillments` records a shipment with its tracking, by line).
 #[utoipa::path(post, path = "/api/v1/sellers/me/orders/{id}/fulfill", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, description = "`invalid_transition`", body = ErrorBody)),
     security(("seller_api_key" = [])))]
 pub async fn fulfill(
     state: web::Data<AppState>,
-    seller: SellerAuth,
+    seller: SellerOrderAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    orders::fulfill_part(&state.pool, &state.hot, id.into_inner(), seller.0.id).await?;
+    let request = ShipmentRequest::default();
+    state
+        .after_sale
+        .ship(id.into_inner(), seller.0.id, request)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Refund the seller's part of an order to the shopper's card; unshipped units go back to stock.
+/// Refund everything left of the seller's part to the shopper's card: unshipped units are
+/// cancelled (back in stock), shipped ones refunded (`…/refunds` refunds by line or amount).
 #[utoipa::path(post, path = "/api/v1/sellers/me/orders/{id}/refund", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404, body = ErrorBody),
               (status = 409, description = "`invalid_transition`, `payment_not_captured`", body = ErrorBody),
@@ -143,19 +171,13 @@ pub async fn fulfill(
     security(("seller_api_key" = [])))]
 pub async fn refund(
     state: web::Data<AppState>,
-    seller: SellerAuth,
+    seller: SellerOrderAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (order_id, seller_id) = (id.into_inner(), seller.0.id);
-    let payments = &state.checkout.payments;
-    orders::refund_part(
-        &state.pool,
-        &state.hot,
-        &state.counters,
-        payments,
-        order_id,
-        seller_id,
-    )
-    .await?;
+    state
+        .after_sale
+        .refund_part(order_id, seller_id, PartRefund::Rest, None)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -95,8 +95,8 @@ pub struct ShopperSocket {
     carts: HashMap<Uuid, FollowedCart>,
     /// Flash-sale queues followed: sale id and this shopper's ticket number.
     queues: HashMap<Uuid, i64>,
-    /// The shopper's orders followed, with the status last sent for each.
-    orders: HashMap<Uuid, Option<String>>,
+    /// The shopper's orders followed, with the status and the event id last sent for each.
+    orders: HashMap<Uuid, Option<(String, i64)>>,
     /// Stock notices received but not yet written: coalesced, the latest version per SKU.
     pending_stock: BTreeMap<String, PendingStock>,
     flush_scheduled: bool,
@@ -483,11 +483,12 @@ impl Handler<Deliver> for ShopperSocket {
                 order_id,
                 shopper_id,
                 status,
+                change,
             } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "order")
                     .record(since_published(&envelope));
                 if self.shopper == Some(*shopper_id) {
-                    self.write_order(ctx, *order_id, status);
+                    self.write_order(ctx, *order_id, status, change.as_ref());
                 }
             }
         }

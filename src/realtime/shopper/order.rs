@@ -1,5 +1,5 @@
-//! A shopper socket following the shopper's own orders: each one's status now, then at every
-//! change (paid, fulfilled, refunded, cancelled) from any process.
+//! A shopper socket following the shopper's own orders: each one's status now, then one
+//! message per change (paid, shipped, cancelled, refunded, a return's step) from any process.
 
 use super::*;
 
@@ -40,7 +40,7 @@ impl ShopperSocket {
                     Ok(Some(order)) => {
                         // A notice that arrived during the read already said where it is.
                         if socket.orders.get(&order_id).is_some_and(Option::is_none) {
-                            socket.write_order(ctx, order_id, order.status.as_str());
+                            socket.write_order(ctx, order_id, order.status.as_str(), None);
                         }
                     }
                     Ok(None) => {
@@ -69,23 +69,33 @@ impl ShopperSocket {
         }
     }
 
-    /// Sends a followed order's status, unless it is the one last sent.
+    /// Sends a followed order's status after a change (its latest event's kind and id), once
+    /// per change; without a change (the read when it was followed, or a notice from an
+    /// earlier release), unless that status was the last sent.
     pub(super) fn write_order(
         &mut self,
         ctx: &mut ws::WebsocketContext<Self>,
         order_id: Uuid,
         status: &str,
+        change: Option<&(String, i64)>,
     ) {
         let Some(last) = self.orders.get_mut(&order_id) else {
             return;
         };
-        if last.as_deref() == Some(status) {
+        let sent = last.as_ref();
+        let fresh = match change {
+            Some((_, event)) => sent.is_none_or(|(_, seen)| event > seen),
+            None => sent.is_none_or(|(seen, _)| seen != status),
+        };
+        if !fresh {
             return;
         }
-        *last = Some(status.to_owned());
-        self.send(
-            ctx,
-            json!({ "type": "order", "order_id": order_id, "status": status }),
-        );
+        let event = change.map_or(sent.map_or(0, |(_, seen)| *seen), |(_, event)| *event);
+        *last = Some((status.to_owned(), event));
+        let mut message = json!({ "type": "order", "order_id": order_id, "status": status });
+        if let Some((kind, _)) = change {
+            message["change"] = json!(kind);
+        }
+        self.send(ctx, message);
     }
 }

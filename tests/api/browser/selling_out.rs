@@ -5,7 +5,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{shopping::mug_on_sale, Driver};
+use super::{
+    shopping::{fill_address, mug_on_sale},
+    Driver,
+};
 use crate::{
     carts::regions,
     helpers::{spawn_processes, TestApp},
@@ -72,6 +75,7 @@ async fn two_shoppers_queue_for_one_unit_one_buys_and_the_other_sees_it_sold_out
     first.find(admitted).await;
     first.find("#buy").await;
     first.screenshot(test, "admitted").await;
+    fill_address(&first, "10115").await;
     first.fill("#card_number", "4242424242424242").await;
     first.click("#buy").await;
     first

@@ -33,10 +33,21 @@ pub(super) async fn add_from_product_page(shopper: &Browser, quantity: &str) {
     shopper.find("#cart").await;
 }
 
-/// Chooses the US destination and ground shipping on the cart page; the totals then show a
-/// line named `shipping` in the page's language.
+/// Types a delivery address (and a guest's email) into the form on the page, in a country of
+/// `postal_code`'s format.
+pub(super) async fn fill_address(shopper: &Browser, postal_code: &str) {
+    shopper.fill("#ship-name", "Alex Example").await;
+    shopper.fill("#ship-line1", "1 Main Street").await;
+    shopper.fill("#ship-postal_code", postal_code).await;
+    shopper.fill("#ship-city", "Springfield").await;
+    shopper.fill("#ship-email", "alex@example.com").await;
+}
+
+/// Chooses the US destination (an address) and ground shipping on the cart page; the totals
+/// then show a line named `shipping` in the page's language.
 pub(super) async fn ship_to_the_us(shopper: &Browser, shipping: &str) {
     shopper.find("form.shipping").await;
+    fill_address(shopper, "62701").await;
     shopper.click("form.shipping button[type=submit]").await;
     shopper
         .wait_for_text("dl.totals", "the shipping line", |t| t.contains(shipping))

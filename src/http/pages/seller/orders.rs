@@ -151,7 +151,7 @@ pub async fn order_page(
     show_order(&state, console, id.into_inner(), None, StatusCode::OK).await
 }
 
-async fn show_order(
+pub(super) async fn show_order(
     state: &AppState,
     console: Console,
     id: Uuid,
@@ -203,9 +203,10 @@ async fn show_order(
                 dt { (lang.tr("Ship to", "Versand nach", "Livraison vers", "配送先")) } dd { (shipping.country) " · " (shipping.carrier) }
             }
         }
+        (super::after_sale::section(context, &order))
         div #order-actions {
-            @if order.status == OrderStatus::Paid { (action_form(context, id, "fulfil", &here)) }
-            @if matches!(order.status, OrderStatus::Paid | OrderStatus::Fulfilled) { (action_form(context, id, "refund", &here)) }
+            @if matches!(order.status, OrderStatus::Paid | OrderStatus::PartiallyFulfilled) { (action_form(context, id, "fulfil", &here)) }
+            @if matches!(order.status, OrderStatus::Paid | OrderStatus::PartiallyFulfilled | OrderStatus::Fulfilled) { (action_form(context, id, "refund", &here)) }
         }
     };
     let page = console_page(&console, title, body);
@@ -253,20 +254,13 @@ async fn change_order(
     };
     let seller = console.seller.id;
     let (changed, done) = if action == "fulfil" {
-        let fulfilled = orders::fulfill_part(&state.pool, &state.hot, id, seller).await;
+        let request = orders::fulfillments::ShipmentRequest::default();
+        let fulfilled = state.after_sale.ship(id, seller, request).await.map(drop);
         (fulfilled, "fulfilled")
     } else {
-        let payments = &state.checkout.payments;
-        let refunded = orders::refund_part(
-            &state.pool,
-            &state.hot,
-            &state.counters,
-            payments,
-            id,
-            seller,
-        )
-        .await;
-        (refunded, "refunded")
+        let rest = orders::cancellations::PartRefund::Rest;
+        let refunded = state.after_sale.refund_part(id, seller, rest, None).await;
+        (refunded.map(drop), "refunded")
     };
     match changed {
         Ok(()) => Ok(console.context.redirect(&done_at(back, done))),
