@@ -6,6 +6,8 @@
 
 use std::{future::Future, pin::Pin};
 
+use futures_util::TryFutureExt;
+
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
@@ -66,14 +68,7 @@ impl FromRequest for SellerAuth {
     type Future = Extracted<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
-        Box::pin(async move {
-            let (state, key) = found?;
-            let client = state.pool.get().await?;
-            let seller = sellers::authenticate(&*client, &key).await?;
-            tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
-            Ok(Self(seller))
-        })
+        Box::pin(seller_of(request, false).map_ok(Self))
     }
 }
 
@@ -86,14 +81,26 @@ impl FromRequest for SellerOrderAuth {
     type Future = Extracted<Self>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
-        Box::pin(async move {
-            let (state, key) = found?;
-            let client = state.pool.get().await?;
-            let seller = sellers::authenticate_for_orders(&*client, &key).await?;
-            tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
-            Ok(Self(seller))
-        })
+        Box::pin(seller_of(request, true).map_ok(Self))
+    }
+}
+
+/// The seller whose API key the request carries (a suspended one too when `suspended_too`).
+fn seller_of(
+    request: &HttpRequest,
+    suspended_too: bool,
+) -> impl Future<Output = Result<Seller, ApiError>> {
+    let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
+    async move {
+        let (state, key) = found?;
+        let client = state.pool.get().await?;
+        let seller = if suspended_too {
+            sellers::authenticate_for_orders(&*client, &key).await?
+        } else {
+            sellers::authenticate(&*client, &key).await?
+        };
+        tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
+        Ok(seller)
     }
 }
 

@@ -555,7 +555,7 @@ async fn ship_to_germany_and_pay(app: &TestApp, token: &str) {
 }
 
 /// The CSRF token a page set for this browser.
-fn csrf_of(response: &reqwest::Response) -> String {
+pub fn csrf_of(response: &reqwest::Response) -> String {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)

@@ -4,22 +4,10 @@
 use serde_json::json;
 
 use crate::{
+    accounts::csrf_of,
     after_sale::{count, post, sell_two_sellers_order},
     helpers::{spawn_app, TestApp},
 };
-
-/// The `agora_csrf` cookie a page response set.
-fn csrf_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|cookie| cookie.strip_prefix("agora_csrf="))
-        .and_then(|rest| rest.split(';').next())
-        .map(str::to_owned)
-        .expect("the page sets a CSRF cookie")
-}
 
 #[actix_web::test]
 async fn the_order_page_shows_the_tracking_and_sends_units_back_through_its_form() {

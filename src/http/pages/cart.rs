@@ -9,13 +9,16 @@ use uuid::Uuid;
 
 use super::{
     context::{cart_of, PageContext, CART_COOKIE},
-    delivery::{self, AddressFields},
+    delivery::{self, AddressFields, Notice},
     i18n::Lang,
     layout::{self, PageError},
     payment::{self, Answer},
 };
 use crate::{
-    carts::{changes::Target, CartView},
+    carts::{
+        changes::{ShippingChoice, Target},
+        CartView, Destination,
+    },
     checkout,
     error::{Code, Error},
     orders::{self},
@@ -52,14 +55,6 @@ pub struct CheckoutForm {
     card_number: String,
     #[serde(default)]
     idempotency_key: String,
-}
-
-/// A message for the shopper, shown above the cart (a refusal names its field, and is shown
-/// next to it too where the field is the delivery form's, with what the shopper typed).
-pub(super) struct Notice {
-    pub(super) field: Option<String>,
-    pub(super) text: String,
-    pub(super) draft: Option<AddressFields>,
 }
 
 fn quantity_of(raw: &str) -> Result<u32, Error> {
@@ -453,5 +448,52 @@ pub fn status_words(lang: Lang, status: orders::OrderStatus) -> &'static str {
         Fulfilled => lang.tr("Shipped", "Versandt", "Expédiée", "発送済み"),
         Cancelled => lang.tr("Cancelled", "Storniert", "Annulée", "キャンセル"),
         Refunded => lang.tr("Refunded", "Erstattet", "Remboursée", "返金済み"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShippingForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    option: String,
+    #[serde(flatten)]
+    address: AddressFields,
+}
+
+/// `POST /cart/shipping`: the delivery address, contact and shipping option.
+pub async fn shipping(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<ShippingForm>,
+) -> Result<HttpResponse, PageError> {
+    let mut context = PageContext::load(&request, &state).await;
+    context.check_csrf(&request, &form.csrf)?;
+    let Some(cart) = current_cart(&state, &mut context, &request, false).await? else {
+        return Ok(context.redirect("/cart"));
+    };
+    let shopper_id = cart_owner(&context)?;
+    let changed = async {
+        let choice = ShippingChoice {
+            destination: Destination::Address(form.address.input().validate("address.")?),
+            option: form.option.trim().to_owned(),
+            email: form.address.email()?,
+        };
+        let preference = context.lang.preference();
+        state
+            .cart_service
+            .set_shipping(shopper_id, cart.id, preference, choice)
+            .await
+    }
+    .await;
+    match changed {
+        Ok(_) => Ok(context.redirect("/cart")),
+        Err(error) if error.status_code().is_client_error() => {
+            let mut notice = refusal(context.lang, &error);
+            notice.draft = Some(form.into_inner().address);
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            show_cart(&state, context, &request, Some(notice), status, "").await
+        }
+        Err(error) => Err(error.into()),
     }
 }

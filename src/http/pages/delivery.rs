@@ -1,26 +1,20 @@
 //! Delivery: the address and contact fields of every form that ships something (the cart's
 //! delivery form and the flash-sale buy form), the domain's address built from them, each
 //! refusal shown next to the field it names in the page's language, and the cart's delivery
-//! form with its `POST /cart/shipping`.
+//! form (its `POST /cart/shipping` is the cart's).
 //!
 //! The fields are those of the JSON API's address (`name`, `line1`, `line2`, `city`,
 //! `postal_code`, `region`, `country`, `phone`) plus `email` for guests; the domain names a
 //! refused one `address.postal_code` (cart) or `shipping.address.postal_code` (flash sale), and
 //! the form shows it next to its `postal_code` input.
 
-use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{
-    cart::{cart_owner, current_cart, refusal, show_cart, Notice},
-    context::PageContext,
-    i18n::Lang,
-    layout::PageError,
-};
+use super::{context::PageContext, i18n::Lang};
 use crate::{
     addresses::{self, Address, AddressInput},
-    carts::{changes::ShippingChoice, CartView, Destination},
+    carts::CartView,
     error::{Code, Error},
     regions::Region,
     state::AppState,
@@ -217,51 +211,12 @@ fn email_field(lang: Lang, value: &str, error: Option<&str>) -> Markup {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ShippingForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    option: String,
-    #[serde(flatten)]
-    address: AddressFields,
-}
-
-/// `POST /cart/shipping`: the delivery address, contact and shipping option.
-pub async fn shipping(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    form: web::Form<ShippingForm>,
-) -> Result<HttpResponse, PageError> {
-    let mut context = PageContext::load(&request, &state).await;
-    context.check_csrf(&request, &form.csrf)?;
-    let Some(cart) = current_cart(&state, &mut context, &request, false).await? else {
-        return Ok(context.redirect("/cart"));
-    };
-    let shopper_id = cart_owner(&context)?;
-    let changed = async {
-        let choice = ShippingChoice {
-            destination: Destination::Address(form.address.input().validate("address.")?),
-            option: form.option.trim().to_owned(),
-            email: form.address.email()?,
-        };
-        let preference = context.lang.preference();
-        state
-            .cart_service
-            .set_shipping(shopper_id, cart.id, preference, choice)
-            .await
-    }
-    .await;
-    match changed {
-        Ok(_) => Ok(context.redirect("/cart")),
-        Err(error) if error.status_code().is_client_error() => {
-            let mut notice = refusal(context.lang, &error);
-            notice.draft = Some(form.into_inner().address);
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            show_cart(&state, context, &request, Some(notice), status, "").await
-        }
-        Err(error) => Err(error.into()),
-    }
+/// A message for the shopper, shown above the cart (a refusal names its field, and is shown
+/// next to it too where the field is the delivery form's, with what the shopper typed).
+pub(super) struct Notice {
+    pub(super) field: Option<String>,
+    pub(super) text: String,
+    pub(super) draft: Option<AddressFields>,
 }
 
 /// The registered shopper's default saved address, to start the delivery form with.

@@ -49,7 +49,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/cart").route(web::get().to(cart::show)))
         .service(web::resource("/cart/items").route(web::post().to(cart::add)))
         .service(web::resource("/cart/items/{sku}").route(web::post().to(cart::change)))
-        .service(web::resource("/cart/shipping").route(web::post().to(delivery::shipping)))
+        .service(web::resource("/cart/shipping").route(web::post().to(cart::shipping)))
         .service(web::resource("/checkout").route(web::post().to(cart::pay)))
         .configure(order::configure)
         .service(web::resource("/account").route(web::get().to(account::show)))

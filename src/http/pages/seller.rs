@@ -39,7 +39,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/seller/sign-in").route(web::post().to(sign_in)))
         .service(web::resource("/seller/sign-out").route(web::post().to(sign_out)))
         .configure(orders::configure)
-        .configure(after_sale::configure)
         .configure(products::configure)
         .configure(stock::configure)
         .configure(sales::configure);

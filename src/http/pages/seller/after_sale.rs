@@ -1,27 +1,11 @@
-//! After the sale in the seller console: on an order's page, each line's progress, a shipment
-//! form (carrier, tracking number, units per line), the shipments and refunds made, and the
-//! shopper's returns with their approve, reject and receive buttons.
+//! After the sale in the seller console, as the order's page shows it: a shipment form
+//! (carrier, tracking number, units per line), the shipments and refunds made, and the
+//! shopper's returns with their approve, reject and receive buttons (handled in `orders`).
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use maud::{html, Markup};
 use uuid::Uuid;
 
-use super::{open_form, orders::show_order, words};
-use crate::{
-    error::Error,
-    http::pages::{context::PageContext, layout::PageError},
-    orders::{fulfillments::ShipmentRequest, units::LineRequest, SellerOrder},
-    state::AppState,
-};
-
-pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .service(web::resource("/seller/orders/{id}/shipments").route(web::post().to(ship)))
-        .service(
-            web::resource("/seller/orders/{id}/returns/{return_id}/{step}")
-                .route(web::post().to(return_step)),
-        );
-}
+use crate::{http::pages::context::PageContext, orders::SellerOrder};
 
 /// The order page's part after the sale.
 pub fn section(context: &PageContext, order: &SellerOrder) -> Markup {
@@ -109,107 +93,5 @@ fn step_form(context: &PageContext, order: Uuid, asked: Uuid, step: &str, label:
             input type="hidden" name="csrf" value=(context.csrf);
             button type="submit" data-action=(step) { (label) }
         }
-    }
-}
-
-fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
-    form.iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_default()
-}
-
-/// `POST /seller/orders/{id}/shipments`: `carrier`, `tracking_number`, `quantity.<sku>`.
-pub async fn ship(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    id: web::Path<Uuid>,
-    form: web::Form<Vec<(String, String)>>,
-) -> Result<HttpResponse, PageError> {
-    let order_id = id.into_inner();
-    let lines: Vec<LineRequest> = form
-        .iter()
-        .filter_map(|(key, value)| {
-            let sku = key.strip_prefix("quantity.")?;
-            let quantity: i32 = value.trim().parse().unwrap_or(-1);
-            (quantity != 0).then(|| LineRequest {
-                sku: sku.to_owned(),
-                quantity,
-            })
-        })
-        .collect();
-    let shipped = ShipmentRequest::tracked(
-        field(&form, "carrier"),
-        field(&form, "tracking_number"),
-        Some(lines),
-    );
-    change(&state, &request, order_id, field(&form, "csrf"), |seller| {
-        let state = state.clone();
-        async move {
-            state
-                .after_sale
-                .ship(order_id, seller, shipped?)
-                .await
-                .map(drop)
-        }
-    })
-    .await
-}
-
-/// `POST /seller/orders/{id}/returns/{return_id}/{step}`: approve, reject or receive.
-pub async fn return_step(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    path: web::Path<(Uuid, Uuid, String)>,
-    form: web::Form<Vec<(String, String)>>,
-) -> Result<HttpResponse, PageError> {
-    let (order_id, return_id, step) = path.into_inner();
-    let restock = field(&form, "restock") == "true";
-    change(&state, &request, order_id, field(&form, "csrf"), |seller| {
-        let state = state.clone();
-        async move {
-            let after_sale = &state.after_sale;
-            match step.as_str() {
-                "approve" | "reject" => after_sale
-                    .decide_return(order_id, seller, return_id, step == "approve")
-                    .await
-                    .map(drop),
-                "receive" => after_sale
-                    .receive_return(order_id, seller, return_id, restock)
-                    .await
-                    .map(drop),
-                _ => Err(Error::NotFound("route")),
-            }
-        }
-    })
-    .await
-}
-
-/// Runs `change` for the signed-in seller, then back to the order; a refusal is shown on it.
-async fn change<F, Fut>(
-    state: &AppState,
-    request: &HttpRequest,
-    order_id: Uuid,
-    csrf: &str,
-    change: F,
-) -> Result<HttpResponse, PageError>
-where
-    F: FnOnce(Uuid) -> Fut,
-    Fut: std::future::Future<Output = Result<(), Error>>,
-{
-    let here = format!("/seller/orders/{order_id}");
-    let console = match open_form(request, state, csrf, &here).await? {
-        Ok(console) => console,
-        Err(to_sign_in) => return Ok(to_sign_in),
-    };
-    match change(console.seller.id).await {
-        Ok(()) => Ok(console.context.redirect(&here)),
-        Err(Error::NotFound(what)) => Err(Error::NotFound(what).into()),
-        Err(error) if error.status_code().is_client_error() => {
-            let message = words::refusal(console.context.lang, &error);
-            let status = error.status_code();
-            show_order(state, console, order_id, Some(message), status).await
-        }
-        Err(error) => Err(error.into()),
     }
 }

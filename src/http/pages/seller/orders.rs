@@ -1,5 +1,6 @@
 //! The seller's orders: the live feed of its parts of paid orders, newest first, each order's
-//! detail, and the fulfil and refund buttons (through the orders domain, scoped by seller).
+//! detail, its fulfil and refund buttons, shipments by line and the returns' steps (through the
+//! orders domain, scoped by seller).
 
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 use maud::{html, Markup};
@@ -13,7 +14,7 @@ use crate::{
         i18n::query_value,
         layout::{encode, PageError},
     },
-    orders::{self, OrderStatus, SellerOrder},
+    orders::{self, fulfillments::ShipmentRequest, units::LineRequest, OrderStatus, SellerOrder},
     state::AppState,
 };
 
@@ -25,7 +26,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/seller/orders").route(web::get().to(orders_page)))
         .service(web::resource("/seller/orders/{id}").route(web::get().to(order_page)))
         .service(web::resource("/seller/orders/{id}/fulfil").route(web::post().to(fulfil)))
-        .service(web::resource("/seller/orders/{id}/refund").route(web::post().to(refund)));
+        .service(web::resource("/seller/orders/{id}/refund").route(web::post().to(refund)))
+        .service(web::resource("/seller/orders/{id}/shipments").route(web::post().to(ship)))
+        .service(
+            web::resource("/seller/orders/{id}/returns/{return_id}/{step}")
+                .route(web::post().to(return_step)),
+        );
 }
 
 /// `GET /seller/orders`: the feed, with `?cursor=` for older orders.
@@ -151,7 +157,7 @@ pub async fn order_page(
     show_order(&state, console, id.into_inner(), None, StatusCode::OK).await
 }
 
-pub(super) async fn show_order(
+async fn show_order(
     state: &AppState,
     console: Console,
     id: Uuid,
@@ -269,6 +275,108 @@ async fn change_order(
             let message = words::refusal(console.context.lang, &error);
             let status = error.status_code();
             show_order(state, console, id, Some(message), status).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_default()
+}
+
+/// `POST /seller/orders/{id}/shipments`: `carrier`, `tracking_number`, `quantity.<sku>`.
+pub async fn ship(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let order_id = id.into_inner();
+    let lines: Vec<LineRequest> = form
+        .iter()
+        .filter_map(|(key, value)| {
+            let sku = key.strip_prefix("quantity.")?;
+            let quantity: i32 = value.trim().parse().unwrap_or(-1);
+            (quantity != 0).then(|| LineRequest {
+                sku: sku.to_owned(),
+                quantity,
+            })
+        })
+        .collect();
+    let shipped = ShipmentRequest::tracked(
+        field(&form, "carrier"),
+        field(&form, "tracking_number"),
+        Some(lines),
+    );
+    change(&state, &request, order_id, field(&form, "csrf"), |seller| {
+        let state = state.clone();
+        async move {
+            state
+                .after_sale
+                .ship(order_id, seller, shipped?)
+                .await
+                .map(drop)
+        }
+    })
+    .await
+}
+
+/// `POST /seller/orders/{id}/returns/{return_id}/{step}`: approve, reject or receive.
+pub async fn return_step(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(Uuid, Uuid, String)>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let (order_id, return_id, step) = path.into_inner();
+    let restock = field(&form, "restock") == "true";
+    change(&state, &request, order_id, field(&form, "csrf"), |seller| {
+        let state = state.clone();
+        async move {
+            let after_sale = &state.after_sale;
+            match step.as_str() {
+                "approve" | "reject" => after_sale
+                    .decide_return(order_id, seller, return_id, step == "approve")
+                    .await
+                    .map(drop),
+                "receive" => after_sale
+                    .receive_return(order_id, seller, return_id, restock)
+                    .await
+                    .map(drop),
+                _ => Err(Error::NotFound("route")),
+            }
+        }
+    })
+    .await
+}
+
+/// Runs `change` for the signed-in seller, then back to the order; a refusal is shown on it.
+async fn change<F, Fut>(
+    state: &AppState,
+    request: &HttpRequest,
+    order_id: Uuid,
+    csrf: &str,
+    change: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce(Uuid) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let here = format!("/seller/orders/{order_id}");
+    let console = match open_form(request, state, csrf, &here).await? {
+        Ok(console) => console,
+        Err(to_sign_in) => return Ok(to_sign_in),
+    };
+    match change(console.seller.id).await {
+        Ok(()) => Ok(console.context.redirect(&here)),
+        Err(Error::NotFound(what)) => Err(Error::NotFound(what).into()),
+        Err(error) if error.status_code().is_client_error() => {
+            let message = words::refusal(console.context.lang, &error);
+            let status = error.status_code();
+            show_order(state, console, order_id, Some(message), status).await
         }
         Err(error) => Err(error.into()),
     }
