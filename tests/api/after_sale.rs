@@ -11,7 +11,7 @@ use crate::{
     carts::{add, available, cart, regions, ship_to_germany, shopper},
     checkout::{checkout, APPROVED},
     helpers::{spawn_app, spawn_app_with, TestApp},
-    realtime::{connect, next, say, second_process},
+    realtime::{connect, expect, next, say, second_process},
 };
 
 const OPERATOR: &str = "test-operator-token";
@@ -634,4 +634,76 @@ async fn a_suspended_sellers_items_are_refused_at_checkout_while_its_existing_or
         .call(Method::GET, "/api/v1/sellers/me/products", &sold.pots, None)
         .await;
     assert_eq!(products.status(), 401);
+}
+
+#[actix_web::test]
+async fn every_change_after_the_sale_reaches_the_shoppers_socket_and_the_sellers_feed() {
+    let app = spawn_app().await;
+    let sold = sell_two_sellers_order(&app).await;
+    let mut shopper_socket = connect(&app, "/ws", Some(&sold.shopper)).await;
+    say(
+        &mut shopper_socket,
+        json!({ "type": "follow_order", "order_id": sold.order }),
+    )
+    .await;
+    expect(&mut shopper_socket, |m| m["type"] == "order").await;
+    let mut feed = connect(&app, "/ws/seller", Some(&sold.mugs)).await;
+    let base = format!("/api/v1/sellers/me/orders/{}", sold.order);
+
+    // Two partial shipments: the status stays, each is still told, with what changed.
+    for (sku, tracking) in [("MUG-1", "T-A"), ("MUG-2", "T-B")] {
+        let lines = json!([{ "sku": sku, "quantity": 1 }]);
+        let body = json!({ "carrier": "DHL", "tracking_number": tracking, "lines": lines });
+        assert_eq!(
+            post(&app, &format!("{base}/fulfillments"), &sold.mugs, body)
+                .await
+                .0,
+            201
+        );
+        let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
+        assert_eq!(
+            (told["status"].as_str(), told["change"].as_str()),
+            (Some("partially_fulfilled"), Some("partially_fulfilled"))
+        );
+        let event = expect(&mut feed, |m| m["type"] == "order_event").await;
+        assert_eq!(event["data"]["tracking_number"], tracking);
+    }
+    let lines = json!([{ "sku": "MUG-1", "quantity": 1, "reason": "chipped" }]);
+    let returns = format!("/api/v1/orders/{}/returns", sold.order);
+    assert_eq!(
+        post(&app, &returns, &sold.shopper, json!({ "lines": lines }))
+            .await
+            .0,
+        201
+    );
+    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
+    assert_eq!(event["kind"], "return_requested");
+    let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
+    assert_eq!(told["change"], "return_requested");
+
+    let refund = json!({ "lines": [{ "sku": "MUG-2", "quantity": 1 }] });
+    assert_eq!(
+        post(&app, &format!("{base}/refunds"), &sold.mugs, refund)
+            .await
+            .0,
+        201
+    );
+    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
+    assert_eq!(
+        (event["kind"].as_str(), event["data"]["amount"].as_str()),
+        (Some("refunded"), Some("6.00"))
+    );
+    let cancel = json!({ "lines": [{ "sku": "MUG-1", "quantity": 1 }] });
+    assert_eq!(
+        post(&app, &format!("{base}/cancellations"), &sold.mugs, cancel)
+            .await
+            .0,
+        201
+    );
+    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
+    assert_eq!(event["kind"], "cancelled");
+    let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
+    assert_eq!(told["change"], "refunded");
+    let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
+    assert_eq!(told["change"], "cancelled");
 }

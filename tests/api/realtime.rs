@@ -68,7 +68,7 @@ pub async fn next(socket: &mut Socket, within: Duration) -> Option<Value> {
 }
 
 /// Waits for the first message matching `wanted`, failing after 5 s.
-async fn expect(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+pub async fn expect(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
