@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: the alert rules (promtool), the quick start's own test, then the unit
-# and integration tests against real Postgres and Redis (started project-local where none
-# answer, as scripts/run.sh does).
+# The whole test suite: the alert rules (promtool), the quick start's own test, the unit and
+# integration tests against real Postgres and Redis (started project-local where none answer,
+# as scripts/run.sh does), then the contract run (schemathesis against a real server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/local-services.sh
@@ -28,8 +28,10 @@ command -v chromedriver >/dev/null || install_debian_package chromium-driver chr
 ) 2>&1 | tee "$log"
 scripts/test-quickstart.sh 2>&1 | tee -a "$log"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
+# The contract kept by a machine: schemathesis against /openapi.json on a real server.
+scripts/test-contract.sh 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite, summed over every runner above.
 awk '/^test result:/ { passed += $4; failed += $6 }
-     /^(quickstart|promtool): [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^(quickstart|promtool|contract): [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "%d passed, %d failed\n", passed, failed }' "$log"

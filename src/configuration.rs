@@ -138,6 +138,16 @@ pub struct AuthSettings {
     pub password_resets_per_address: u64,
     /// The sliding window password resets are counted in, in seconds.
     pub password_reset_window_secs: u64,
+    /// Answers of 401 one client address may draw in a window before its requests that would
+    /// get 401 get 429 instead (`crate::unauthorized_budget`).
+    pub unauthorized_per_address: u64,
+    /// The sliding window those 401s are counted in, in seconds.
+    pub unauthorized_window_secs: u64,
+    /// Milliseconds a process trusts what Postgres said of a session token or API key (0:
+    /// every request reads it); revocations are announced to every process at once anyway.
+    pub credential_cache_ttl_ms: u64,
+    /// Most credentials one process remembers (full: it forgets them all and refills).
+    pub credential_cache_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +163,8 @@ pub struct InventorySettings {
     pub max_queued_per_shard: usize,
     pub hold_ttl_secs: u64,
     pub expiry_sweep_interval_ms: u64,
+    /// Milliseconds a stock counter lives in Redis before it is rebuilt from Postgres.
+    pub counter_ttl_ms: u64,
 }
 
 /// Live cart actors (`agora_actors::cart`).
@@ -405,6 +417,7 @@ impl Settings {
                     "inventory.expiry_sweep_interval_ms",
                     self.inventory.expiry_sweep_interval_ms,
                 ),
+                ("inventory.counter_ttl_ms", self.inventory.counter_ttl_ms),
                 ("carts.max_live", self.carts.max_live as u64),
                 (
                     "carts.max_queued_changes",
@@ -517,7 +530,7 @@ impl Settings {
         Ok(())
     }
 
-    /// The session lifetime and the password-hashing concurrency.
+    /// The session lifetime, the password-hashing concurrency and the credential cache's size.
     fn check_auth(&self) -> Result<(), ConfigError> {
         if self.auth.session_ttl_hours == 0 {
             return Err(invalid("auth.session_ttl_hours", "must be at least 1"));
@@ -525,6 +538,12 @@ impl Settings {
         if self.auth.max_concurrent_password_hashes == 0 {
             return Err(invalid(
                 "auth.max_concurrent_password_hashes",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.credential_cache_entries == 0 {
+            return Err(invalid(
+                "auth.credential_cache_entries",
                 "must be at least 1",
             ));
         }

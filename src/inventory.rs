@@ -247,7 +247,7 @@ pub async fn set_stock(
 }
 
 /// Adds `delta` to one of the seller's SKUs in a transaction of its own; the shared counter
-/// is dropped so the next reservation rebuilds it with the new stock.
+/// follows (added to, or dropped to be rebuilt when stock went down).
 pub async fn adjust_stock(
     pool: &deadpool_postgres::Pool,
     counters: &StockCounters,
@@ -260,7 +260,15 @@ pub async fn adjust_stock(
     let tx = client.transaction().await?;
     let level = adjust(&tx, seller_id, sku, delta, reason).await?;
     tx.commit().await?;
-    counters.stock_returned(&[&level.sku]).await;
+    if delta > 0 {
+        // More units: the counter gets them; fewer: it is rebuilt (taking them off could
+        // leave a counter rebuilt meanwhile too low).
+        counters
+            .units_returned(&[(&level.sku, i64::from(delta))])
+            .await;
+    } else {
+        counters.stock_returned(&[&level.sku]).await;
+    }
     Ok(level)
 }
 
@@ -598,13 +606,16 @@ pub async fn release_expired_holds(
             .query(
                 "UPDATE variants v SET held = v.held - d.quantity
                  FROM unnest($1::uuid[], $2::int4[]) AS d(id, quantity) WHERE v.id = d.id
-                 RETURNING v.sku",
+                 RETURNING v.sku, d.quantity",
                 &[&ids, &quantities],
             )
             .await?;
         tx.commit().await?;
-        let skus: Vec<String> = returned.iter().map(|row| row.get(0)).collect();
-        counters.stock_returned(&skus).await;
+        let units: Vec<(String, i64)> = returned
+            .iter()
+            .map(|row| (row.get(0), i64::from(row.get::<_, i32>(1))))
+            .collect();
+        counters.units_returned(&units).await;
         metrics::counter!("agora_inventory_holds_expired_total").increment(count);
         return Ok(count);
     }

@@ -15,6 +15,17 @@ use uuid::Uuid;
 
 use crate::hot_state::HotState;
 
+/// What a change revoked: one session, or everything of one shopper or seller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "of", rename_all = "snake_case")]
+pub enum Revocation {
+    /// A credential, by its digest (hex).
+    Credential { digest: String },
+    /// Every credential of a shopper or seller (a password changed, an account deleted, a
+    /// seller suspended, a profile edited).
+    Subject { id: Uuid },
+}
+
 /// What one process announces to all: the one pub/sub channel's messages.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -55,6 +66,8 @@ pub enum Notice {
         waiting: i64,
         admissions_per_sec: f64,
     },
+    /// Credentials revoked: every process forgets them from its credential cache.
+    Revoked { revocation: Revocation },
     /// An order's status after a committed change (paid, fulfilled, refunded, cancelled):
     /// the `orders.status` roll-up, sent to its shopper's sockets that follow it.
     Order {

@@ -229,9 +229,10 @@ pub async fn list(
 pub async fn suspend(
     pool: &deadpool_postgres::Pool,
     hot: &crate::hot_state::HotState,
+    credentials: &crate::credentials::CredentialCache,
     id: Uuid,
 ) -> Result<Seller, Error> {
-    change_status(pool, hot, id, "suspended").await
+    change_status(pool, hot, credentials, id, "suspended").await
 }
 
 /// Reinstates a suspended seller (the operator): its key works again and its active
@@ -239,9 +240,10 @@ pub async fn suspend(
 pub async fn reinstate(
     pool: &deadpool_postgres::Pool,
     hot: &crate::hot_state::HotState,
+    credentials: &crate::credentials::CredentialCache,
     id: Uuid,
 ) -> Result<Seller, Error> {
-    change_status(pool, hot, id, "active").await
+    change_status(pool, hot, credentials, id, "active").await
 }
 
 /// One transaction sets the status and relists the seller's products; then their cached
@@ -249,6 +251,7 @@ pub async fn reinstate(
 async fn change_status(
     pool: &deadpool_postgres::Pool,
     hot: &crate::hot_state::HotState,
+    credentials: &crate::credentials::CredentialCache,
     id: Uuid,
     status: &str,
 ) -> Result<Seller, Error> {
@@ -257,6 +260,9 @@ async fn change_status(
     let seller = set_status(&tx, id, status).await?;
     crate::catalog::relist_seller(&tx, id).await?;
     tx.commit().await?;
+    // Every process reads the seller's key again: suspended, it serves only its orders.
+    let everything = crate::credentials::Revocation::Subject { id };
+    credentials.revoke(everything).await;
     let products = crate::catalog::product_ids_of(&*client, id).await?;
     crate::catalog::cache::evict(hot, &products).await;
     tracing::info!(seller_id = %id, status, products = products.len(), "seller status changed");

@@ -6,7 +6,8 @@
 //! `agora_redis_errors_total`): an outage of the hot state must not lock every shopper out.
 //! The same window, under its own keys and metric, counts every password reset asked for
 //! ([`SignInThrottle::for_password_resets`]), so the reset mail cannot be used to flood an
-//! inbox.
+//! inbox. The window itself, [`SlidingWindow`], also counts the 401s each client address draws
+//! (`crate::unauthorized_budget`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,11 +43,64 @@ pub struct Limits {
     pub window: Duration,
 }
 
+/// Attempts counted per key in a sliding window kept in Redis (a sorted set of attempt times
+/// per key), shared by every process.
+#[derive(Clone)]
+pub struct SlidingWindow {
+    hot: HotState,
+    window: Duration,
+    script: redis::Script,
+    /// Names the counting in `agora_redis_errors_total` when Redis cannot answer.
+    command: &'static str,
+}
+
+impl SlidingWindow {
+    pub fn new(hot: HotState, window: Duration, command: &'static str) -> Self {
+        Self {
+            hot,
+            window,
+            script: redis::Script::new(WINDOW_SCRIPT),
+            command,
+        }
+    }
+
+    pub fn hot(&self) -> &HotState {
+        &self.hot
+    }
+
+    /// The most attempts any of `keys` (of one slot) holds in the window, counting this one
+    /// first when `record`, and the milliseconds until that key's oldest leaves the window;
+    /// `(0, 0)` when Redis cannot answer (nothing is throttled then).
+    pub async fn count(&self, keys: &[String], record: bool) -> (u64, u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let window = u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX);
+        let mut script = self.script.prepare_invoke();
+        for key in keys {
+            script.key(key);
+        }
+        script
+            .arg(now)
+            .arg(window)
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg(if record { "1" } else { "0" });
+        let answer: redis::RedisResult<(u64, u64)> =
+            script.invoke_async(&mut self.hot.connection()).await;
+        answer.unwrap_or_else(|error| {
+            metrics::counter!("agora_redis_errors_total", "command" => self.command).increment(1);
+            tracing::warn!(%error, command = self.command, "counting in a sliding window failed; not throttling");
+            (0, 0)
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct SignInThrottle {
-    hot: HotState,
     limits: Limits,
-    window_script: redis::Script,
+    window: SlidingWindow,
     /// What is counted: the keys' prefix (`signin`, `reset`).
     scope: &'static str,
     /// The counter of refusals, labelled `by`.
@@ -70,16 +124,15 @@ impl SignInThrottle {
             metrics::counter!(metric, "by" => by).increment(0);
         }
         Self {
-            hot,
             limits,
-            window_script: redis::Script::new(WINDOW_SCRIPT),
+            window: SlidingWindow::new(hot, limits.window, "sign_in_throttle"),
             scope,
             metric,
         }
     }
 
     fn keys(&self, email: &str, address: &str) -> [String; 2] {
-        let keys = self.hot.keys();
+        let keys = self.window.hot().keys();
         let scope = self.scope;
         [
             keys.tagged(
@@ -120,31 +173,7 @@ impl SignInThrottle {
         }
     }
 
-    /// The most attempts any of `keys` (of one slot) holds in the window, and the milliseconds
-    /// until its oldest leaves; `(0, 0)` when Redis cannot answer.
     async fn count(&self, keys: &[String], record: bool) -> (u64, u64) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
-        let window = u64::try_from(self.limits.window.as_millis()).unwrap_or(u64::MAX);
-        let mut script = self.window_script.prepare_invoke();
-        for key in keys {
-            script.key(key);
-        }
-        script
-            .arg(now)
-            .arg(window)
-            .arg(uuid::Uuid::new_v4().to_string())
-            .arg(if record { "1" } else { "0" });
-        let answer: redis::RedisResult<(u64, u64)> =
-            script.invoke_async(&mut self.hot.connection()).await;
-        answer.unwrap_or_else(|error| {
-            metrics::counter!("agora_redis_errors_total", "command" => "sign_in_throttle")
-                .increment(1);
-            tracing::warn!(%error, "counting sign-ins failed; not throttling");
-            (0, 0)
-        })
+        self.window.count(keys, record).await
     }
 }

@@ -85,6 +85,10 @@ impl Application {
         gateway: Option<Arc<dyn PaymentProvider>>,
     ) -> Result<Self, StartupError> {
         let addr = settings.http_addr()?;
+        // Installed first: a counter registered at 0 before there is a recorder is lost, and a
+        // new process would then export the sign-in throttle's and the mail sender's counters
+        // only after their first event.
+        let metrics = observability::recorder();
         let applied = db::migrate(&settings.database).await?;
         tracing::info!(applied, "database schema is current");
         let pool = db::build_pool(&settings.database)?;
@@ -109,21 +113,11 @@ impl Application {
         let actors = ActorRegistry::new();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let arbiters: Vec<Arbiter> = (0..cores).map(|_| Arbiter::new()).collect();
-        let counters = StockCounters::new(hot.clone()).announcing(pool.clone());
+        let counters = StockCounters::new(hot.clone())
+            .living(Duration::from_millis(settings.inventory.counter_ttl_ms))
+            .announcing(pool.clone());
         let inventory = start_inventory(&settings.inventory, &pool, &counters, &actors, &arbiters);
-        let gateway = match gateway {
-            Some(gateway) => gateway,
-            None => {
-                // The sandbox stands in for a remote gateway: it gets its own connections
-                // rather than competing with checkouts for Agora's.
-                let mut books = settings.database.clone();
-                books.max_connections = SANDBOX_GATEWAY_CONNECTIONS;
-                Arc::new(SandboxGateway::new(
-                    db::build_pool(&books)?,
-                    Duration::from_millis(settings.payments.sandbox_latency_ms),
-                ))
-            }
-        };
+        let gateway = gateway_or_sandbox(&settings, gateway)?;
         let payments = Payments::new(gateway, Duration::from_millis(settings.payments.timeout_ms));
         checkout::spawn_reconciler(
             pool.clone(),
@@ -132,15 +126,7 @@ impl Application {
             &settings.payments,
         );
         start_flash_sale_director(&settings, &hot, &counters)?;
-        // The recommender runs on the server's own thread, like the flash-sale director.
-        agora_actors::recommender::Recommender::start(
-            Arc::new(crate::recommendations::PgLearner {
-                pool: pool.clone(),
-                hot: hot.clone(),
-                settings: settings.recommendations.clone(),
-            }),
-            Duration::from_millis(settings.recommendations.learn_interval_ms),
-        );
+        start_recommender(&settings, &pool, &hot);
         // Cart registries on the shards' arbiters: a cart's changes are serialized across the
         // HTTP workers, and carts' work is spread over the cores.
         let carts = agora_actors::cart::LiveCarts::start(
@@ -148,7 +134,12 @@ impl Application {
             &arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>(),
         );
         let hubs = Hubs::default();
-        realtime::spawn_listener(&settings.redis, hubs.clone());
+        let credentials = crate::credentials::CredentialCache::new(
+            hot.clone(),
+            Duration::from_millis(settings.auth.credential_cache_ttl_ms),
+            settings.auth.credential_cache_entries,
+        );
+        realtime::spawn_listener(&settings.redis, hubs.clone(), credentials.clone());
         let http_settings = settings.http.clone();
         let default_locale = settings.catalog.default_locale.clone();
         let cart_service = CartService {
@@ -183,16 +174,22 @@ impl Application {
             pricing: pricing.clone(),
             cache_ttl_secs: settings.catalog.product_cache_ttl_secs,
         };
-        let accounts = accounts(&settings, &pool, &hot, &pricing, &counters);
+        let accounts = accounts(&settings, &pool, &hot, &pricing, &counters, &credentials);
         crate::mail::start_sender(pool.clone(), &settings.mail).map_err(StartupError::Prepare)?;
         crate::upkeep::start(pool.clone(), &settings);
-        let metrics = observability::recorder();
         observability::register_alerting_counters();
+        let unauthorized = crate::unauthorized_budget::UnauthorizedBudget::new(
+            hot.clone(),
+            settings.auth.unauthorized_per_address,
+            Duration::from_secs(settings.auth.unauthorized_window_secs),
+        );
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hot,
             metrics,
             accounts,
+            unauthorized,
+            credentials,
             inventory,
             counters,
             after_sale,
@@ -265,16 +262,48 @@ impl Application {
 }
 
 /// The accounts service: password hashing, sessions, the sign-in and reset throttles.
+/// The gateway given, or the sandbox.
+fn gateway_or_sandbox(
+    settings: &Settings,
+    gateway: Option<Arc<dyn PaymentProvider>>,
+) -> Result<Arc<dyn PaymentProvider>, StartupError> {
+    if let Some(gateway) = gateway {
+        return Ok(gateway);
+    }
+    // The sandbox stands in for a remote gateway: it gets its own connections rather than
+    // competing with checkouts for Agora's.
+    let mut books = settings.database.clone();
+    books.max_connections = SANDBOX_GATEWAY_CONNECTIONS;
+    Ok(Arc::new(SandboxGateway::new(
+        db::build_pool(&books)?,
+        Duration::from_millis(settings.payments.sandbox_latency_ms),
+    )))
+}
+
+/// The recommender runs on the server's own thread, like the flash-sale director.
+fn start_recommender(settings: &Settings, pool: &deadpool_postgres::Pool, hot: &HotState) {
+    agora_actors::recommender::Recommender::start(
+        Arc::new(crate::recommendations::PgLearner {
+            pool: pool.clone(),
+            hot: hot.clone(),
+            settings: settings.recommendations.clone(),
+        }),
+        Duration::from_millis(settings.recommendations.learn_interval_ms),
+    );
+}
+
 fn accounts(
     settings: &Settings,
     pool: &deadpool_postgres::Pool,
     hot: &HotState,
     pricing: &crate::configuration::Pricing,
     counters: &StockCounters,
+    credentials: &crate::credentials::CredentialCache,
 ) -> Accounts {
     let auth = &settings.auth;
     Accounts {
         pool: pool.clone(),
+        credentials: credentials.clone(),
         passwords: PasswordHashing::new(auth.max_concurrent_password_hashes),
         session_ttl: Duration::from_secs(auth.session_ttl_hours.saturating_mul(3600)),
         throttle: SignInThrottle::new(

@@ -20,8 +20,12 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Exchange rates and default currency, parsed once at start.
     pub pricing: Pricing,
+    /// Who session tokens and API keys stood for a moment ago, forgotten on revocation.
+    pub credentials: crate::credentials::CredentialCache,
     /// Signs shoppers up and in (bounded password hashing, session lifetime).
     pub accounts: Accounts,
+    /// The 401s each client address may draw before it gets 429 instead.
+    pub unauthorized: crate::unauthorized_budget::UnauthorizedBudget,
     /// The inventory shard actors that serialize and batch stock reservations.
     pub inventory: agora_actors::inventory::InventoryShards,
     /// Redis stock counters shared by every process; dropped when stock comes back.

@@ -11,8 +11,9 @@
 //! from Postgres's committed `available`; a rebuild can only count units in flight as still
 //! available, so the counter errs high (Postgres refuses the excess, and the counter is then
 //! dropped to be rebuilt), never low for longer than [`COUNTER_TTL`] (a crash between the
-//! script and the commit); stock returned to a SKU drops its counter; with Redis down,
-//! reservations go straight to Postgres.
+//! script and the commit); units returned to a SKU (released holds, restocks) are added back
+//! to its counter where one exists, while an absolute stock change or a disagreement with
+//! Postgres drops it; with Redis down, reservations go straight to Postgres.
 
 use crate::db::PreparedClient;
 use std::time::Duration;
@@ -21,8 +22,9 @@ use redis::Script;
 
 use crate::hot_state::HotState;
 
-/// How long a counter lives before it is rebuilt from Postgres: the longest a counter may
-/// stay too low after a process died between taking units here and committing them.
+/// How long a counter lives before it is rebuilt from Postgres, unless
+/// `inventory.counter_ttl_ms` says otherwise: the longest a counter may stay too low after a
+/// process died between taking units here and committing them.
 pub const COUNTER_TTL: Duration = Duration::from_secs(5);
 
 /// Takes units for a batch's requests in order while they last. `KEYS[1]`: the counter;
@@ -47,6 +49,13 @@ answer[#ARGV + 1] = left
 return answer
 ";
 
+/// Gives units back to a counter that exists (a missing one is rebuilt from Postgres, which
+/// already counts them). `KEYS[1]`: the counter; `ARGV[1]`: the units. Keeps the TTL.
+const GIVE_BACK_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+";
+
 /// What the counter said about a batch's requests for one SKU.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
@@ -61,6 +70,8 @@ pub struct StockCounters {
     take: Script,
     /// Where committed availability is read to announce changes; `None` announces nothing.
     announce_from: Option<deadpool_postgres::Pool>,
+    /// How long a rebuilt counter lives.
+    ttl: Duration,
 }
 
 impl StockCounters {
@@ -69,7 +80,14 @@ impl StockCounters {
             hot,
             take: Script::new(TAKE_SCRIPT),
             announce_from: None,
+            ttl: COUNTER_TTL,
         }
+    }
+
+    /// Counters rebuilt from now on live `ttl`.
+    pub fn living(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Announces every change of stock to live subscribers, reading availability from `pool`.
@@ -103,6 +121,43 @@ impl StockCounters {
         let (counters, skus): (Self, Vec<String>) = (
             self.clone(),
             skus.iter().map(|sku| sku.as_ref().to_owned()).collect(),
+        );
+        tokio::spawn(async move { counters.announce(&skus).await });
+    }
+
+    /// Units of SKUs came back and were committed (released holds, a restock): each counter
+    /// that exists gets them back, so a hot SKU stays on its counter instead of going to
+    /// Postgres until it is rebuilt; subscribers are told as by [`Self::stock_returned`]. A
+    /// counter rebuilt between the commit and this counts them twice: it errs high, which
+    /// Postgres's guard corrects (and drops it), never low.
+    pub async fn units_returned<S: AsRef<str>>(&self, returned: &[(S, i64)]) {
+        if returned.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut pipe = redis::pipe();
+        for (sku, units) in returned {
+            // EVAL, not EVALSHA: a pipeline cannot load a script the server does not know.
+            pipe.cmd("EVAL")
+                .arg(GIVE_BACK_SCRIPT)
+                .arg(1)
+                .arg(self.key(sku.as_ref()))
+                .arg(*units)
+                .ignore();
+        }
+        let result: redis::RedisResult<()> = pipe.query_async(&mut self.hot.connection()).await;
+        Self::record("stock_give_back", started, result.is_err());
+        let skus: Vec<&str> = returned.iter().map(|(sku, _)| sku.as_ref()).collect();
+        if let Err(error) = result {
+            tracing::warn!(%error, "giving units back to stock counters failed; dropping them");
+            self.forget(&skus).await;
+        }
+        if self.announce_from.is_none() {
+            return;
+        }
+        let (counters, skus): (Self, Vec<String>) = (
+            self.clone(),
+            skus.iter().map(|sku| (*sku).to_owned()).collect(),
         );
         tokio::spawn(async move { counters.announce(&skus).await });
     }
@@ -192,7 +247,7 @@ impl StockCounters {
             .arg(available)
             .arg("NX")
             .arg("PX")
-            .arg(u64::try_from(COUNTER_TTL.as_millis()).unwrap_or(u64::MAX))
+            .arg(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX))
             .query_async(&mut self.hot.connection())
             .await;
         Self::record("stock_rebuild", started, result.is_err());

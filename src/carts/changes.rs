@@ -285,7 +285,8 @@ impl CartService {
             super::release(&tx, cart.id, variant, current - wanted).await?;
             super::set_line(&tx, cart.id, variant, wanted).await?;
             tx.commit().await?;
-            self.counters.stock_returned(&[&sku]).await;
+            let units = i64::from(current - wanted);
+            self.counters.units_returned(&[(&sku, units)]).await;
             return Ok(None);
         }
         super::check_room(&tx, cart.id, variant).await?;

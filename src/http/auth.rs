@@ -1,10 +1,12 @@
 //! Who is calling: extractors for sellers (API key), shoppers (session token) and the operator.
+//! What Postgres said of a token or key is remembered a moment in the process's credential
+//! cache (`crate::credentials`), which every revocation clears on every process.
 //!
 //! Each answers 401 `unauthorized` (with `WWW-Authenticate: Bearer`) when the credential is
 //! missing, unknown, expired, revoked or belongs to a suspended seller (whose key still serves
 //! its orders: [`SellerOrderAuth`]).
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, time::Instant};
 
 use futures_util::TryFutureExt;
 
@@ -16,6 +18,7 @@ use super::{error::ApiError, AppState};
 use crate::{
     sellers::{self, Seller},
     shoppers::{self, Shopper},
+    tokens,
 };
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -93,11 +96,23 @@ fn seller_of(
     let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
     async move {
         let (state, key) = found?;
-        let client = state.pool.get().await?;
-        let seller = if suspended_too {
-            sellers::authenticate_for_orders(&*client, &key).await?
-        } else {
-            sellers::authenticate(&*client, &key).await?
+        let digest = tokens::digest(&key);
+        let seller = match state.credentials.get::<Seller>(&digest) {
+            Some(seller) if suspended_too || seller.status == "active" => seller,
+            _ => {
+                let read_at = Instant::now();
+                let client = state.pool.get().await?;
+                // Read with suspended sellers too, so one entry serves both kinds of route.
+                let seller = sellers::authenticate_for_orders(&*client, &key).await?;
+                let subject = seller.id;
+                state
+                    .credentials
+                    .put(&digest, subject, seller.clone(), read_at, None);
+                if !suspended_too && seller.status != "active" {
+                    return Err(ApiError::Unauthorized("unknown or revoked API key"));
+                }
+                seller
+            }
         };
         tracing::Span::current().record("seller_id", tracing::field::display(seller.id));
         Ok(seller)
@@ -118,8 +133,17 @@ impl FromRequest for ShopperAuth {
         let found = state(request).and_then(|s| Ok((s, bearer_token(request)?.to_owned())));
         Box::pin(async move {
             let (state, token) = found?;
+            let digest = tokens::digest(&token);
+            if let Some(shopper) = state.credentials.get::<Shopper>(&digest) {
+                return Ok(Self { shopper, token });
+            }
+            let read_at = Instant::now();
             let client = state.pool.get().await?;
-            let shopper = shoppers::authenticate(&*client, &token).await?;
+            let (shopper, until) = shoppers::authenticate_session(&*client, &token).await?;
+            let subject = shopper.id;
+            state
+                .credentials
+                .put(&digest, subject, shopper.clone(), read_at, Some(until));
             Ok(Self { shopper, token })
         })
     }

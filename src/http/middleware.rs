@@ -4,7 +4,16 @@
 //! else a fresh UUIDv7) in a `tracing` span around all the request's logs and echoed in the
 //! response; a JSON error body in the shape of [`ErrorBody`] for every 4xx/5xx, including those
 //! actix produces itself; a 500 in that shape instead of a dropped connection when a handler
-//! panics; and the HTTP metrics, labelled by route pattern (never the raw path).
+//! panics; the HTTP metrics, labelled by route pattern (never the raw path); and the budget of
+//! 401s per client address (`crate::unauthorized_budget`): a 401 about to be answered is
+//! counted, and answered 429 with `Retry-After` once the address has drawn its budget, and a
+//! request carrying credentials from an address this process found over budget is refused at
+//! once. Only those touch Redis; an authenticated request does not.
+//!
+//! Requests so malformed that actix-http refuses them while parsing (a header value with a
+//! control character, a `Content-Length` that is not a number, a head too large) never reach
+//! this middleware: actix-http answers them 400 (or 431) with an empty body, and
+//! `crate::telemetry` logs its report of them at WARN, not ERROR.
 
 use std::{panic::AssertUnwindSafe, time::Instant};
 
@@ -21,7 +30,10 @@ use actix_web::{
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::error::{ApiError, ErrorBody};
+use super::{
+    error::{ApiError, ErrorBody},
+    AppState,
+};
 use crate::error::Code;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -63,8 +75,14 @@ pub async fn observe(
         route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    if let Err(refused) = super::hygiene::check_request(req.path(), req.query_string()) {
-        let mut response = req.into_response(refused.error_response());
+    // Refused before routing: input no route may see, or credentials from an address over its
+    // budget of 401s.
+    let refused = super::hygiene::check_request(req.path(), req.query_string())
+        .err()
+        .map(|refused| refused.error_response())
+        .or_else(|| known_over_budget(&req));
+    if let Some(refused) = refused {
+        let mut response = req.into_response(refused);
         record(&span, &method, "unmatched", response.status(), started);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -89,7 +107,7 @@ pub async fn observe(
         Ok(Err(error)) => {
             let status = error.as_response_error().status_code();
             record(&span, &method, "unknown", status, started);
-            return Err(error);
+            return Err(in_error_shape(error));
         }
         Err(panic) => {
             let message = panic
@@ -110,6 +128,9 @@ pub async fn observe(
         }
     };
     let mut response = ensure_json_error(response);
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response = spend_unauthorized_budget(response).await;
+    }
 
     let route = response
         .request()
@@ -120,6 +141,74 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(response)
+}
+
+/// A 429 for a request that carries credentials from an address this process found over its
+/// budget of 401s: refused before the credentials are checked, so a right guess is answered as
+/// a wrong one is. No lock is taken, and Redis is not asked, while no address is over budget.
+fn known_over_budget(req: &ServiceRequest) -> Option<HttpResponse> {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return None;
+    }
+    let state = req.app_data::<actix_web::web::Data<AppState>>()?;
+    let address = req.peer_addr()?.ip();
+    let retry_after_secs = state.unauthorized.known_over_budget(address)?;
+    Some(ApiError::RateLimited { retry_after_secs }.error_response())
+}
+
+/// Counts a 401 against its client address, or answers 429 instead once the address has drawn
+/// its budget.
+async fn spend_unauthorized_budget(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let request = response.request();
+    let (Some(state), Some(peer)) = (
+        request
+            .app_data::<actix_web::web::Data<AppState>>()
+            .cloned(),
+        request.peer_addr(),
+    ) else {
+        return response;
+    };
+    match state.unauthorized.draw(peer.ip()).await {
+        None => response,
+        Some(retry_after_secs) => {
+            let (request, _) = response.into_parts();
+            ServiceResponse::new(
+                request,
+                ApiError::RateLimited { retry_after_secs }.error_response(),
+            )
+        }
+    }
+}
+
+/// An error that reached the outermost middleware as an error (not rendered by a handler)
+/// renders in the error shape too: the project's own errors already do; any other keeps its
+/// status under the code of that status.
+fn in_error_shape(error: Error) -> Error {
+    if error.as_error::<ApiError>().is_some() {
+        return error;
+    }
+    let status = error.as_response_error().status_code();
+    FrameworkError(status).into()
+}
+
+/// An error of the framework, answered in the error shape with the code of its status.
+#[derive(Debug)]
+struct FrameworkError(StatusCode);
+
+impl std::fmt::Display for FrameworkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.canonical_reason().unwrap_or("error"))
+    }
+}
+
+impl ResponseError for FrameworkError {
+    fn status_code(&self) -> StatusCode {
+        self.0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.0).json(ErrorBody::new(code_for(self.0), self.to_string(), None))
+    }
 }
 
 /// Counts the request, times it and logs its end in its span.
@@ -246,6 +335,38 @@ mod tests {
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         let body: ErrorBody = actix_test::read_body_json(response).await;
         assert_eq!(body.error.code, "method_not_allowed");
+    }
+
+    #[actix_web::test]
+    async fn an_error_that_passes_up_through_the_middleware_is_answered_in_the_error_shape() {
+        async fn refuse(
+            _: ServiceRequest,
+            _: Next<impl MessageBody>,
+        ) -> Result<ServiceResponse<BoxBody>, Error> {
+            Err(actix_web::error::ErrorBadRequest(
+                "plain text from the framework",
+            ))
+        }
+        let app = actix_test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(refuse))
+                .wrap(actix_web::middleware::from_fn(observe))
+                .route("/refused", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let error = actix_test::try_call_service(
+            &app,
+            actix_test::TestRequest::get().uri("/refused").to_request(),
+        )
+        .await
+        .expect_err("the inner middleware refuses");
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .expect("body");
+        let body: ErrorBody = serde_json::from_slice(&body).expect("JSON error shape");
+        assert_eq!(body.error.code, "bad_request");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod caching;
+pub mod common_responses;
 pub mod error;
 pub mod extract;
 pub mod hygiene;

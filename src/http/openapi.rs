@@ -6,6 +6,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
+use super::common_responses::CommonResponses;
 use super::routes::{
     account, after_sale, carts, checkout, flash_sales, inventory, operator, orders, products,
     recommendations, regions, sellers, shoppers,
@@ -34,7 +35,7 @@ use super::routes::{
         flash_sales::purchase,
         recommendations::bought_together, recommendations::for_you,
     ),
-    modifiers(&BearerSchemes),
+    modifiers(&BearerSchemes, &CommonResponses),
     tags(
         (name = "storefront", description = "What shoppers browse: cacheable, localized, priced in their currency"),
         (name = "products", description = "Sellers' own products"),

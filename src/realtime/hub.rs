@@ -319,6 +319,8 @@ impl Hub {
                 .collect(),
             Notice::QueuePositions { sale_id, .. } => vec![Topic::Queue(*sale_id)],
             Notice::Order { order_id, .. } => vec![Topic::Order(*order_id)],
+            // For the credential cache, not for sockets (the listener keeps it from hubs).
+            Notice::Revoked { .. } => Vec::new(),
         };
         let rendered: Option<Arc<str>> = match &envelope.notice {
             Notice::Stock { sku, available, .. } => Some(render_stock(sku, *available).into()),

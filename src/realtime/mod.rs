@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 pub use crate::notices::{since_published, Envelope, Notice, QueueAdmission};
 pub use hub::{Hub, Hubs, LocalHub};
 
-use crate::{configuration::RedisSettings, notices::channel};
+use crate::{configuration::RedisSettings, credentials::CredentialCache, notices::channel};
 
 /// Version of the message protocol, sent in every server message as `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -29,8 +29,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 const LISTENER_RETRY: Duration = Duration::from_millis(500);
 
 /// Listens to the channel until the process stops, reconnecting after any error, and hands
-/// every notice to every hub.
-pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs) {
+/// every notice to every hub; revocations go to the credential cache, which trusts nothing
+/// from memory while the listener is not subscribed.
+pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs, credentials: CredentialCache) {
     let client = settings.client();
     let channel = channel(&crate::hot_state::Keys::new(settings.prefix.clone()));
     actix_web::rt::spawn(async move {
@@ -46,6 +47,7 @@ pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs) {
                 Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                     Ok(()) => {
                         tracing::info!("realtime listener subscribed");
+                        credentials.listening(true);
                         metrics::gauge!("agora_realtime_listener_connected").set(1.0);
                         let mut messages = pubsub.on_message();
                         while let Some(message) = messages.next().await {
@@ -53,12 +55,17 @@ pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs) {
                                 continue;
                             };
                             match serde_json::from_str::<Envelope>(&payload) {
+                                Ok(Envelope {
+                                    notice: Notice::Revoked { revocation },
+                                    ..
+                                }) => credentials.forget(&revocation),
                                 Ok(envelope) => hubs.dispatch(envelope),
                                 Err(error) => {
                                     tracing::warn!(%error, "unreadable realtime notice")
                                 }
                             }
                         }
+                        credentials.listening(false);
                         metrics::gauge!("agora_realtime_listener_connected").set(0.0);
                         tracing::warn!("realtime listener lost Redis; reconnecting");
                     }

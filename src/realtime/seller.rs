@@ -234,7 +234,8 @@ impl Handler<Deliver> for SellerSocket {
             | Notice::Cart { .. }
             | Notice::QueueAdmitted { .. }
             | Notice::QueuePositions { .. }
-            | Notice::Order { .. } => {}
+            | Notice::Order { .. }
+            | Notice::Revoked { .. } => {}
         }
     }
 }

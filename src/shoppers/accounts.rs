@@ -38,6 +38,8 @@ pub struct Accounts {
     pub fx: FxRates,
     /// Dropped for the SKUs whose units a deleted account's carts gave back.
     pub counters: StockCounters,
+    /// Told of every session this revokes, so no process keeps trusting it.
+    pub credentials: crate::credentials::CredentialCache,
 }
 
 impl Accounts {
@@ -105,7 +107,19 @@ impl Accounts {
     /// Ends the session of this token.
     pub async fn sign_out(&self, token: &str) -> Result<(), Error> {
         let client = self.pool.get().await?;
-        revoke(&*client, token).await
+        revoke(&*client, token).await?;
+        let digest = crate::tokens::digest(token);
+        self.credentials
+            .revoke(crate::credentials::credential(&digest))
+            .await;
+        Ok(())
+    }
+
+    /// After a change of the shopper's account committed: no process trusts what it
+    /// remembered of the shopper's sessions any more.
+    pub(super) async fn forget_sessions(&self, shopper_id: uuid::Uuid) {
+        let everything = crate::credentials::Revocation::Subject { id: shopper_id };
+        self.credentials.revoke(everything).await;
     }
 
     /// Checks the password a registered shopper gave to confirm a change of their account,
@@ -162,6 +176,7 @@ impl Accounts {
         }
         let revoked = revoke_all_but(&tx, shopper.id, Some(token)).await?;
         tx.commit().await?;
+        self.forget_sessions(shopper.id).await;
         tracing::info!(shopper_id = %shopper.id, revoked, "password changed");
         Ok(())
     }
@@ -191,6 +206,7 @@ impl Accounts {
             .await
             .map_err(super::email_taken)?
             .ok_or_else(already_registered)?;
+        self.forget_sessions(shopper.id).await;
         tracing::info!(shopper_id = %shopper.id, "guest registered");
         Ok(Shopper::from_row(&row))
     }

@@ -42,6 +42,7 @@ impl Accounts {
         let tx = client.transaction().await?;
         let skus = erase(&tx, shopper.id).await?;
         tx.commit().await?;
+        self.forget_sessions(shopper.id).await;
         // Units the carts held are back: their counters are rebuilt from Postgres.
         self.counters.stock_returned(&skus).await;
         tracing::info!(shopper_id = %shopper.id, "account deleted");

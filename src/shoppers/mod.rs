@@ -191,12 +191,20 @@ pub async fn open_session(
 
 /// The shopper owning a live session token.
 pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<Shopper, Error> {
+    Ok(authenticate_session(client, token).await?.0)
+}
+
+/// The shopper owning a live session token, and until when the session lasts.
+pub async fn authenticate_session(
+    client: &impl PreparedClient,
+    token: &str,
+) -> Result<(Shopper, DateTime<Utc>), Error> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Err(Error::Unauthorized("not a shopper session token"));
     }
     client
         .query_opt(
-            "SELECT s.id, s.email, s.name, s.locale, s.currency, s.created_at
+            "SELECT s.id, s.email, s.name, s.locale, s.currency, s.created_at, t.expires_at
              FROM shopper_sessions t
              JOIN shoppers s ON s.id = t.shopper_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()
@@ -204,7 +212,7 @@ pub async fn authenticate(client: &impl PreparedClient, token: &str) -> Result<S
             &[&tokens::digest(token)],
         )
         .await?
-        .map(|row| Shopper::from_row(&row))
+        .map(|row| (Shopper::from_row(&row), row.get("expires_at")))
         .ok_or(Error::Unauthorized(
             "unknown, expired or revoked session token",
         ))

@@ -105,6 +105,8 @@ impl Accounts {
             )
             .await?
             .ok_or(Error::NotFound("shopper"))?;
+        // Sessions remember the shopper as it was: every process reads it again.
+        self.forget_sessions(shopper_id).await;
         Ok(Shopper::from_row(&row))
     }
 }

@@ -116,6 +116,7 @@ impl Accounts {
         }
         let revoked = revoke_all_but(&tx, shopper_id, None).await?;
         tx.commit().await?;
+        self.forget_sessions(shopper_id).await;
         tracing::info!(%shopper_id, revoked, "password reset");
         Ok(())
     }

@@ -665,8 +665,12 @@ async fn every_change_after_the_sale_reaches_the_shoppers_socket_and_the_sellers
             (told["status"].as_str(), told["change"].as_str()),
             (Some("partially_fulfilled"), Some("partially_fulfilled"))
         );
-        let event = expect(&mut feed, |m| m["type"] == "order_event").await;
-        assert_eq!(event["data"]["tracking_number"], tracking);
+        // The feed may repeat events from just before it connected (it is resumable, at
+        // least once): look for this shipment's.
+        expect(&mut feed, |m| {
+            m["type"] == "order_event" && m["data"]["tracking_number"] == tracking
+        })
+        .await;
     }
     let lines = json!([{ "sku": "MUG-1", "quantity": 1, "reason": "chipped" }]);
     let returns = format!("/api/v1/orders/{}/returns", sold.order);
@@ -676,8 +680,7 @@ async fn every_change_after_the_sale_reaches_the_shoppers_socket_and_the_sellers
             .0,
         201
     );
-    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
-    assert_eq!(event["kind"], "return_requested");
+    expect(&mut feed, |m| m["kind"] == "return_requested").await;
     let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
     assert_eq!(told["change"], "return_requested");
 
@@ -688,11 +691,8 @@ async fn every_change_after_the_sale_reaches_the_shoppers_socket_and_the_sellers
             .0,
         201
     );
-    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
-    assert_eq!(
-        (event["kind"].as_str(), event["data"]["amount"].as_str()),
-        (Some("refunded"), Some("6.00"))
-    );
+    let event = expect(&mut feed, |m| m["kind"] == "refunded").await;
+    assert_eq!(event["data"]["amount"], "6.00");
     let cancel = json!({ "lines": [{ "sku": "MUG-1", "quantity": 1 }] });
     assert_eq!(
         post(&app, &format!("{base}/cancellations"), &sold.mugs, cancel)
@@ -700,8 +700,7 @@ async fn every_change_after_the_sale_reaches_the_shoppers_socket_and_the_sellers
             .0,
         201
     );
-    let event = expect(&mut feed, |m| m["type"] == "order_event").await;
-    assert_eq!(event["kind"], "cancelled");
+    expect(&mut feed, |m| m["kind"] == "cancelled").await;
     let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;
     assert_eq!(told["change"], "refunded");
     let told = expect(&mut shopper_socket, |m| m["type"] == "order").await;

@@ -379,8 +379,8 @@ pub async fn seller_action(
     };
     let (id, action) = path.into_inner();
     let seller = match action.as_str() {
-        "suspend" => sellers::suspend(&state.pool, &state.hot, id).await?,
-        "reinstate" => sellers::reinstate(&state.pool, &state.hot, id).await?,
+        "suspend" => sellers::suspend(&state.pool, &state.hot, &state.credentials, id).await?,
+        "reinstate" => sellers::reinstate(&state.pool, &state.hot, &state.credentials, id).await?,
         _ => return Err(crate::error::Error::NotFound("page").into()),
     };
     let back = if form.back.starts_with("/operator/sellers") {

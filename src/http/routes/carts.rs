@@ -11,6 +11,7 @@ use crate::{
         changes::{check_quantity, ShippingChoice, Target},
         CartView, Destination,
     },
+    error::Code,
     http::{
         auth::ShopperAuth,
         error::{ApiError, ErrorBody},
@@ -157,7 +158,18 @@ pub async fn change_item(
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
     let target = Target::Set(body.0.quantity);
-    line_changed(&state, &request, &shopper, id, sku, target).await
+    line_changed(&state, &request, &shopper, id, sku, target)
+        .await
+        .map_err(line_in_path)
+}
+
+/// A line named by the path: an SKU the storefront does not have (or that no SKU can be)
+/// names no line, so it is not found, as a line the cart does not hold is.
+fn line_in_path(error: ApiError) -> ApiError {
+    match error.code() {
+        Code::UnknownSku | Code::InvalidSku => ApiError::NotFound("cart line"),
+        _ => error,
+    }
 }
 
 /// Remove a line, releasing its held stock.
@@ -173,7 +185,9 @@ pub async fn remove_item(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, sku) = path.into_inner();
-    line_changed(&state, &request, &shopper, id, sku, Target::Set(0)).await
+    line_changed(&state, &request, &shopper, id, sku, Target::Set(0))
+        .await
+        .map_err(line_in_path)
 }
 
 /// Where to ship, exactly one of: `address` (checkout needs it where the region ships),

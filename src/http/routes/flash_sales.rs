@@ -211,6 +211,7 @@ pub struct Purchase {
     params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "1 to 255 characters, unique per purchase attempt")),
     request_body = Purchase,
     responses((status = 201, body = OrderView),
+        (status = 400, description = "`invalid_idempotency_key`: no `Idempotency-Key` of 1 to 255 printable characters; `malformed_json`", body = ErrorBody),
         (status = 402, description = "`payment_declined`: the unit and the admission go back", body = ErrorBody),
         (status = 403, description = "`not_admitted`, `invalid_admission` (forged, tampered, another shopper's or used)", body = ErrorBody),
         (status = 409, description = "`sold_out`", body = ErrorBody),

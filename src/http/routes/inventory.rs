@@ -57,7 +57,9 @@ pub struct SetStock {
 #[utoipa::path(put, path = "/api/v1/inventory/{sku}", tag = "inventory",
     params(("sku" = String, Path)), request_body = SetStock,
     responses((status = 200, body = StockLevel), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "`stock_committed`: below the units held for carts and sold", body = ErrorBody),
+              (status = 422, body = ErrorBody)),
     security(("seller_api_key" = [])))]
 #[tracing::instrument(name = "set_stock", skip_all, fields(seller_id = %seller.0.id, sku = %sku))]
 pub async fn set_stock(

@@ -31,7 +31,8 @@ pub async fn suspend(
     _operator: OperatorAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let seller = sellers::suspend(&state.pool, &state.hot, id.into_inner()).await?;
+    let seller =
+        sellers::suspend(&state.pool, &state.hot, &state.credentials, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(seller))
 }
 
@@ -45,7 +46,8 @@ pub async fn reinstate(
     _operator: OperatorAuth,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let seller = sellers::reinstate(&state.pool, &state.hot, id.into_inner()).await?;
+    let seller =
+        sellers::reinstate(&state.pool, &state.hot, &state.credentials, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(seller))
 }
 

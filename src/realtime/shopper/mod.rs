@@ -473,7 +473,7 @@ impl Handler<Deliver> for ShopperSocket {
                     .record(since_published(&envelope));
                 self.write_cart(ctx, *cart_id, cart.clone());
             }
-            Notice::SellerEvents { .. } => {}
+            Notice::SellerEvents { .. } | Notice::Revoked { .. } => {}
             Notice::QueueAdmitted { .. } | Notice::QueuePositions { .. } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "queue")
                     .record(since_published(&envelope));
