@@ -12,9 +12,10 @@ use crate::{
     after_sale::{post, wait_captured},
     carts::{add, cart, regions, ship_to_germany, shopper},
     checkout::{checkout, APPROVED},
-    helpers::{spawn_app_with, TestApp},
+    helpers::TestApp,
     mail::app_mailing_to,
     mail_sink::MailSink,
+    realtime::second_process_with,
 };
 
 /// A small, seeded generator: the same seed replays the same workload.
@@ -259,14 +260,8 @@ async fn a_random_workload_after_the_sale_keeps_every_cent_and_every_unit_accoun
 
 /// Another process on `first`'s database and Redis prefix, sending mail to the same sink.
 async fn second_process_mailing_to(first: &TestApp, sink: &MailSink) -> TestApp {
-    let (url, prefix, smtp) = (
-        first.settings.database.url.clone(),
-        first.settings.redis.prefix.clone(),
-        sink.url(),
-    );
-    spawn_app_with(|settings| {
-        settings.database.url = url;
-        settings.redis.prefix = prefix;
+    let smtp = sink.url();
+    second_process_with(first, |settings| {
         settings.mail.smtp_url = SecretString::from(smtp);
     })
     .await

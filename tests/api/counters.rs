@@ -7,6 +7,7 @@ use secrecy::ExposeSecret;
 use crate::{
     carts::{add, cart, regions, shopper, stocked},
     helpers::{spawn_app_with, TestApp},
+    realtime::second_process_with,
 };
 
 /// Long enough that no counter expires during the test: every rebuild would be a drop.
@@ -42,16 +43,7 @@ async fn counter(app: &TestApp, sku: &str) -> (Option<i64>, i64) {
 #[actix_web::test]
 async fn a_hot_skus_counter_after_thousands_of_add_remove_pairs_equals_postgres_available() {
     let first = spawn_app_with(|s| s.inventory.counter_ttl_ms = LONG_LIVED_MS).await;
-    let (url, prefix) = (
-        first.settings.database.url.clone(),
-        first.settings.redis.prefix.clone(),
-    );
-    let second = spawn_app_with(|s| {
-        s.database.url = url;
-        s.redis.prefix = prefix;
-        s.inventory.counter_ttl_ms = LONG_LIVED_MS;
-    })
-    .await;
+    let second = second_process_with(&first, |s| s.inventory.counter_ttl_ms = LONG_LIVED_MS).await;
     regions(&first).await;
     stocked(&first, "HOT-1", 1000).await;
     let mut shoppers = Vec::new();

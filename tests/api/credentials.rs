@@ -9,21 +9,13 @@ use serde_json::{json, Value};
 use crate::{
     carts::shopper,
     helpers::{spawn_app_with, TestApp},
+    realtime::second_process_with,
 };
 
 /// Two processes on one database and Redis prefix, both remembering credentials 5 s.
 async fn two_caching_processes() -> (TestApp, TestApp) {
     let first = spawn_app_with(|s| s.auth.credential_cache_ttl_ms = 5000).await;
-    let (url, prefix) = (
-        first.settings.database.url.clone(),
-        first.settings.redis.prefix.clone(),
-    );
-    let second = spawn_app_with(|s| {
-        s.database.url = url;
-        s.redis.prefix = prefix;
-        s.auth.credential_cache_ttl_ms = 5000;
-    })
-    .await;
+    let second = second_process_with(&first, |s| s.auth.credential_cache_ttl_ms = 5000).await;
     (first, second)
 }
 

@@ -21,13 +21,22 @@ pub type Socket = Framed<BoxedSocket, Codec>;
 
 /// Another process on the same database and Redis (and Redis key prefix) as `first`.
 pub async fn second_process(first: &TestApp) -> TestApp {
+    second_process_with(first, |_| {}).await
+}
+
+/// [`second_process`], after letting the test adjust its other settings.
+pub async fn second_process_with(
+    first: &TestApp,
+    customize: impl FnOnce(&mut agora::configuration::Settings),
+) -> TestApp {
     let (url, prefix) = (
         first.settings.database.url.clone(),
         first.settings.redis.prefix.clone(),
     );
     spawn_app_with(|settings| {
-        settings.database.url = SecretString::from(url);
+        settings.database.url = url;
         settings.redis.prefix = prefix;
+        customize(settings);
     })
     .await
 }
