@@ -269,6 +269,7 @@ async fn every_counter_an_alert_reads_is_exported_before_its_first_event() {
         "agora_actor_restarts_total{actor=\"inventory_shard\"}",
         "agora_actor_restarts_total{actor=\"cart\"}",
         "agora_sign_in_throttled_total{by=\"account\"}",
+        "agora_unauthorized_throttled_total",
         "agora_mail_failures_total{kind=\"gave_up\"}",
         "agora_actor_restarts_total{actor=\"mail_sender\"}",
     ] {
