@@ -335,41 +335,23 @@ async fn top_up_holds(service: &CheckoutService, cart: &CartView) -> Result<(), 
     Ok(())
 }
 
-/// The sellers of the cart's lines that the store suspended.
-async fn suspended_sellers(
-    client: &impl crate::db::PreparedClient,
-    cart: &CartView,
-) -> Result<Vec<Uuid>, Error> {
-    let sellers: Vec<Uuid> = cart.lines.iter().map(|line| line.seller_id).collect();
-    Ok(client
-        .query(
-            "SELECT id FROM sellers WHERE id = ANY($1) AND status <> 'active'",
-            &[&sellers],
-        )
-        .await?
-        .into_iter()
-        .map(|row| row.get(0))
-        .collect())
-}
-
 /// Lines of sellers the store suspended leave the cart (their holds released at once) and the
 /// checkout is refused naming them: nobody could ship them.
 async fn refuse_unavailable_sellers(
     service: &CheckoutService,
     shopper_id: Uuid,
     cart: &CartView,
-    suspended: &[Uuid],
     preference: &LocalePreference,
 ) -> Result<(), Error> {
-    if suspended.is_empty() {
-        return Ok(());
-    }
     let skus: Vec<String> = cart
         .lines
         .iter()
-        .filter(|line| suspended.contains(&line.seller_id))
+        .filter(|line| !line.seller_active)
         .map(|line| line.sku.clone())
         .collect();
+    if skus.is_empty() {
+        return Ok(());
+    }
     for sku in &skus {
         let removed = crate::carts::changes::Target::Set(0);
         service
@@ -432,9 +414,8 @@ pub async fn checkout(
     )
     .await?;
     check_ready(&cart)?;
-    let suspended = suspended_sellers(&*client, &cart).await?;
     drop(client);
-    refuse_unavailable_sellers(service, shopper_id, &cart, &suspended, preference).await?;
+    refuse_unavailable_sellers(service, shopper_id, &cart, preference).await?;
     top_up_holds(service, &cart).await?;
 
     let placed = crate::db::timed(

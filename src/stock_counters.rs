@@ -115,6 +115,12 @@ impl StockCounters {
     /// row's version, so one that arrives late never replaces a newer one.
     pub async fn stock_returned<S: AsRef<str>>(&self, skus: &[S]) {
         self.forget(skus).await;
+        self.announce_later(skus);
+    }
+
+    /// Tells subscribers the availability of `skus` from a task of its own (see
+    /// [`Self::stock_returned`] for why not from the caller's).
+    fn announce_later<S: AsRef<str>>(&self, skus: &[S]) {
         if self.announce_from.is_none() || skus.is_empty() {
             return;
         }
@@ -152,14 +158,7 @@ impl StockCounters {
             tracing::warn!(%error, "giving units back to stock counters failed; dropping them");
             self.forget(&skus).await;
         }
-        if self.announce_from.is_none() {
-            return;
-        }
-        let (counters, skus): (Self, Vec<String>) = (
-            self.clone(),
-            skus.iter().map(|sku| (*sku).to_owned()).collect(),
-        );
-        tokio::spawn(async move { counters.announce(&skus).await });
+        self.announce_later(&skus);
     }
 
     async fn announce<S: AsRef<str>>(&self, skus: &[S]) {

@@ -443,6 +443,9 @@ pub struct CartLine {
     pub product_id: Uuid,
     #[serde(skip)]
     pub seller_id: Uuid,
+    /// Whether its seller may sell now (a suspended one's lines are refused at checkout).
+    #[serde(skip)]
+    pub seller_active: bool,
     pub sku: String,
     pub title: String,
     pub quantity: u32,
@@ -519,7 +522,8 @@ pub async fn view(
                     (SELECT max(h.expires_at) FROM stock_holds h
                       WHERE h.owner = $1::uuid::text AND h.variant_id = v.id
                         AND h.released_at IS NULL AND h.expires_at > now()),
-                    c.title, v.id, p.id, p.seller_id
+                    c.title, v.id, p.id, p.seller_id,
+                    (SELECT s.status = 'active' FROM sellers s WHERE s.id = p.seller_id)
              FROM cart_lines l
              JOIN variants v ON v.id = l.variant_id
              JOIN products p ON p.id = v.product_id
@@ -556,6 +560,7 @@ pub async fn view(
             variant_id: row.get(8),
             product_id: row.get(9),
             seller_id: row.get(10),
+            seller_active: row.get(11),
             sku: row.get(0),
             title: row.get(7),
             quantity,

@@ -305,6 +305,8 @@ async fn sale_line(
         variant_id: row.get(0),
         product_id: row.get(2),
         seller_id: row.get(3),
+        // Read by the cart's checkout only; a flash-sale purchase does not consult it.
+        seller_active: true,
         sku: row.get(1),
         title: row.get(4),
         quantity,

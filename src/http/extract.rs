@@ -216,3 +216,46 @@ mod tests {
         assert_eq!(field_of(error).0, "unknown_field");
     }
 }
+
+/// `?cursor=&limit=` of a list paged by id, newest first.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 100; 20 by default.
+    limit: Option<String>,
+}
+
+impl PageQuery {
+    /// The cursor and the limit (`default` when absent), each a 400 naming its parameter when
+    /// it is not one or the limit is outside 1 to `max`.
+    pub fn parse(&self, default: i64, max: i64) -> Result<(Option<uuid::Uuid>, i64), ApiError> {
+        let before = parse_cursor(self.cursor.as_deref())?;
+        let limit = match self.limit.as_deref() {
+            None => default,
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ApiError::BadRequest {
+                    code: Code::InvalidLimit,
+                    message: format!("must be 1 to {max}"),
+                    field: Some("limit".into()),
+                })?,
+        };
+        Ok((before, limit))
+    }
+}
+
+/// A list's `cursor` (the id of the last item seen), or a 400 `invalid_cursor` naming it.
+pub fn parse_cursor(raw: Option<&str>) -> Result<Option<uuid::Uuid>, ApiError> {
+    raw.map(|raw| {
+        raw.parse::<uuid::Uuid>().map_err(|_| ApiError::BadRequest {
+            code: Code::InvalidCursor,
+            message: "not a cursor from this list".into(),
+            field: Some("cursor".into()),
+        })
+    })
+    .transpose()
+}

@@ -51,18 +51,9 @@ impl FieldError {
                 "L’e-mail ou le mot de passe est incorrect.",
                 "メールアドレスまたはパスワードが違います。",
             )),
-            Code::InvalidEmail => Some(lang.tr(
-                "This is not an email address.",
-                "Das ist keine E-Mail-Adresse.",
-                "Ce n’est pas une adresse e-mail.",
-                "メールアドレスの形式ではありません。",
-            )),
-            Code::InvalidPassword => Some(lang.tr(
-                "A password has 8 to 128 characters.",
-                "Ein Passwort hat 8 bis 128 Zeichen.",
-                "Un mot de passe compte de 8 à 128 caractères.",
-                "パスワードは8〜128文字です。",
-            )),
+            code @ (Code::InvalidEmail | Code::InvalidPassword) => {
+                super::password_reset::credential_words(lang, code)
+            }
             Code::RateLimited => Some(lang.tr(
                 "Too many failed sign-ins: please wait a few minutes and try again.",
                 "Zu viele fehlgeschlagene Anmeldungen: bitte einige Minuten warten.",

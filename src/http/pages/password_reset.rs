@@ -34,9 +34,10 @@ pub struct NewPasswordForm {
     password: String,
 }
 
-/// The refusal of a reset in the page's language.
-fn refusal(lang: Lang, error: &Error) -> String {
-    let known = match error.code() {
+/// What is wrong with an email or password a form gave, in the page's language (the account
+/// page's forms and this page's say it alike).
+pub(super) fn credential_words(lang: Lang, code: Code) -> Option<&'static str> {
+    match code {
         Code::InvalidEmail => Some(lang.tr(
             "This is not an email address.",
             "Das ist keine E-Mail-Adresse.",
@@ -49,6 +50,14 @@ fn refusal(lang: Lang, error: &Error) -> String {
             "Un mot de passe compte de 8 à 128 caractères.",
             "パスワードは8〜128文字です。",
         )),
+        _ => None,
+    }
+}
+
+/// The refusal of a reset in the page's language.
+fn refusal(lang: Lang, error: &Error) -> String {
+    let known = match error.code() {
+        Code::InvalidEmail | Code::InvalidPassword => credential_words(lang, error.code()),
         Code::InvalidResetToken => Some(lang.tr(
             "This link is unknown, used or expired: ask for a new one on the account page.",
             "Dieser Link ist unbekannt, benutzt oder abgelaufen: fordern Sie auf der Kontoseite einen neuen an.",

@@ -2,18 +2,17 @@
 //! the caller's own only; another shopper's address is "not found".
 
 use actix_web::{http::header, web, HttpResponse};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     addresses::book::{self, AddressPatch, NewAddress, SavedAddress},
     carts::{self, CartSummaryPage},
-    error::Code,
     http::{
         auth::ShopperAuth,
         error::{ApiError, ErrorBody},
-        extract::ApiJson,
+        extract::{ApiJson, PageQuery},
         AppState,
     },
     orders::history::{self, OrderSummaryPage},
@@ -134,46 +133,6 @@ pub async fn delete_address(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// 1 to 100; 20 by default.
-    limit: Option<String>,
-}
-
-impl PageQuery {
-    /// The cursor and limit, each a 400 naming its parameter when it is not one.
-    fn parse(&self, max: i64) -> Result<(Option<Uuid>, i64), ApiError> {
-        let before = self
-            .cursor
-            .as_deref()
-            .map(|raw| {
-                raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest {
-                    code: Code::InvalidCursor,
-                    message: "not a cursor from this list".into(),
-                    field: Some("cursor".into()),
-                })
-            })
-            .transpose()?;
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_PAGE,
-            Some(raw) => raw
-                .trim()
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::BadRequest {
-                    code: Code::InvalidLimit,
-                    message: format!("must be 1 to {max}"),
-                    field: Some("limit".into()),
-                })?,
-        };
-        Ok((before, limit))
-    }
-}
-
 /// The shopper's orders, newest first: status, total, item count; cursor pagination.
 #[utoipa::path(get, path = "/api/v1/shoppers/me/orders", tag = "shoppers", params(PageQuery),
     responses((status = 200, body = OrderSummaryPage),
@@ -185,7 +144,7 @@ pub async fn my_orders(
     shopper: ShopperAuth,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (before, limit) = query.parse(history::MAX_SHOPPER_PAGE)?;
+    let (before, limit) = query.parse(DEFAULT_PAGE, history::MAX_SHOPPER_PAGE)?;
     let client = state.pool.get().await?;
     let page = history::shopper_orders(&*client, shopper.shopper.id, before, limit).await?;
     Ok(HttpResponse::Ok().json(page))
@@ -202,7 +161,7 @@ pub async fn my_carts(
     shopper: ShopperAuth,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (before, limit) = query.parse(carts::MAX_CART_PAGE)?;
+    let (before, limit) = query.parse(DEFAULT_PAGE, carts::MAX_CART_PAGE)?;
     let client = state.pool.get().await?;
     let page = carts::shopper_carts(&*client, shopper.shopper.id, before, limit).await?;
     Ok(HttpResponse::Ok().json(page))

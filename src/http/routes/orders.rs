@@ -2,15 +2,13 @@
 //! them.
 
 use actix_web::{http::header, middleware, web, HttpResponse};
-use serde::Deserialize;
-use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::{
-    error::Code,
     http::{
         auth::{SellerOrderAuth, ShopperAuth},
         error::{ApiError, ErrorBody},
+        extract::PageQuery,
         AppState,
     },
     orders::{
@@ -22,6 +20,8 @@ use crate::{
 /// answering, marked deprecated, until clients have moved.
 const SELLER_ORDERS: &str = "/sellers/me/orders";
 const DEPRECATED_SELLER_ORDERS: &str = "/seller/orders";
+/// Orders on a seller's page when it asks for no `limit`.
+const DEFAULT_SELLER_PAGE: i64 = 20;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(web::resource("/orders/{id}").route(web::get().to(show)));
@@ -99,46 +99,16 @@ pub async fn seller_order(
     Ok(HttpResponse::Ok().json(order))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct SellerOrdersQuery {
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// 1 to 100; 20 by default.
-    limit: Option<String>,
-}
-
 /// The seller's parts of paid orders, newest first, with cursor pagination.
-#[utoipa::path(get, path = "/api/v1/sellers/me/orders", tag = "orders", params(SellerOrdersQuery),
+#[utoipa::path(get, path = "/api/v1/sellers/me/orders", tag = "orders", params(PageQuery),
     responses((status = 200, body = SellerOrderPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("seller_api_key" = [])))]
 pub async fn seller_orders(
     state: web::Data<AppState>,
     seller: SellerOrderAuth,
-    query: web::Query<SellerOrdersQuery>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = query
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest {
-                code: Code::InvalidCursor,
-                message: "not a cursor from this list".into(),
-                field: Some("cursor".into()),
-            })
-        })
-        .transpose()?;
-    let limit = match query.limit.as_deref() {
-        None => 20,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=orders::MAX_SELLER_PAGE).contains(n))
-            .ok_or_else(|| ApiError::BadRequest {
-                code: Code::InvalidLimit,
-                message: format!("must be 1 to {}", orders::MAX_SELLER_PAGE),
-                field: Some("limit".into()),
-            })?,
-    };
+    let (before, limit) = query.parse(DEFAULT_SELLER_PAGE, orders::MAX_SELLER_PAGE)?;
     let client = state.pool.get().await?;
     let page = orders::seller_orders(&*client, seller.0.id, before, limit).await?;
     Ok(HttpResponse::Ok().json(page))

@@ -11,7 +11,7 @@ use crate::{
     http::{
         auth::SellerAuth,
         error::{ApiError, ErrorBody},
-        extract::ApiJson,
+        extract::{parse_cursor, ApiJson},
         AppState,
     },
     sellers::{self, Email, OnboardedSeller, Seller, SellerName},
@@ -103,17 +103,7 @@ pub async fn own_products(
             field: Some("limit".into()),
         });
     }
-    let cursor = params
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest {
-                code: Code::InvalidCursor,
-                message: "not a cursor from this list".into(),
-                field: Some("cursor".into()),
-            })
-        })
-        .transpose()?;
+    let cursor = parse_cursor(params.cursor.as_deref())?;
     let client = state.pool.get().await?;
     let items = catalog::list_own(&*client, seller.0.id, cursor, limit).await?;
     let next_cursor = (items.len() as i64 == limit)
