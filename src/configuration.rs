@@ -176,6 +176,9 @@ pub struct CartSettings {
     pub max_queued_changes: usize,
     /// Seconds without a change after which a cart's actor is passivated.
     pub idle_secs: u64,
+    /// Milliseconds a cart's actor answers line changes from the cart as it loaded it (prices,
+    /// titles, held units) before it reads it again.
+    pub state_ttl_ms: u64,
 }
 
 impl CartSettings {

@@ -48,6 +48,10 @@ pub enum Notice {
     /// A cart as its owner sees it now, rendered by the process that changed it.
     Cart {
         cart_id: Uuid,
+        /// The cart's version (`carts.version`) as rendered: other processes' actors drop an
+        /// older copy of the cart.
+        #[serde(default)]
+        version: i64,
         cart: serde_json::Value,
     },
     /// The seller's order event log has new entries (sessions read them from Postgres).

@@ -139,9 +139,15 @@ impl Application {
             Duration::from_millis(settings.auth.credential_cache_ttl_ms),
             settings.auth.credential_cache_entries,
         );
-        realtime::spawn_listener(&settings.redis, hubs.clone(), credentials.clone());
+        realtime::spawn_listener(
+            &settings.redis,
+            hubs.clone(),
+            credentials.clone(),
+            carts.clone(),
+        );
         let http_settings = settings.http.clone();
         let default_locale = settings.catalog.default_locale.clone();
+        let writes = crate::commit_group::CommitGroup::start(pool.clone(), &settings.checkout);
         let cart_service = CartService {
             pool: pool.clone(),
             hot: hot.clone(),
@@ -149,11 +155,13 @@ impl Application {
             live: carts,
             inventory: inventory.clone(),
             counters: counters.clone(),
+            writes: writes.clone(),
             hold_for: Duration::from_secs(settings.inventory.hold_ttl_secs),
+            state_ttl: Duration::from_millis(settings.carts.state_ttl_ms),
         };
         let checkout = CheckoutService {
             carts: cart_service.clone(),
-            writes: crate::commit_group::CommitGroup::start(pool.clone(), &settings.checkout),
+            writes,
             payments,
         };
         let flash_sales = FlashSaleService {

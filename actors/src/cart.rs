@@ -1,21 +1,26 @@
-//! Live carts: one actor per cart in use in this process, passivated when idle.
+//! Live carts: one actor per cart in use in this process, owning the cart's state while it
+//! lives, passivated when idle.
 //!
-//! A cart's state lives in Postgres, so any process serves any cart and every tab sees the same
-//! one; the cart row's lock stays the guard between processes. While a cart is in use here, its
-//! [`CartActor`] owns it in this process: every change to it runs through the actor one at a
-//! time, in arrival order, so a shopper's tabs never queue on the row lock holding pooled
-//! connections, and the changes of one cart cannot overtake each other.
+//! A cart's source of truth is Postgres, so any process serves any cart and every tab sees the
+//! same one. While a cart is in use here, its [`CartActor`] owns it in this process: every
+//! change to it runs through the actor one at a time, in arrival order, and is handed the
+//! state the previous change left (`S`: what the domain layer keeps of a cart, e.g. the cart
+//! as loaded and changed since), returning the state for the next one. So a change can work
+//! from memory instead of reading the cart again, a shopper's tabs never queue on a row lock
+//! holding pooled connections, and one cart's changes cannot overtake each other.
 //!
 //! [`LiveCarts`] (supervised registries, one per arbiter; a cart id always maps to the same one)
 //! starts a cart's actor on its first change, on the registry's arbiter, and drops it once the
 //! cart was idle for [`CartLimits::idle`]: the actor finishes what it was given and stops
-//! (passivation). Nothing is lost by that, or by a restart of either actor:
-//! they hold no state that Postgres does not.
+//! (passivation), its state with it. [`CartsHandle::forget`] drops a live cart's state after
+//! its queued changes (another process changed the cart). Nothing is lost by any of these, or
+//! by a restart: the state is only ever a copy of what Postgres holds, which the next change
+//! loads again.
 //!
 //! Promises: at most [`CartLimits::max_live`] carts are live and at most
 //! [`CartLimits::max_queued`] changes wait per cart (beyond either, [`CartBusy`] at once, never
-//! a growing queue); a change that panics is answered [`CartBusy::Failed`] and the cart takes
-//! the next one.
+//! a growing queue); a change that panics is answered [`CartBusy::Failed`], its cart's state is
+//! dropped and the cart takes the next change.
 
 use std::{
     collections::HashMap,
@@ -57,54 +62,95 @@ pub enum CartBusy {
     Failed,
 }
 
-/// One change to a cart, run to completion before the cart's next one.
-type Change = BoxFuture<'static, ()>;
+/// What a cart's actor may keep of it between changes.
+pub trait CartState: Send + Unpin + 'static {
+    /// How far the cart had got when this state was taken or last changed (the cart's
+    /// version), so that news of a version made elsewhere drops only an older state.
+    fn version(&self) -> i64;
+}
+
+/// One change to a cart, run to completion before the cart's next one: handed the state the
+/// previous change left (`None` when there is none yet, or it was dropped), it returns the
+/// state for the next.
+type Change<S> = Box<dyn FnOnce(Option<S>) -> BoxFuture<'static, Option<S>> + Send>;
 
 /// Sent by [`LiveCarts`] to a cart's actor.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct RunChange {
-    change: Change,
+struct RunChange<S: CartState> {
+    change: Change<S>,
     done: oneshot::Sender<Result<(), CartBusy>>,
 }
 
-/// The actor that owns one cart in this process while it is in use.
-pub struct CartActor {
-    cart: Uuid,
+/// Sent by [`LiveCarts`] (for [`CartsHandle::forget`]) to a cart's actor: once the changes
+/// before this are done, drop the state if it is older than `version`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct DropState {
+    version: i64,
 }
 
-impl Actor for CartActor {
+/// The actor that owns one cart in this process while it is in use.
+pub struct CartActor<S: CartState> {
+    cart: Uuid,
+    state: Option<S>,
+}
+
+impl<S: CartState> Actor for CartActor<S> {
     type Context = Context<Self>;
 }
 
-impl Supervised for CartActor {
+impl<S: CartState> Supervised for CartActor<S> {
     fn restarting(&mut self, _: &mut Context<Self>) {
         metrics::counter!("agora_actor_restarts_total", "actor" => "cart").increment(1);
         tracing::warn!(cart = %self.cart, "cart actor restarting");
+        self.state = None;
     }
 }
 
-impl Handler<RunChange> for CartActor {
+impl<S: CartState> Handler<RunChange<S>> for CartActor<S> {
     // Atomic: the actor handles no other message until this change has finished.
     type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, message: RunChange, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, message: RunChange<S>, _: &mut Context<Self>) -> Self::Result {
         metrics::counter!("agora_actor_messages_total", "actor" => "cart").increment(1);
         let RunChange { change, done } = message;
         let cart = self.cart;
-        let run = AssertUnwindSafe(change).catch_unwind().map(move |outcome| {
-            if outcome.is_err() {
-                tracing::error!(%cart, "a cart change panicked");
-            }
-            let _ = done.send(outcome.map_err(|_| CartBusy::Failed));
+        let run = AssertUnwindSafe(change(self.state.take())).catch_unwind();
+        let finish = run.into_actor(self).map(move |outcome, actor, _| {
+            let answer = match outcome {
+                Ok(state) => {
+                    actor.state = state;
+                    Ok(())
+                }
+                Err(_) => {
+                    tracing::error!(%cart, "a cart change panicked");
+                    Err(CartBusy::Failed)
+                }
+            };
+            let _ = done.send(answer);
         });
-        AtomicResponse::new(Box::pin(run.into_actor(self)))
+        AtomicResponse::new(Box::pin(finish))
+    }
+}
+
+impl<S: CartState> Handler<DropState> for CartActor<S> {
+    type Result = ();
+
+    fn handle(&mut self, message: DropState, _: &mut Context<Self>) {
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|state| state.version() < message.version)
+        {
+            self.state = None;
+        }
     }
 }
 
 /// A live cart as [`LiveCarts`] keeps it.
-struct Live {
-    actor: Addr<CartActor>,
+struct Live<S: CartState> {
+    actor: Addr<CartActor<S>>,
     /// Changes sent and not yet finished; the actor's mailbox is never trusted to bound them.
     queued: Arc<AtomicUsize>,
     last_change: Instant,
@@ -129,9 +175,17 @@ impl Drop for Queued {
 /// Sent by HTTP handlers (through [`CartsHandle::change`]) to run a change on a cart.
 #[derive(Message)]
 #[rtype(result = "Result<oneshot::Receiver<Result<(), CartBusy>>, CartBusy>")]
-struct ChangeCart {
+struct ChangeCart<S: CartState> {
     cart: Uuid,
-    change: Change,
+    change: Change<S>,
+}
+
+/// Sent through [`CartsHandle::forget`] when a cart changed elsewhere (another process).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ForgetCart {
+    cart: Uuid,
+    version: i64,
 }
 
 /// Asked through [`CartsHandle::live`]: how many carts a registry holds live.
@@ -140,17 +194,17 @@ struct ChangeCart {
 pub struct CountLiveCarts;
 
 /// A registry of live carts: those of this process whose ids map to it.
-pub struct LiveCarts {
+pub struct LiveCarts<S: CartState> {
     limits: CartLimits,
-    live: HashMap<Uuid, Live>,
+    live: HashMap<Uuid, Live<S>>,
     /// Live carts of every registry of the process, for the `agora_carts_live` gauge.
     live_in_process: Arc<AtomicUsize>,
 }
 
-impl LiveCarts {
+impl<S: CartState> LiveCarts<S> {
     /// Starts one supervised registry per arbiter (on the current one when none is given),
     /// sharing `limits.max_live` evenly.
-    pub fn start(limits: CartLimits, arbiters: &[ArbiterHandle]) -> CartsHandle {
+    pub fn start(limits: CartLimits, arbiters: &[ArbiterHandle]) -> CartsHandle<S> {
         let registries = arbiters.len().max(1);
         let limits = CartLimits {
             max_live: limits.max_live.div_ceil(registries),
@@ -207,7 +261,7 @@ impl LiveCarts {
     }
 }
 
-impl Actor for LiveCarts {
+impl<S: CartState> Actor for LiveCarts<S> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -217,7 +271,7 @@ impl Actor for LiveCarts {
     }
 }
 
-impl Supervised for LiveCarts {
+impl<S: CartState> Supervised for LiveCarts<S> {
     fn restarting(&mut self, _: &mut Context<Self>) {
         metrics::counter!("agora_actor_restarts_total", "actor" => "live_carts").increment(1);
         // The carts' actors finish what they were given and stop; the next change starts anew.
@@ -227,10 +281,10 @@ impl Supervised for LiveCarts {
     }
 }
 
-impl Handler<ChangeCart> for LiveCarts {
+impl<S: CartState> Handler<ChangeCart<S>> for LiveCarts<S> {
     type Result = Result<oneshot::Receiver<Result<(), CartBusy>>, CartBusy>;
 
-    fn handle(&mut self, message: ChangeCart, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, message: ChangeCart<S>, _: &mut Context<Self>) -> Self::Result {
         metrics::counter!("agora_actor_messages_total", "actor" => "live_carts").increment(1);
         if !self.live.contains_key(&message.cart) && self.live.len() >= self.limits.max_live {
             return Err(CartBusy::TooManyCarts);
@@ -238,7 +292,7 @@ impl Handler<ChangeCart> for LiveCarts {
         let cart = message.cart;
         let before = self.live.len();
         let live = self.live.entry(cart).or_insert_with(|| Live {
-            actor: Supervisor::start(move |_| CartActor { cart }),
+            actor: Supervisor::start(move |_| CartActor { cart, state: None }),
             queued: Arc::new(AtomicUsize::new(0)),
             last_change: Instant::now(),
         });
@@ -250,9 +304,12 @@ impl Handler<ChangeCart> for LiveCarts {
         let change = message.change;
         let (done, answer) = oneshot::channel();
         let run = RunChange {
-            change: Box::pin(async move {
-                change.await;
-                drop(queued);
+            change: Box::new(move |state| {
+                Box::pin(async move {
+                    let state = change(state).await;
+                    drop(queued);
+                    state
+                })
             }),
             done,
         };
@@ -264,7 +321,19 @@ impl Handler<ChangeCart> for LiveCarts {
     }
 }
 
-impl Handler<CountLiveCarts> for LiveCarts {
+impl<S: CartState> Handler<ForgetCart> for LiveCarts<S> {
+    type Result = ();
+
+    fn handle(&mut self, message: ForgetCart, _: &mut Context<Self>) {
+        if let Some(live) = self.live.get(&message.cart) {
+            live.actor.do_send(DropState {
+                version: message.version,
+            });
+        }
+    }
+}
+
+impl<S: CartState> Handler<CountLiveCarts> for LiveCarts<S> {
     type Result = usize;
 
     fn handle(&mut self, _: CountLiveCarts, _: &mut Context<Self>) -> usize {
@@ -273,20 +342,30 @@ impl Handler<CountLiveCarts> for LiveCarts {
 }
 
 /// How HTTP handlers reach the live carts.
-#[derive(Clone)]
-pub struct CartsHandle(Vec<Addr<LiveCarts>>);
+pub struct CartsHandle<S: CartState>(Vec<Addr<LiveCarts<S>>>);
 
-impl CartsHandle {
-    /// Runs `change` on `cart`'s actor, after the cart's earlier changes, and answers its
-    /// result.
-    pub async fn change<T, F>(&self, cart: Uuid, change: F) -> Result<T, CartBusy>
+impl<S: CartState> Clone for CartsHandle<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S: CartState> CartsHandle<S> {
+    /// Runs `change` on `cart`'s actor, after the cart's earlier changes, handing it the
+    /// cart's state and keeping the state it returns; answers its result.
+    pub async fn change<T, F, Fut>(&self, cart: Uuid, change: F) -> Result<T, CartBusy>
     where
         T: Send + 'static,
-        F: std::future::Future<Output = T> + Send + 'static,
+        F: FnOnce(Option<S>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (T, Option<S>)> + Send + 'static,
     {
         let (result_tx, result_rx) = oneshot::channel();
-        let change: Change = Box::pin(async move {
-            let _ = result_tx.send(change.await);
+        let change: Change<S> = Box::new(move |state| {
+            Box::pin(async move {
+                let (result, state) = change(state).await;
+                let _ = result_tx.send(result);
+                state
+            })
         });
         let done = self
             .registry_of(cart)
@@ -295,6 +374,13 @@ impl CartsHandle {
             .map_err(|_| CartBusy::Failed)??;
         done.await.map_err(|_| CartBusy::Failed)??;
         result_rx.await.map_err(|_| CartBusy::Failed)
+    }
+
+    /// The cart reached `version` (possibly in another process): after the changes already
+    /// sent to it, its state is dropped if older, so its next change loads the cart again.
+    /// Nothing when the cart is not live here.
+    pub fn forget_older(&self, cart: Uuid, version: i64) {
+        self.registry_of(cart).do_send(ForgetCart { cart, version });
     }
 
     /// How many carts are live in this process.
@@ -308,7 +394,7 @@ impl CartsHandle {
     }
 
     /// The registry that owns `cart` (UUIDv7's low bits are random).
-    fn registry_of(&self, cart: Uuid) -> &Addr<LiveCarts> {
+    fn registry_of(&self, cart: Uuid) -> &Addr<LiveCarts<S>> {
         &self.0[(cart.as_u128() % self.0.len() as u128) as usize]
     }
 }
@@ -316,6 +402,19 @@ impl CartsHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl CartState for u32 {
+        fn version(&self) -> i64 {
+            i64::from(*self)
+        }
+    }
+
+    /// A change that keeps the cart's state as it found it.
+    fn keeping<T: Send + 'static>(
+        change: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> impl FnOnce(Option<u32>) -> BoxFuture<'static, (T, Option<u32>)> + Send + 'static {
+        move |state| Box::pin(async move { (change.await, state) })
+    }
 
     fn limits() -> CartLimits {
         CartLimits {
@@ -327,19 +426,19 @@ mod tests {
 
     #[actix::test]
     async fn changes_to_one_cart_run_one_at_a_time_in_arrival_order() {
-        let carts = LiveCarts::start(limits(), &[]);
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let running = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let changes = (0..3).map(|n| {
             let (running, order) = (Arc::clone(&running), Arc::clone(&order));
-            carts.change(cart, async move {
+            carts.change(cart, keeping(async move {
                 let overlapping = running.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 order.lock().expect("order").push(n);
                 running.fetch_sub(1, Ordering::SeqCst);
                 overlapping
-            })
+            }))
         });
         let overlaps = futures_util::future::join_all(changes).await;
         assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
@@ -354,22 +453,22 @@ mod tests {
             max_live: 10,
             ..limits()
         };
-        let carts = LiveCarts::start(limits, &handles);
+        let carts = LiveCarts::<u32>::start(limits, &handles);
         let running = Arc::new(AtomicUsize::new(0));
         let cart = Uuid::now_v7();
         let changes = (0..3).map(|_| {
             let running = Arc::clone(&running);
-            carts.change(cart, async move {
+            carts.change(cart, keeping(async move {
                 let overlapping = running.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 running.fetch_sub(1, Ordering::SeqCst);
                 overlapping
-            })
+            }))
         });
         let overlaps = futures_util::future::join_all(changes).await;
         assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
         carts
-            .change(Uuid::now_v7(), async {})
+            .change(Uuid::now_v7(), keeping(async {}))
             .await
             .expect("another cart");
         assert_eq!(carts.live().await, 2);
@@ -380,15 +479,15 @@ mod tests {
 
     #[actix::test]
     async fn changes_to_different_carts_run_side_by_side() {
-        let carts = LiveCarts::start(limits(), &[]);
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
         let running = Arc::new(AtomicUsize::new(0));
         let changes = (0..2).map(|_| {
             let running = Arc::clone(&running);
-            carts.change(Uuid::new_v4(), async move {
+            carts.change(Uuid::new_v4(), keeping(async move {
                 running.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 running.load(Ordering::SeqCst)
-            })
+            }))
         });
         let seen = futures_util::future::join_all(changes).await;
         assert_eq!(seen, vec![Ok(2), Ok(2)]);
@@ -396,19 +495,19 @@ mod tests {
 
     #[actix::test]
     async fn a_cart_with_too_many_waiting_changes_or_one_too_many_carts_is_refused_at_once() {
-        let carts = LiveCarts::start(limits(), &[]);
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let slow = || tokio::time::sleep(Duration::from_millis(100));
-        let waiting: Vec<_> = (0..3).map(|_| carts.change(cart, slow())).collect();
+        let waiting: Vec<_> = (0..3).map(|_| carts.change(cart, keeping(slow()))).collect();
         let queued = futures_util::future::join_all(waiting);
         let refused = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let one_more = carts.change(cart, async {}).await;
+            let one_more = carts.change(cart, keeping(async {})).await;
             carts
-                .change(Uuid::new_v4(), async {})
+                .change(Uuid::new_v4(), keeping(async {}))
                 .await
                 .expect("a second cart fits");
-            let third_cart = carts.change(Uuid::new_v4(), async {}).await;
+            let third_cart = carts.change(Uuid::new_v4(), keeping(async {})).await;
             (one_more, third_cart)
         };
         let (queued, (one_more, third_cart)) = futures_util::join!(queued, refused);
@@ -419,26 +518,52 @@ mod tests {
 
     #[actix::test]
     async fn an_idle_cart_is_passivated_and_its_next_change_starts_it_again() {
-        let carts = LiveCarts::start(limits(), &[]);
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
-        carts.change(cart, async {}).await.expect("first change");
+        carts.change(cart, keeping(async {})).await.expect("first change");
         assert_eq!(carts.live().await, 1);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(carts.live().await, 0);
-        assert_eq!(carts.change(cart, async { 7 }).await, Ok(7));
+        assert_eq!(carts.change(cart, keeping(async { 7 })).await, Ok(7));
         assert_eq!(carts.live().await, 1);
     }
 
     #[actix::test]
     async fn a_panicking_change_is_answered_failed_and_the_cart_takes_the_next_one() {
-        let carts = LiveCarts::start(limits(), &[]);
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let panicking = carts
-            .change(cart, async {
+            .change(cart, keeping(async {
                 panic!("a change that panics");
-            })
+            }))
             .await;
         assert_eq!(panicking, Err::<(), _>(CartBusy::Failed));
-        assert_eq!(carts.change(cart, async { "next" }).await, Ok("next"));
+        assert_eq!(carts.change(cart, keeping(async { "next" })).await, Ok("next"));
+    }
+
+    #[actix::test]
+    async fn a_carts_state_is_kept_between_its_changes_and_dropped_when_outdated_or_passivated() {
+        let carts = LiveCarts::<u32>::start(limits(), &[]);
+        let cart = Uuid::new_v4();
+        let count = || {
+            carts.change(cart, |state: Option<u32>| async move {
+                let next = state.map_or(1, |seen| seen + 1);
+                (next, Some(next))
+            })
+        };
+        assert_eq!(count().await, Ok(1));
+        assert_eq!(count().await, Ok(2));
+        carts.forget_older(cart, 2);
+        assert_eq!(count().await, Ok(3), "not older: kept");
+        carts.forget_older(cart, 4);
+        assert_eq!(count().await, Ok(1), "older: forgotten");
+        assert_eq!(count().await, Ok(2));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(count().await, Ok(1), "passivated");
+        let panicking = carts
+            .change(cart, |_: Option<u32>| async { panic!("a change that panics") })
+            .await;
+        assert_eq!(panicking, Err::<(), _>(CartBusy::Failed));
+        assert_eq!(count().await, Ok(1), "dropped by the panic");
     }
 }

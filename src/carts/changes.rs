@@ -4,15 +4,23 @@
 //! [`CartService`] is the handle the web layer changes carts through. One cart's changes in a
 //! process run one at a time, in arrival order (its `CartActor`), so a shopper's tabs do not
 //! queue on the row lock holding pooled connections, and sockets get the cart's states in the
-//! order the changes were made. Between processes, the cart's row lock orders changes.
+//! order the changes were made. A line change of a cart the actor holds in memory
+//! ([`LiveCart`]) is worked out and answered from memory and written through the commit group
+//! over the cart's version ([`LineWrite`]); any other change, and a line change whose cart moved
+//! on in another process, is made under the cart's row lock, which orders changes between
+//! processes, and the cart is then loaded again.
 
 use std::time::Duration;
 
 use agora_actors::{cart::CartsHandle, inventory::InventoryShards, inventory::ReserveStock};
 use uuid::Uuid;
 
-use super::{CartView, Destination, MAX_QUANTITY};
+use super::{
+    live::{Held, LineWrite, LiveCart, Written},
+    CartView, Destination, MAX_QUANTITY,
+};
 use crate::{
+    commit_group::CommitGroup,
     configuration::Pricing,
     error::{error_chain, Code, Error},
     hot_state::HotState,
@@ -34,11 +42,15 @@ pub struct CartService {
     pub pool: deadpool_postgres::Pool,
     pub hot: HotState,
     pub pricing: Pricing,
-    pub live: CartsHandle,
+    pub live: CartsHandle<LiveCart>,
     pub inventory: InventoryShards,
     pub counters: StockCounters,
+    /// The commit group that writes line changes (checkout's).
+    pub writes: CommitGroup,
     /// How long a hold taken for a cart line lasts.
     pub hold_for: Duration,
+    /// How long a cart's actor answers from the cart as it loaded it.
+    pub state_ttl: Duration,
 }
 
 /// What a shopper chose for a cart's shipping: where, how, and who to tell.
@@ -82,6 +94,14 @@ pub fn check_quantity(quantity: u32, allow_zero: bool) -> Result<u32, Error> {
     Ok(quantity)
 }
 
+/// How a line change of a live cart was made.
+enum InMemory {
+    /// Written through the commit group and changed in memory alike.
+    Changed,
+    /// Written the locked way: the cart must be loaded again.
+    WrittenLocked,
+}
+
 impl CartService {
     /// The shopper's cart with its totals; another shopper's cart is "not found".
     pub async fn render(
@@ -111,27 +131,54 @@ impl CartService {
         self.render(shopper_id, id, preference).await
     }
 
-    /// The cart after a change, shown to every socket following it, on every process.
-    async fn announce(
+    /// The cart as its owner sees it now, to keep in its actor.
+    async fn load(
         &self,
         shopper_id: Uuid,
         cart_id: Uuid,
         preference: &LocalePreference,
-    ) -> Result<CartView, Error> {
-        let cart = self.render(shopper_id, cart_id, preference).await?;
-        if let Ok(rendered) = serde_json::to_value(&cart) {
+    ) -> Result<LiveCart, Error> {
+        let client = self.pool.get().await?;
+        let cart = crate::db::timed(
+            "cart_view",
+            super::load(&*client, shopper_id, cart_id, preference, &self.pricing),
+        )
+        .await?;
+        Ok(LiveCart::new(shopper_id, preference, cart))
+    }
+
+    /// Shows the cart to every socket following it, on every process; its version tells other
+    /// processes' actors that their copy is older.
+    async fn announce(&self, live: &LiveCart) {
+        if let Ok(rendered) = serde_json::to_value(&live.cart.view) {
             let notice = Notice::Cart {
-                cart_id,
+                cart_id: live.cart.view.id,
+                version: live.cart.version,
                 cart: rendered,
             };
             notices::publish(&self.hot, &notice).await;
         }
-        Ok(cart)
     }
 
-    /// Runs `change` on the cart's actor, then renders and announces the cart there too: one
-    /// cart's changes in this process run one at a time, and their announcements go out in
-    /// the order the changes were made. Answers the cart.
+    /// Announces the cart the actor now keeps and answers it (or the error, keeping the cart
+    /// only where the error left it as it was).
+    async fn answer(
+        &self,
+        outcome: Result<LiveCart, (Error, Option<LiveCart>)>,
+    ) -> (Result<CartView, Error>, Option<LiveCart>) {
+        match outcome {
+            Ok(live) => {
+                self.announce(&live).await;
+                (Ok(live.cart.view.clone()), Some(live))
+            }
+            Err((error, live)) => (Err(error), live),
+        }
+    }
+
+    /// Runs `change` on the cart's actor (under the cart's row lock, as it takes it), then loads
+    /// the cart there, keeps and announces it: one cart's changes in this process run one at a
+    /// time, and their announcements go out in the order the changes were made. Answers the
+    /// cart.
     pub async fn change_and_announce<F, Fut>(
         &self,
         shopper_id: Uuid,
@@ -145,9 +192,13 @@ impl CartService {
     {
         let owner = self.clone();
         self.live
-            .change(cart_id, async move {
-                change(owner.clone()).await?;
-                owner.announce(shopper_id, cart_id, &preference).await
+            .change(cart_id, move |_outdated| async move {
+                let changed = async {
+                    change(owner.clone()).await?;
+                    owner.load(shopper_id, cart_id, &preference).await
+                };
+                let outcome = changed.await.map_err(|error| (error, None));
+                owner.answer(outcome).await
             })
             .await?
     }
@@ -174,11 +225,143 @@ impl CartService {
         sku: String,
         target: Target,
     ) -> Result<CartView, Error> {
-        let change = move |carts: CartService| async move {
-            carts.write_line(shopper_id, cart_id, &sku, target).await
+        let owner = self.clone();
+        self.live
+            .change(cart_id, move |kept| async move {
+                let outcome = owner
+                    .change_live_line(kept, shopper_id, cart_id, &preference, &sku, target)
+                    .await;
+                owner.answer(outcome).await
+            })
+            .await?
+    }
+
+    /// Changes the line of `sku` of the cart its actor `kept` (or loads it first): in memory
+    /// and through the commit group where it can, the locked way otherwise.
+    async fn change_live_line(
+        &self,
+        kept: Option<LiveCart>,
+        shopper_id: Uuid,
+        cart_id: Uuid,
+        preference: &LocalePreference,
+        sku: &str,
+        target: Target,
+    ) -> Result<LiveCart, (Error, Option<LiveCart>)> {
+        let mut live = match kept {
+            Some(live) if live.serves(shopper_id, preference, self.state_ttl) => live,
+            _ => self
+                .load(shopper_id, cart_id, preference)
+                .await
+                .map_err(|error| (error, None))?,
         };
-        self.change_and_announce(shopper_id, cart_id, preference, change)
-            .await
+        match self.change_in_memory(&mut live, cart_id, sku, target).await {
+            Ok(InMemory::Changed) => Ok(live),
+            Ok(InMemory::WrittenLocked) => self
+                .load(shopper_id, cart_id, preference)
+                .await
+                .map_err(|error| (error, None)),
+            Err(error) => {
+                let unchanged = matches!(
+                    error,
+                    Error::InvalidField { .. }
+                        | Error::InsufficientStock { .. }
+                        | Error::NotFound("cart line")
+                );
+                Err((error, unchanged.then_some(live)))
+            }
+        }
+    }
+
+    /// Changes a line of `live`, writing it through the commit group over the cart's version
+    /// (an addition holds its units through the inventory shards first); a SKU the cart has not
+    /// had since it was loaded, or a cart that moved on elsewhere, is written the locked way.
+    async fn change_in_memory(
+        &self,
+        live: &mut LiveCart,
+        cart_id: Uuid,
+        sku: &str,
+        target: Target,
+    ) -> Result<InMemory, Error> {
+        let shopper_id = live.shopper_id;
+        let Some(line) = live.line(sku) else {
+            self.write_line(shopper_id, cart_id, sku, target).await?;
+            return Ok(InMemory::WrittenLocked);
+        };
+        if matches!(target, Target::Set(units) if units > 0) && line.quantity == 0 {
+            // Setting the quantity of a line the cart does not have is not adding one.
+            return Err(Error::NotFound("cart line"));
+        }
+        let wanted = target.wanted(line.quantity)?;
+        let write = LineWrite {
+            id: Uuid::now_v7(),
+            cart_id,
+            shopper_id,
+            version: live.cart.version,
+            variant_id: line.variant_id,
+            quantity: wanted,
+            release: 0,
+            carted: false,
+        };
+        if wanted > line.quantity {
+            if !line.on_sale {
+                return Err(super::unknown_sku());
+            }
+            if line.quantity == 0 {
+                super::refuse_beyond_max_lines(live.line_count() as i64)?;
+            }
+            let extra = wanted - line.quantity;
+            let hold = ReserveStock {
+                sku: line.sku.clone(),
+                quantity: extra,
+                owner: cart_id.to_string(),
+                hold_for: self.hold_for,
+            };
+            let held = self.inventory.reserve(hold).await?;
+            let written = self.writes.run(LineWrite { carted: true, ..write }).await;
+            match written {
+                Ok(Written::Applied { .. } | Written::AlreadyApplied) => {
+                    let until = held.expires_at;
+                    live.set_line(line.variant_id, wanted, Held::More { units: extra, until });
+                    Ok(InMemory::Changed)
+                }
+                Ok(Written::Moved) => {
+                    let written = self
+                        .write_added_units(shopper_id, cart_id, &line.sku, line.variant_id, extra, target)
+                        .await;
+                    self.after_adding(shopper_id, line.variant_id, held.id, &line.sku, written)
+                        .await?;
+                    Ok(InMemory::WrittenLocked)
+                }
+                Err(error) => {
+                    self.release_unwritten_hold(held.id, &line.sku).await;
+                    Err(error)
+                }
+            }
+        } else if wanted < line.quantity {
+            let release = line.quantity - wanted;
+            match self.writes.run(LineWrite { release, ..write }).await? {
+                Written::Applied { released } => {
+                    if released > 0 {
+                        self.counters.units_returned(&[(&line.sku, released)]).await;
+                    }
+                    live.set_line(line.variant_id, wanted, Held::Fewer { units: released });
+                    Ok(InMemory::Changed)
+                }
+                Written::AlreadyApplied => {
+                    // How many units went back is not known here: the counter is rebuilt.
+                    self.counters.stock_returned(&[&line.sku]).await;
+                    let units = i64::from(release);
+                    live.set_line(line.variant_id, wanted, Held::Fewer { units });
+                    Ok(InMemory::Changed)
+                }
+                Written::Moved => {
+                    self.write_line(shopper_id, cart_id, &line.sku, target).await?;
+                    Ok(InMemory::WrittenLocked)
+                }
+            }
+        } else {
+            Ok(InMemory::Changed)
+        }
     }
 
     /// Sets the destination (a country for a quote, or an address), the shipping option and,
@@ -234,13 +417,26 @@ impl CartService {
         let written = self
             .write_added_units(shopper_id, cart_id, &sku, variant, extra, target)
             .await;
+        self.after_adding(shopper_id, variant, held.id, &sku, written)
+            .await
+    }
+
+    /// After held units were written into a line the locked way: the recommendation signal,
+    /// or, when the line could not be written, the hold given back now rather than at expiry.
+    async fn after_adding(
+        &self,
+        shopper_id: Uuid,
+        variant: Uuid,
+        hold: Uuid,
+        sku: &str,
+        written: Result<(), Error>,
+    ) -> Result<(), Error> {
         match &written {
             Ok(()) => {
                 let signal = recommendations::Signal::Carted { variant };
                 recommendations::note(&self.pool, shopper_id, signal).await;
             }
-            // The units are held but not in the cart: give them back now rather than at expiry.
-            Err(_) => self.release_unwritten_hold(held.id, &sku).await,
+            Err(_) => self.release_unwritten_hold(hold, sku).await,
         }
         written
     }

@@ -11,6 +11,7 @@
 //! email the order will carry.
 
 pub mod changes;
+pub mod live;
 
 use std::collections::BTreeMap;
 
@@ -213,7 +214,7 @@ pub async fn set_line(
     }
     client
         .execute(
-            "UPDATE carts SET updated_at = now() WHERE id = $1",
+            "UPDATE carts SET updated_at = now(), version = version + 1 WHERE id = $1",
             &[&cart_id],
         )
         .await?;
@@ -359,7 +360,8 @@ pub async fn set_shipping(
     client
         .execute(
             "UPDATE carts SET shipping_country = $2, shipping_option = $3, shipping_address = $4,
-                    contact_email = coalesce($5, contact_email), updated_at = now()
+                    contact_email = coalesce($5, contact_email), updated_at = now(),
+                    version = version + 1
              WHERE id = $1",
             &[&cart.id, &country, &option, &address, &email],
         )
@@ -412,7 +414,7 @@ pub fn check_option(region: &Region, option: &str, field: &str) -> Result<(), Er
     Ok(())
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CartView {
     pub id: Uuid,
     pub region: String,
@@ -434,7 +436,7 @@ pub struct CartView {
     pub needs_shipping: bool,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CartLine {
     /// Where the line's order line comes from; not shown to shoppers.
     #[serde(skip)]
@@ -446,6 +448,13 @@ pub struct CartLine {
     /// Whether its seller may sell now (a suspended one's lines are refused at checkout).
     #[serde(skip)]
     pub seller_active: bool,
+    /// Whether its product and seller are on the storefront now (if not, the line may be
+    /// lowered or removed, never raised).
+    #[serde(skip)]
+    pub on_sale: bool,
+    /// One unit's weight, for the shipping cost.
+    #[serde(skip)]
+    pub unit_weight_grams: u32,
     pub sku: String,
     pub title: String,
     pub quantity: u32,
@@ -456,7 +465,7 @@ pub struct CartLine {
     pub held_until: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Tax {
     #[schema(value_type = String, example = "0.19")]
     #[serde(with = "rust_decimal::serde::str")]
@@ -466,7 +475,7 @@ pub struct Tax {
     pub amount: Price,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Shipping {
     pub option: String,
     pub carrier: String,
@@ -490,13 +499,66 @@ pub async fn view(
     preference: &LocalePreference,
     pricing: &Pricing,
 ) -> Result<CartView, Error> {
+    Ok(load(client, shopper_id, cart_id, preference, pricing)
+        .await?
+        .view)
+}
+
+/// A cart as [`load`] read it: its view and what repricing it after a change needs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub view: CartView,
+    /// The cart row's version: every change to the cart or its lines raises it.
+    pub version: i64,
+    pub region: Region,
+    pub currency: Currency,
+    /// The shipping country and option chosen.
+    pub destination: (Option<String>, Option<String>),
+}
+
+impl Loaded {
+    /// Computes the totals again from the lines (after their quantities changed).
+    pub fn reprice(&mut self) {
+        let currency = self.currency;
+        let (mut subtotal, mut weight) = (Decimal::ZERO, 0_u32);
+        for line in &mut self.view.lines {
+            let line_total = line.unit_price.amount * Decimal::from(line.quantity);
+            line.line_total.amount = currency.round(line_total);
+            subtotal += line_total;
+            weight = weight.saturating_add(line.unit_weight_grams.saturating_mul(line.quantity));
+        }
+        let lines = std::mem::take(&mut self.view.lines);
+        let mut view = priced(
+            self.view.id,
+            &self.region,
+            currency,
+            lines,
+            (subtotal, weight),
+            self.destination.clone(),
+        );
+        view.shipping_address = self.view.shipping_address.take();
+        view.contact_email = self.view.contact_email.take();
+        self.view = view;
+    }
+}
+
+/// Reads the cart as its owner sees it, priced now, with its version; anyone else's cart is
+/// "not found".
+pub async fn load(
+    client: &impl PreparedClient,
+    shopper_id: Uuid,
+    cart_id: Uuid,
+    preference: &LocalePreference,
+    pricing: &Pricing,
+) -> Result<Loaded, Error> {
     // The cart with its region in one round trip (a cart's region cannot go: foreign key).
     let cart = client
         .query_opt(
             &format!(
                 "SELECT c.shipping_country, c.shipping_option, {},
                         c.shipping_address AS shipping_address,
-                        coalesce(c.contact_email, s.email) AS contact_email
+                        coalesce(c.contact_email, s.email) AS contact_email,
+                        c.version AS version
                  FROM carts c JOIN regions r ON r.code = c.region
                  JOIN shoppers s ON s.id = c.shopper_id
                  WHERE c.id = $1 AND c.shopper_id = $2",
@@ -510,6 +572,35 @@ pub async fn view(
     let currency = region.currency().ok_or_else(|| {
         Error::internal(anyhow::anyhow!("region {} has no currency", region.code))
     })?;
+    let lines = priced_lines(client, cart_id, preference, pricing, currency).await?;
+    let destination: (Option<String>, Option<String>) = (cart.get(0), cart.get(1));
+    let mut loaded = Loaded {
+        view: priced(cart_id, &region, currency, Vec::new(), (Decimal::ZERO, 0), (None, None)),
+        version: cart.get("version"),
+        region,
+        currency,
+        destination,
+    };
+    loaded.view.lines = lines;
+    loaded.view.shipping_address = cart
+        .get::<_, Option<serde_json::Value>>("shipping_address")
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(Error::internal)?;
+    loaded.view.contact_email = cart.get("contact_email");
+    loaded.reprice();
+    Ok(loaded)
+}
+
+/// The cart's lines, each priced in `currency` (its line total not yet computed: see
+/// [`Loaded::reprice`]).
+async fn priced_lines(
+    client: &impl PreparedClient,
+    cart_id: Uuid,
+    preference: &LocalePreference,
+    pricing: &Pricing,
+    currency: Currency,
+) -> Result<Vec<CartLine>, Error> {
     let chain: Vec<&str> = preference.tags().iter().map(|l| l.as_str()).collect();
     let rows = client
         .query(
@@ -523,7 +614,8 @@ pub async fn view(
                       WHERE h.owner = $1::uuid::text AND h.variant_id = v.id
                         AND h.released_at IS NULL AND h.expires_at > now()),
                     c.title, v.id, p.id, p.seller_id,
-                    (SELECT s.status = 'active' FROM sellers s WHERE s.id = p.seller_id)
+                    (SELECT s.status = 'active' FROM sellers s WHERE s.id = p.seller_id),
+                    p.status = 'active'
              FROM cart_lines l
              JOIN variants v ON v.id = l.variant_id
              JOIN products p ON p.id = v.product_id
@@ -538,9 +630,7 @@ pub async fn view(
         )
         .await?;
     let mut lines = Vec::with_capacity(rows.len());
-    let (mut subtotal, mut weight) = (Decimal::ZERO, 0_u32);
     for row in &rows {
-        let quantity = u32::try_from(row.get::<_, i32>(1)).unwrap_or(0);
         let prices: BTreeMap<String, Decimal> =
             serde_json::from_value(row.get(4)).map_err(Error::internal)?;
         let base = Currency::from_code(row.get::<_, &str>(3).trim())
@@ -549,45 +639,24 @@ pub async fn view(
             .fx
             .price_in(&by_currency(&prices), base, currency)
             .ok_or_else(|| Error::internal(anyhow::anyhow!("a cart line has no price")))?;
-        let line_total = unit.amount * Decimal::from(quantity);
-        subtotal += line_total;
-        weight = weight.saturating_add(
-            u32::try_from(row.get::<_, i32>(2))
-                .unwrap_or(0)
-                .saturating_mul(quantity),
-        );
+        let seller_active: bool = row.get(11);
         lines.push(CartLine {
             variant_id: row.get(8),
             product_id: row.get(9),
             seller_id: row.get(10),
-            seller_active: row.get(11),
+            seller_active,
+            on_sale: seller_active && row.get::<_, bool>(12),
+            unit_weight_grams: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
             sku: row.get(0),
             title: row.get(7),
-            quantity,
-            line_total: Price {
-                amount: currency.round(line_total),
-                ..unit.clone()
-            },
+            quantity: u32::try_from(row.get::<_, i32>(1)).unwrap_or(0),
+            line_total: unit.clone(),
             unit_price: unit,
             held_quantity: row.get(5),
             held_until: row.get(6),
         });
     }
-    let mut view = priced(
-        cart_id,
-        &region,
-        currency,
-        lines,
-        (subtotal, weight),
-        (cart.get(0), cart.get(1)),
-    );
-    view.shipping_address = cart
-        .get::<_, Option<serde_json::Value>>("shipping_address")
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(Error::internal)?;
-    view.contact_email = cart.get("contact_email");
-    Ok(view)
+    Ok(lines)
 }
 
 /// A cart's totals from its priced lines (their subtotal and weight), in the region's

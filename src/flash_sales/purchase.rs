@@ -307,6 +307,8 @@ async fn sale_line(
         seller_id: row.get(3),
         // Read by the cart's checkout only; a flash-sale purchase does not consult it.
         seller_active: true,
+        on_sale: true,
+        unit_weight_grams: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
         sku: row.get(1),
         title: row.get(4),
         quantity,

@@ -186,7 +186,8 @@ pub(super) async fn empty_ordered_lines(
     // The ordered lines leave the cart, with any hold a concurrent tab took for them meanwhile.
     let ordered = tx
         .query(
-            "DELETE FROM cart_lines WHERE cart_id = $1
+            "WITH changed AS (UPDATE carts SET version = version + 1 WHERE id = $1)
+             DELETE FROM cart_lines WHERE cart_id = $1
                AND variant_id IN (SELECT variant_id FROM order_lines WHERE order_id = $2)
              RETURNING variant_id",
             &[&cart_id, &order_id],

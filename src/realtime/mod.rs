@@ -21,7 +21,12 @@ use futures_util::StreamExt;
 pub use crate::notices::{since_published, Envelope, Notice, QueueAdmission};
 pub use hub::{Hub, Hubs, LocalHub};
 
-use crate::{configuration::RedisSettings, credentials::CredentialCache, notices::channel};
+use agora_actors::cart::CartsHandle;
+
+use crate::{
+    carts::live::LiveCart, configuration::RedisSettings, credentials::CredentialCache,
+    notices::channel,
+};
 
 /// Version of the message protocol, sent in every server message as `v`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -31,7 +36,12 @@ const LISTENER_RETRY: Duration = Duration::from_millis(500);
 /// Listens to the channel until the process stops, reconnecting after any error, and hands
 /// every notice to every hub; revocations go to the credential cache, which trusts nothing
 /// from memory while the listener is not subscribed.
-pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs, credentials: CredentialCache) {
+pub fn spawn_listener(
+    settings: &RedisSettings,
+    hubs: Hubs,
+    credentials: CredentialCache,
+    carts: CartsHandle<LiveCart>,
+) {
     let client = settings.client();
     let channel = channel(&crate::hot_state::Keys::new(settings.prefix.clone()));
     actix_web::rt::spawn(async move {
@@ -59,7 +69,15 @@ pub fn spawn_listener(settings: &RedisSettings, hubs: Hubs, credentials: Credent
                                     notice: Notice::Revoked { revocation },
                                     ..
                                 }) => credentials.forget(&revocation),
-                                Ok(envelope) => hubs.dispatch(envelope),
+                                Ok(envelope) => {
+                                    if let Notice::Cart {
+                                        cart_id, version, ..
+                                    } = &envelope.notice
+                                    {
+                                        carts.forget_older(*cart_id, *version);
+                                    }
+                                    hubs.dispatch(envelope)
+                                }
                                 Err(error) => {
                                     tracing::warn!(%error, "unreadable realtime notice")
                                 }

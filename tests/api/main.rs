@@ -24,6 +24,7 @@ mod health;
 mod helpers;
 mod hygiene;
 mod inventory;
+mod live_carts;
 mod mail;
 mod mail_sink;
 mod migrations;

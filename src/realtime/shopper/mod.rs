@@ -468,7 +468,7 @@ impl Handler<Deliver> for ShopperSocket {
                 base_currency,
                 prices,
             } => self.write_price(ctx, sku, base_currency, prices),
-            Notice::Cart { cart_id, cart } => {
+            Notice::Cart { cart_id, cart, .. } => {
                 metrics::histogram!("agora_ws_fanout_seconds", "notice" => "cart")
                     .record(since_published(&envelope));
                 self.write_cart(ctx, *cart_id, cart.clone());

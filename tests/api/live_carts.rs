@@ -1,0 +1,212 @@
+//! A cart kept in memory by its actor: changes through several processes at once are all
+//! kept, and a process killed with changes waiting for the commit group loses only changes it
+//! had not acknowledged.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::{
+    carts::{add, cart, regions, shopper, stocked},
+    helpers::{spawn_app, spawn_processes, TestApp},
+    realtime::second_process,
+};
+
+/// The cart's quantity of each SKU, as the API shows it.
+async fn quantities(app: &TestApp, token: &str, cart: &str) -> Vec<(String, u64)> {
+    let response = app
+        .call(Method::GET, &format!("/api/v1/carts/{cart}"), token, None)
+        .await;
+    assert_eq!(response.status(), 200);
+    lines_of(&response.json().await.expect("json"))
+}
+
+fn lines_of(cart: &Value) -> Vec<(String, u64)> {
+    let mut lines: Vec<(String, u64)> = cart["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|line| {
+            let sku = line["sku"].as_str().expect("sku").to_owned();
+            (sku, line["quantity"].as_u64().expect("quantity"))
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Units of the cart's live holds, per SKU, in Postgres.
+async fn held(app: &TestApp, cart: &str) -> Vec<(String, i64)> {
+    app.db()
+        .await
+        .query(
+            "SELECT v.sku, sum(h.quantity)::int8 FROM stock_holds h
+             JOIN variants v ON v.id = h.variant_id
+             WHERE h.owner = $1 AND h.released_at IS NULL
+             GROUP BY v.sku ORDER BY v.sku",
+            &[&cart],
+        )
+        .await
+        .expect("holds")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
+    let first = spawn_app().await;
+    let second = second_process(&first).await;
+    regions(&first).await;
+    for sku in ["TWO-PROC-A", "TWO-PROC-B"] {
+        stocked(&first, sku, 1_000).await;
+    }
+    let token = shopper(&first).await;
+    let cart = cart(&first, &token, "eu").await;
+
+    // Rounds of one addition through each process at the same moment: each process's actor
+    // keeps the cart in memory, and every round the other process changed it meanwhile.
+    const ROUNDS: u64 = 15;
+    for _ in 0..ROUNDS {
+        let (through_first, through_second) = futures_util::join!(
+            add(&first, &token, &cart, "TWO-PROC-A", 1),
+            add(&second, &token, &cart, "TWO-PROC-B", 1),
+        );
+        assert_eq!(through_first.status(), 200);
+        assert_eq!(through_second.status(), 200);
+    }
+    // And the same line through both at once.
+    for _ in 0..ROUNDS {
+        let (through_first, through_second) = futures_util::join!(
+            add(&first, &token, &cart, "TWO-PROC-A", 1),
+            add(&second, &token, &cart, "TWO-PROC-A", 1),
+        );
+        assert_eq!(through_first.status(), 200);
+        assert_eq!(through_second.status(), 200);
+    }
+
+    let expected = vec![
+        ("TWO-PROC-A".to_owned(), 3 * ROUNDS),
+        ("TWO-PROC-B".to_owned(), ROUNDS),
+    ];
+    assert_eq!(quantities(&first, &token, &cart).await, expected);
+    let units = |lines: &[(String, u64)]| -> Vec<(String, i64)> {
+        lines
+            .iter()
+            .map(|(sku, n)| (sku.clone(), i64::try_from(*n).expect("units")))
+            .collect()
+    };
+    assert_eq!(held(&first, &cart).await, units(&expected), "every unit held once");
+    // Each process answers its next change from the cart as it now is, not from its copy.
+    for (app, sku, a, b) in [
+        (&first, "TWO-PROC-B", 3 * ROUNDS, ROUNDS + 1),
+        (&second, "TWO-PROC-A", 3 * ROUNDS + 1, ROUNDS + 1),
+    ] {
+        let response = add(app, &token, &cart, sku, 1).await;
+        assert_eq!(response.status(), 200);
+        let answered = lines_of(&response.json().await.expect("json"));
+        assert_eq!(
+            answered,
+            vec![("TWO-PROC-A".to_owned(), a), ("TWO-PROC-B".to_owned(), b)]
+        );
+    }
+    // Removing through one process what the other added is not undone by the other's copy.
+    let removed = second
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/carts/{cart}/items/TWO-PROC-B"),
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(removed.status(), 200);
+    let response = add(&first, &token, &cart, "TWO-PROC-A", 1).await;
+    assert_eq!(
+        lines_of(&response.json().await.expect("json")),
+        vec![("TWO-PROC-A".to_owned(), 3 * ROUNDS + 2)]
+    );
+    assert_eq!(
+        held(&first, &cart).await,
+        vec![("TWO-PROC-A".to_owned(), 3 * i64::try_from(ROUNDS).expect("rounds") + 2)]
+    );
+}
+
+#[actix_web::test]
+async fn a_process_killed_with_cart_changes_waiting_loses_only_changes_it_did_not_acknowledge() {
+    // One writer: changes queue for the commit group behind the batch it writes when the kill comes.
+    let mut apps = spawn_processes(1, &[("AGORA__CHECKOUT__COMMIT_WRITERS", "1")]).await;
+    let app = &apps[0];
+    regions(app).await;
+    stocked(app, "CRASH-CART", 100_000).await;
+    const CARTS: usize = 16;
+    let mut shoppers = Vec::new();
+    for _ in 0..CARTS {
+        let token = shopper(app).await;
+        let cart = cart(app, &token, "eu").await;
+        shoppers.push((token, cart));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let address = app.address.clone();
+    // Each shopper adds one unit after another until the process dies: answered 200 means
+    // acknowledged; anything else (a cut connection) leaves the change unknown.
+    let churn = shoppers.iter().map(|(token, cart)| {
+        let (client, address) = (client.clone(), address.clone());
+        async move {
+            let mut acknowledged = 0_i64;
+            loop {
+                let sent = client
+                    .post(format!("{address}/api/v1/carts/{cart}/items"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "sku": "CRASH-CART", "quantity": 1 }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 200 => acknowledged += 1,
+                    _ => return acknowledged,
+                }
+            }
+        }
+    });
+    let pid = app.pid().expect("a process");
+    let killer = async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    };
+    let (acknowledged, ()) = futures_util::join!(futures_util::future::join_all(churn), killer);
+    apps[0].kill();
+    let app = &apps[0];
+
+    let db = app.db().await;
+    let mut total = 0;
+    for ((_, cart), acknowledged) in shoppers.iter().zip(&acknowledged) {
+        let quantity: i64 = db
+            .query_opt(
+                "SELECT quantity::int8 FROM cart_lines WHERE cart_id = $1::text::uuid",
+                &[cart],
+            )
+            .await
+            .expect("line")
+            .map_or(0, |row| row.get(0));
+        assert!(
+            quantity == *acknowledged || quantity == acknowledged + 1,
+            "cart {cart}: {acknowledged} additions acknowledged, {quantity} in Postgres \
+             (at most the one in flight may be there unacknowledged)"
+        );
+        let holds = held(app, cart).await;
+        let held_units = holds.first().map_or(0, |(_, units)| *units);
+        assert!(
+            held_units >= quantity,
+            "cart {cart}: {quantity} units in the cart, {held_units} held"
+        );
+        total += acknowledged;
+    }
+    assert!(total > 0, "changes were acknowledged before the kill");
+}
