@@ -13,7 +13,9 @@
 //! dropped to be rebuilt), never low for longer than [`COUNTER_TTL`] (a crash between the
 //! script and the commit); units returned to a SKU (released holds, restocks) are added back
 //! to its counter where one exists, while an absolute stock change or a disagreement with
-//! Postgres drops it; with Redis down, reservations go straight to Postgres.
+//! Postgres drops it; with Redis down, reservations go straight to Postgres. Returned units
+//! are announced by one task per process, which reads every SKU waiting in one statement (at
+//! most [`MAX_PENDING_ANNOUNCEMENTS`] wait).
 
 use crate::db::PreparedClient;
 use std::time::Duration;
@@ -64,14 +66,61 @@ pub struct Taken {
     pub left: i64,
 }
 
+/// Most SKUs waiting to be announced at once; beyond it a SKU's change goes unannounced (its
+/// next change announces it).
+pub const MAX_PENDING_ANNOUNCEMENTS: usize = 10_000;
+
 #[derive(Clone)]
 pub struct StockCounters {
     hot: HotState,
     take: Script,
     /// Where committed availability is read to announce changes; `None` announces nothing.
     announce_from: Option<deadpool_postgres::Pool>,
+    /// SKUs whose returned units are still to be announced, by one task for the process.
+    announcer: Option<Announcer>,
     /// How long a rebuilt counter lives.
     ttl: Duration,
+}
+
+/// The SKUs waiting for the announcing task, which reads all of them in one statement: under
+/// a crowd of releases, one read and one notice per SKU per round instead of per release.
+#[derive(Clone)]
+struct Announcer {
+    pending: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Announcer {
+    /// Starts the task that announces what is pending, round after round.
+    fn start(counters: StockCounters) -> Self {
+        let announcer = Self {
+            pending: Default::default(),
+            wake: Default::default(),
+        };
+        let (pending, wake) = (announcer.pending.clone(), announcer.wake.clone());
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                let skus: Vec<String> = match pending.lock() {
+                    Ok(mut pending) => pending.drain().collect(),
+                    Err(_) => return,
+                };
+                counters.announce(&skus).await;
+            }
+        });
+        announcer
+    }
+
+    fn add<S: AsRef<str>>(&self, skus: &[S]) {
+        if let Ok(mut pending) = self.pending.lock() {
+            for sku in skus {
+                if pending.len() < MAX_PENDING_ANNOUNCEMENTS {
+                    pending.insert(sku.as_ref().to_ascii_uppercase());
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
 }
 
 impl StockCounters {
@@ -80,6 +129,7 @@ impl StockCounters {
             hot,
             take: Script::new(TAKE_SCRIPT),
             announce_from: None,
+            announcer: None,
             ttl: COUNTER_TTL,
         }
     }
@@ -90,9 +140,11 @@ impl StockCounters {
         self
     }
 
-    /// Announces every change of stock to live subscribers, reading availability from `pool`.
+    /// Announces every change of stock to live subscribers, reading availability from `pool`
+    /// (returned units from a task of its own, started here).
     pub fn announcing(mut self, pool: deadpool_postgres::Pool) -> Self {
         self.announce_from = Some(pool);
+        self.announcer = Some(Announcer::start(self.clone()));
         self
     }
 
@@ -118,17 +170,14 @@ impl StockCounters {
         self.announce_later(skus);
     }
 
-    /// Tells subscribers the availability of `skus` from a task of its own (see
+    /// Tells subscribers the availability of `skus` from the announcing task (see
     /// [`Self::stock_returned`] for why not from the caller's).
     fn announce_later<S: AsRef<str>>(&self, skus: &[S]) {
-        if self.announce_from.is_none() || skus.is_empty() {
-            return;
+        if let Some(announcer) = &self.announcer {
+            if !skus.is_empty() {
+                announcer.add(skus);
+            }
         }
-        let (counters, skus): (Self, Vec<String>) = (
-            self.clone(),
-            skus.iter().map(|sku| sku.as_ref().to_owned()).collect(),
-        );
-        tokio::spawn(async move { counters.announce(&skus).await });
     }
 
     /// Units of SKUs came back and were committed (released holds, a restock): each counter

@@ -254,7 +254,10 @@ impl CartService {
                 .await
                 .map_err(|error| (error, None))?,
         };
-        match self.change_in_memory(&mut live, cart_id, sku, target).await {
+        match self
+            .change_in_memory(&mut live, cart_id, preference, sku, target)
+            .await
+        {
             Ok(InMemory::Changed) => Ok(live),
             Ok(InMemory::WrittenLocked) => self
                 .load(shopper_id, cart_id, preference)
@@ -273,19 +276,20 @@ impl CartService {
     }
 
     /// Changes a line of `live`, writing it through the commit group over the cart's version
-    /// (an addition holds its units through the inventory shards first); a SKU the cart has not
-    /// had since it was loaded, or a cart that moved on elsewhere, is written the locked way.
+    /// (an addition holds its units through the inventory shards first; a SKU the cart does not
+    /// know is read first); a cart that moved on elsewhere is written the locked way.
     async fn change_in_memory(
         &self,
         live: &mut LiveCart,
         cart_id: Uuid,
+        preference: &LocalePreference,
         sku: &str,
         target: Target,
     ) -> Result<InMemory, Error> {
         let shopper_id = live.shopper_id;
-        let Some(line) = live.line(sku) else {
-            self.write_line(shopper_id, cart_id, sku, target).await?;
-            return Ok(InMemory::WrittenLocked);
+        let line = match live.line(sku) {
+            Some(line) => line,
+            None => live.remember(self.catalog_line(live, sku, preference).await?),
         };
         if matches!(target, Target::Set(units) if units > 0) && line.quantity == 0 {
             // Setting the quantity of a line the cart does not have is not adding one.
@@ -389,6 +393,20 @@ impl CartService {
         };
         self.change_and_announce(shopper_id, cart_id, preference, change)
             .await
+    }
+
+    /// A storefront SKU the live cart does not know, priced for it.
+    async fn catalog_line(
+        &self,
+        live: &LiveCart,
+        sku: &str,
+        preference: &LocalePreference,
+    ) -> Result<super::CartLine, Error> {
+        let client = self.pool.get().await?;
+        let currency = live.cart.currency;
+        super::catalog_line(&*client, sku, preference, &self.pricing, currency)
+            .await?
+            .ok_or_else(super::unknown_sku)
     }
 
     /// Changes the line of `sku`: removed units are released under the cart's lock at once;

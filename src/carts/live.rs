@@ -43,7 +43,8 @@ pub struct LiveCart {
     locales: Vec<String>,
     loaded_at: Instant,
     pub(super) cart: Loaded,
-    /// Lines removed since it was loaded, kept to put back without a read.
+    /// Lines it does not have (removed since it was loaded, or read for a change that added
+    /// none), kept to add without a read.
     removed: Vec<CartLine>,
 }
 
@@ -99,6 +100,19 @@ impl LiveCart {
                 quantity: line.quantity,
                 on_sale: line.on_sale,
             })
+    }
+
+    /// Keeps a line the cart does not have (a storefront SKU read for a change), so that
+    /// adding it is written like any other change; answers it as a known line.
+    pub(super) fn remember(&mut self, line: CartLine) -> KnownLine {
+        let known = KnownLine {
+            variant_id: line.variant_id,
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+            on_sale: line.on_sale,
+        };
+        self.removed.push(line);
+        known
     }
 
     pub(super) fn line_count(&self) -> usize {
@@ -235,7 +249,8 @@ impl GroupJob for LineWrite {
 /// Writes `jobs` (distinct carts) in one statement: each cart's version raised where it is
 /// still the job's, its line upserted or deleted, `release` units of its holds on the
 /// variant released newest first (as `carts::release` does) and the variants' held units
-/// lowered by what was released, and a recommendation signal for each addition.
+/// lowered by what was released, and a recommendation signal for each addition (the first in
+/// the learner's window).
 async fn write_lines(
     tx: &deadpool_postgres::Transaction<'_>,
     jobs: &[&LineWrite],
@@ -251,7 +266,7 @@ async fn write_lines(
     let releases = column(|job| i64::from(job.release));
     let rows = crate::db::PreparedClient::query(
         tx,
-        "WITH job AS (
+        &format!("WITH job AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::int8[],
                                   $6::int8[], $7::bool[], $8::uuid[])
                  WITH ORDINALITY AS j(cart_id, shopper_id, version, variant_id, quantity,
@@ -305,7 +320,7 @@ async fn write_lines(
              INSERT INTO reco_signals (shopper_id, product_id, kind)
              SELECT ok.shopper_id, v.product_id, 'cart'
              FROM ok JOIN variants v ON v.id = ok.variant_id
-             WHERE ok.carted
+             WHERE ok.carted AND {}
          )
          SELECT b.id IS NOT NULL,
                 coalesce((SELECT sum(r.take) FROM released r
@@ -313,6 +328,8 @@ async fn write_lines(
                 EXISTS (SELECT FROM carts c WHERE c.id = j.cart_id AND c.last_write = j.write_id)
          FROM job j LEFT JOIN bumped b ON b.id = j.cart_id
          ORDER BY j.n",
+            crate::recommendations::first_signal("ok.shopper_id", "v.product_id", "cart")
+        ),
         &[
             &carts, &shoppers, &versions, &variants, &quantities, &releases, &carted, &ids,
         ],

@@ -211,19 +211,25 @@ pub enum Signal {
 pub async fn note(pool: &deadpool_postgres::Pool, shopper: Uuid, signal: Signal) {
     let noted = async {
         let client = pool.get().await.map_err(|e| e.to_string())?;
-        let (sql, subject) = match signal {
+        let (product, subject) = match signal {
             Signal::Carted { variant } => (
-                "INSERT INTO reco_signals (shopper_id, product_id, kind)
-                 SELECT $1, product_id, 'cart' FROM variants WHERE id = $2",
+                "(SELECT product_id FROM variants WHERE id = $2)",
                 variant,
             ),
-            Signal::Viewed { product } => (
-                "INSERT INTO reco_signals (shopper_id, product_id, kind) VALUES ($1, $2, 'view')",
-                product,
-            ),
+            Signal::Viewed { product } => ("$2::uuid", product),
         };
+        let kind = match signal {
+            Signal::Carted { .. } => "cart",
+            Signal::Viewed { .. } => "view",
+        };
+        let sql = format!(
+            "INSERT INTO reco_signals (shopper_id, product_id, kind)
+             SELECT $1, n.product_id, '{kind}' FROM (SELECT {product} AS product_id) n
+             WHERE n.product_id IS NOT NULL AND {}",
+            first_signal("$1", "n.product_id", kind)
+        );
         client
-            .execute(sql, &[&shopper, &subject])
+            .execute(&sql, &[&shopper, &subject])
             .await
             .map_err(|e| e.to_string())
     }
@@ -243,6 +249,17 @@ pub struct Learned {
 
 /// How far back a shopper's earlier carts and views pair with a new one.
 const SIGNAL_WINDOW: &str = "1 hour";
+
+/// The SQL condition that the shopper has no signal of `kind` (a literal) about the product
+/// within the window: the learner counts only the first of them (a shopper adding and removing
+/// a product all afternoon is one signal), so the others are not written at all.
+pub fn first_signal(shopper: &str, product: &str, kind: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT FROM reco_signals r
+                     WHERE r.shopper_id = {shopper} AND r.product_id = {product}
+                       AND r.kind = '{kind}' AND r.created_at > now() - interval '{SIGNAL_WINDOW}')"
+    )
+}
 /// Earlier signals of one shopper a new one is paired with.
 const SIGNAL_PAIRS: i64 = 20;
 
