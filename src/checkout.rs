@@ -328,6 +328,7 @@ async fn top_up_holds(service: &CheckoutService, cart: &CartView) -> Result<(), 
                 quantity: u32::try_from(missing).unwrap_or(u32::MAX),
                 owner: cart.id.to_string(),
                 hold_for: service.carts.hold_for,
+                into_line: None,
             })
             .await
             .map_err(Error::from)?;

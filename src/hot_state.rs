@@ -5,9 +5,14 @@
 //! Cluster can serve them; the connection is opened lazily and re-opened by itself after Redis
 //! restarts, so the process starts and keeps serving (and `/ready` says 503) while Redis is down.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use tokio::sync::mpsc;
 
 use crate::configuration::{ConfigError, RedisSettings};
 
@@ -45,6 +50,9 @@ pub struct HotState {
     /// of the stock scripts reservations wait for.
     announcements: ConnectionManager,
     keys: Keys,
+    /// Where announcements queue for the process's publishing task, once it runs
+    /// (`notices::start_publishing`); until then, callers publish their own.
+    publishing: Arc<OnceLock<mpsc::Sender<String>>>,
 }
 
 impl HotState {
@@ -68,6 +76,7 @@ impl HotState {
             connection: open()?,
             announcements: open()?,
             keys: Keys::new(settings.prefix.clone()),
+            publishing: Arc::default(),
         })
     }
 
@@ -78,6 +87,16 @@ impl HotState {
     /// A connection handle for issuing commands; cloning it shares the one connection.
     pub fn connection(&self) -> ConnectionManager {
         self.connection.clone()
+    }
+
+    /// The queue of the process's publishing task, if it was started.
+    pub fn publishing(&self) -> Option<&mpsc::Sender<String>> {
+        self.publishing.get()
+    }
+
+    /// Hands announcements to a publishing task from now on (the first queue set stays).
+    pub fn publish_through(&self, queue: mpsc::Sender<String>) {
+        let _ = self.publishing.set(queue);
     }
 
     /// The connection realtime announcements are published on.

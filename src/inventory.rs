@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::db::PreparedClient;
-use agora_actors::inventory::{Hold, ReserveError, ReserveStock, StockStore};
+use agora_actors::inventory::{Hold, LineIntent, ReserveError, ReserveStock, StockStore};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    cart_lines::{write_lines, LineWrite, Written},
     catalog::input::MAX_STOCK,
     error::{Code, Error},
     notices::Notice,
@@ -506,6 +507,8 @@ async fn reserve_batch(
     let mut answers = Vec::with_capacity(batch.len());
     let (mut hold_ids, mut variant_ids, mut quantities, mut owners, mut expiries) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The cart lines to write with their holds: (answer index, write).
+    let mut lines: Vec<(usize, LineWrite)> = Vec::new();
     for (request, sku) in batch.iter().zip(&skus) {
         let Some((variant, written_sku, available)) = stock.get_mut(sku) else {
             answers.push(Err(ReserveError::UnknownSku));
@@ -526,7 +529,11 @@ async fn reserve_batch(
             expires_at: now
                 + chrono::Duration::from_std(request.hold_for)
                     .unwrap_or_else(|_| chrono::Duration::minutes(10)),
+            line_written: None,
         };
+        if let Some(line) = &request.into_line {
+            lines.push((answers.len(), line_write(line, *variant)));
+        }
         hold_ids.push(hold.id);
         variant_ids.push(*variant);
         quantities.push(i32::try_from(request.quantity).unwrap_or(i32::MAX));
@@ -540,23 +547,43 @@ async fn reserve_batch(
             [&hold_ids, &variant_ids, &quantities, &owners, &expiries];
         let level_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&variant_ids, &quantities];
-        let insert = tx.execute(
+        let insert = async {
+            tx.execute(
             "INSERT INTO stock_holds (id, variant_id, quantity, owner, expires_at)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[])",
             &hold_params,
-        );
+            )
+            .await
+            .map_err(Error::from)
+        };
         // The new availability, as committed with this batch, for live subscribers.
-        let update = tx.query(
-            "UPDATE variants v SET held = v.held + d.quantity
+        let update = async {
+            tx.query(
+                "UPDATE variants v SET held = v.held + d.quantity
              FROM (SELECT variant_id, sum(quantity)::int4 AS quantity
                    FROM unnest($1::uuid[], $2::int4[]) AS x(variant_id, quantity)
                    GROUP BY variant_id) d
              WHERE v.id = d.variant_id
              RETURNING v.sku, v.stock_on_hand - v.held - v.sold, v.xmin::text::int8,
                        (SELECT p.seller_id FROM products p WHERE p.id = v.product_id)",
-            &level_params,
-        );
-        let (_, updated) = futures_util::future::try_join(insert, update).await?;
+                &level_params,
+            )
+            .await
+            .map_err(Error::from)
+        };
+        let writes: Vec<&LineWrite> = lines.iter().map(|(_, write)| write).collect();
+        let write = async {
+            match writes.is_empty() {
+                true => Ok(Vec::new()),
+                false => write_lines(&tx, &writes).await,
+            }
+        };
+        let (_, updated, written) = futures_util::future::try_join3(insert, update, write).await?;
+        for ((index, _), written) in lines.iter().zip(written) {
+            if let Some(Ok(hold)) = answers.get_mut(*index) {
+                hold.line_written = Some(written != Written::Moved);
+            }
+        }
         levels = updated
             .into_iter()
             .map(|row| Notice::Stock {
@@ -569,6 +596,20 @@ async fn reserve_batch(
     }
     tx.commit().await?;
     Ok((answers, levels))
+}
+
+/// The cart line a granted hold's units go into, as the line writes take it.
+fn line_write(line: &LineIntent, variant_id: Uuid) -> LineWrite {
+    LineWrite {
+        id: line.write_id,
+        cart_id: line.cart_id,
+        shopper_id: line.shopper_id,
+        version: line.version,
+        variant_id,
+        quantity: line.quantity,
+        release: 0,
+        carted: true,
+    }
 }
 
 /// Returns the stock of up to [`MAX_HOLDS_PER_SWEEP`] expired holds; any process may run it,

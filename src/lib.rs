@@ -4,6 +4,7 @@
 //! boundary and the domain modules. The actors live in the `agora-actors` crate.
 
 pub mod addresses;
+pub mod cart_lines;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;

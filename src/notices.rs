@@ -11,6 +11,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::hot_state::HotState;
@@ -102,6 +103,14 @@ pub struct Envelope {
     pub published_at_us: u64,
 }
 
+/// An [`Envelope`] as written, borrowing its notice.
+#[derive(Serialize)]
+struct EnvelopeOf<'a> {
+    #[serde(flatten)]
+    notice: &'a Notice,
+    published_at_us: u64,
+}
+
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -123,19 +132,54 @@ pub fn channel(keys: &crate::hot_state::Keys) -> String {
 /// Announces `notice` to every process; a failure is logged and counted, never fatal (the
 /// change itself is committed).
 pub async fn publish(hot: &HotState, notice: &Notice) {
-    let envelope = Envelope {
-        notice: notice.clone(),
+    let envelope = EnvelopeOf {
+        notice,
         published_at_us: now_us(),
     };
     let Ok(payload) = serde_json::to_string(&envelope) else {
         return;
     };
+    let payload = match hot.publishing() {
+        Some(queue) => match queue.send(payload).await {
+            Ok(()) => return,
+            // The publishing task is gone (its runtime stopped): publish it here.
+            Err(mpsc::error::SendError(payload)) => payload,
+        },
+        None => payload,
+    };
+    send(hot, &[payload]).await;
+}
+
+/// Most announcements waiting for the publishing task; a caller beyond it waits its turn.
+pub const PUBLISH_QUEUE: usize = 8192;
+/// Most announcements the publishing task sends in one pipeline.
+const PUBLISH_BATCH: usize = 256;
+
+/// Starts the process's publishing task on the current runtime: announcements are queued
+/// (bounded, [`PUBLISH_QUEUE`]) instead of awaited by the requests that make them, and sent in
+/// the order they were queued, as many as wait in one pipelined round trip.
+pub fn start_publishing(hot: &HotState) {
+    let (queue, mut queued) = mpsc::channel::<String>(PUBLISH_QUEUE);
+    hot.publish_through(queue);
+    let hot = hot.clone();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        while queued.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+            send(&hot, &batch).await;
+            batch.clear();
+        }
+    });
+}
+
+/// Publishes `payloads` in order, pipelined; a failure is counted and logged, never raised.
+async fn send(hot: &HotState, payloads: &[String]) {
+    let channel = channel(hot.keys());
+    let mut pipe = redis::pipe();
+    for payload in payloads {
+        pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+    }
     let started = std::time::Instant::now();
-    let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-        .arg(channel(hot.keys()))
-        .arg(payload)
-        .query_async(&mut hot.announcements())
-        .await;
+    let result: redis::RedisResult<()> = pipe.query_async(&mut hot.announcements()).await;
     metrics::histogram!("agora_redis_command_duration_seconds", "command" => "publish")
         .record(started.elapsed().as_secs_f64());
     if let Err(error) = result {

@@ -105,6 +105,7 @@ impl Application {
             .map_err(|error| StartupError::Prepare(Error::internal(error)))?;
         drop(client);
         let hot = HotState::new(&settings.redis)?;
+        crate::notices::start_publishing(&hot);
         dependencies::spawn_sampler(
             pool.clone(),
             hot.clone(),

@@ -74,6 +74,7 @@ pub const MAX_PENDING_ANNOUNCEMENTS: usize = 10_000;
 pub struct StockCounters {
     hot: HotState,
     take: Script,
+    give_back: Script,
     /// Where committed availability is read to announce changes; `None` announces nothing.
     announce_from: Option<deadpool_postgres::Pool>,
     /// SKUs whose returned units are still to be announced, by one task for the process.
@@ -128,6 +129,7 @@ impl StockCounters {
         Self {
             hot,
             take: Script::new(TAKE_SCRIPT),
+            give_back: Script::new(GIVE_BACK_SCRIPT),
             announce_from: None,
             announcer: None,
             ttl: COUNTER_TTL,
@@ -190,17 +192,19 @@ impl StockCounters {
             return;
         }
         let started = std::time::Instant::now();
-        let mut pipe = redis::pipe();
-        for (sku, units) in returned {
-            // EVAL, not EVALSHA: a pipeline cannot load a script the server does not know.
-            pipe.cmd("EVAL")
-                .arg(GIVE_BACK_SCRIPT)
-                .arg(1)
-                .arg(self.key(sku.as_ref()))
-                .arg(*units)
-                .ignore();
-        }
-        let result: redis::RedisResult<()> = pipe.query_async(&mut self.hot.connection()).await;
+        // Concurrently on the multiplexed connection: one round trip for them all.
+        let given = returned.iter().map(|(sku, units)| {
+            let mut invocation = self.give_back.key(self.key(sku.as_ref()));
+            invocation.arg(*units);
+            let mut connection = self.hot.connection();
+            async move {
+                invocation
+                    .invoke_async::<Option<i64>>(&mut connection)
+                    .await
+            }
+        });
+        let result: redis::RedisResult<Vec<Option<i64>>> =
+            futures_util::future::join_all(given).await.into_iter().collect();
         Self::record("stock_give_back", started, result.is_err());
         let skus: Vec<&str> = returned.iter().map(|(sku, _)| sku.as_ref()).collect();
         if let Err(error) = result {

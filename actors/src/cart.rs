@@ -432,13 +432,16 @@ mod tests {
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let changes = (0..3).map(|n| {
             let (running, order) = (Arc::clone(&running), Arc::clone(&order));
-            carts.change(cart, keeping(async move {
-                let overlapping = running.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                order.lock().expect("order").push(n);
-                running.fetch_sub(1, Ordering::SeqCst);
-                overlapping
-            }))
+            carts.change(
+                cart,
+                keeping(async move {
+                    let overlapping = running.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    order.lock().expect("order").push(n);
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    overlapping
+                }),
+            )
         });
         let overlaps = futures_util::future::join_all(changes).await;
         assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
@@ -458,12 +461,15 @@ mod tests {
         let cart = Uuid::now_v7();
         let changes = (0..3).map(|_| {
             let running = Arc::clone(&running);
-            carts.change(cart, keeping(async move {
-                let overlapping = running.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                overlapping
-            }))
+            carts.change(
+                cart,
+                keeping(async move {
+                    let overlapping = running.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    overlapping
+                }),
+            )
         });
         let overlaps = futures_util::future::join_all(changes).await;
         assert_eq!(overlaps, vec![Ok(0), Ok(0), Ok(0)]);
@@ -483,11 +489,14 @@ mod tests {
         let running = Arc::new(AtomicUsize::new(0));
         let changes = (0..2).map(|_| {
             let running = Arc::clone(&running);
-            carts.change(Uuid::new_v4(), keeping(async move {
-                running.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                running.load(Ordering::SeqCst)
-            }))
+            carts.change(
+                Uuid::new_v4(),
+                keeping(async move {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    running.load(Ordering::SeqCst)
+                }),
+            )
         });
         let seen = futures_util::future::join_all(changes).await;
         assert_eq!(seen, vec![Ok(2), Ok(2)]);
@@ -498,7 +507,9 @@ mod tests {
         let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let slow = || tokio::time::sleep(Duration::from_millis(100));
-        let waiting: Vec<_> = (0..3).map(|_| carts.change(cart, keeping(slow()))).collect();
+        let waiting: Vec<_> = (0..3)
+            .map(|_| carts.change(cart, keeping(slow())))
+            .collect();
         let queued = futures_util::future::join_all(waiting);
         let refused = async {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -520,7 +531,10 @@ mod tests {
     async fn an_idle_cart_is_passivated_and_its_next_change_starts_it_again() {
         let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
-        carts.change(cart, keeping(async {})).await.expect("first change");
+        carts
+            .change(cart, keeping(async {}))
+            .await
+            .expect("first change");
         assert_eq!(carts.live().await, 1);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(carts.live().await, 0);
@@ -533,12 +547,18 @@ mod tests {
         let carts = LiveCarts::<u32>::start(limits(), &[]);
         let cart = Uuid::new_v4();
         let panicking = carts
-            .change(cart, keeping(async {
-                panic!("a change that panics");
-            }))
+            .change(
+                cart,
+                keeping(async {
+                    panic!("a change that panics");
+                }),
+            )
             .await;
         assert_eq!(panicking, Err::<(), _>(CartBusy::Failed));
-        assert_eq!(carts.change(cart, keeping(async { "next" })).await, Ok("next"));
+        assert_eq!(
+            carts.change(cart, keeping(async { "next" })).await,
+            Ok("next")
+        );
     }
 
     #[actix::test]
@@ -561,7 +581,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(count().await, Ok(1), "passivated");
         let panicking = carts
-            .change(cart, |_: Option<u32>| async { panic!("a change that panics") })
+            .change(cart, |_: Option<u32>| async {
+                panic!("a change that panics")
+            })
             .await;
         assert_eq!(panicking, Err::<(), _>(CartBusy::Failed));
         assert_eq!(count().await, Ok(1), "dropped by the panic");

@@ -42,6 +42,21 @@ pub struct ReserveStock {
     pub owner: String,
     /// How long the hold lasts before the sweeper returns the stock.
     pub hold_for: Duration,
+    /// The cart line the units go into, written in the hold's transaction when it is granted
+    /// (one commit for both); `None` holds only.
+    pub into_line: Option<LineIntent>,
+}
+
+/// A cart line to write with a hold: the line of the held SKU in `cart_id` set to `quantity`,
+/// only over the cart's `version` (the store answers whether it was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineIntent {
+    pub cart_id: Uuid,
+    pub shopper_id: Uuid,
+    pub version: i64,
+    /// The write's own id, to recognize it.
+    pub write_id: Uuid,
+    pub quantity: u32,
 }
 
 /// Stock held for an owner until `expires_at`.
@@ -51,6 +66,9 @@ pub struct Hold {
     pub sku: String,
     pub quantity: u32,
     pub expires_at: DateTime<Utc>,
+    /// Whether the request's [`LineIntent`] was written with the hold (`Some(false)`: the cart
+    /// had moved on, so only the hold was); `None` without one.
+    pub line_written: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -378,6 +378,7 @@ pub async fn run(
                         quantity: 1,
                         owner: "bench".into(),
                         hold_for: Duration::from_secs(600),
+                        into_line: None,
                     })
                     .await
                     .map_err(|e: ReserveError| e.to_string())?;

@@ -12,14 +12,18 @@
 
 use std::time::Duration;
 
-use agora_actors::{cart::CartsHandle, inventory::InventoryShards, inventory::ReserveStock};
+use agora_actors::{
+    cart::CartsHandle,
+    inventory::{InventoryShards, LineIntent, ReserveStock},
+};
 use uuid::Uuid;
 
 use super::{
-    live::{Held, LineWrite, LiveCart, Written},
+    live::{Held, LiveCart},
     CartView, Destination, MAX_QUANTITY,
 };
 use crate::{
+    cart_lines::{LineWrite, Written},
     commit_group::CommitGroup,
     configuration::Pricing,
     error::{error_chain, Code, Error},
@@ -306,6 +310,7 @@ impl CartService {
             release: 0,
             carted: false,
         };
+        // Additions are written with their holds (below); the commit group writes the rest.
         if wanted > line.quantity {
             if !line.on_sale {
                 return Err(super::unknown_sku());
@@ -314,33 +319,47 @@ impl CartService {
                 super::refuse_beyond_max_lines(live.line_count() as i64)?;
             }
             let extra = wanted - line.quantity;
+            // The hold and the line are written in one transaction, the shard's batch.
             let hold = ReserveStock {
                 sku: line.sku.clone(),
                 quantity: extra,
                 owner: cart_id.to_string(),
                 hold_for: self.hold_for,
+                into_line: Some(LineIntent {
+                    cart_id,
+                    shopper_id,
+                    version: live.cart.version,
+                    write_id: write.id,
+                    quantity: wanted,
+                }),
             };
             let held = self.inventory.reserve(hold).await?;
-            let written = self.writes.run(LineWrite { carted: true, ..write }).await;
-            match written {
-                Ok(Written::Applied { .. } | Written::AlreadyApplied) => {
-                    let until = held.expires_at;
-                    live.set_line(line.variant_id, wanted, Held::More { units: extra, until });
-                    Ok(InMemory::Changed)
-                }
-                Ok(Written::Moved) => {
-                    let written = self
-                        .write_added_units(shopper_id, cart_id, &line.sku, line.variant_id, extra, target)
-                        .await;
-                    self.after_adding(shopper_id, line.variant_id, held.id, &line.sku, written)
-                        .await?;
-                    Ok(InMemory::WrittenLocked)
-                }
-                Err(error) => {
-                    self.release_unwritten_hold(held.id, &line.sku).await;
-                    Err(error)
-                }
+            if held.line_written == Some(true) {
+                let until = held.expires_at;
+                live.set_line(
+                    line.variant_id,
+                    wanted,
+                    Held::More {
+                        units: extra,
+                        until,
+                    },
+                );
+                return Ok(InMemory::Changed);
             }
+            // The cart moved on elsewhere: the units are held, the line is written the locked way.
+            let written = self
+                .write_added_units(
+                    shopper_id,
+                    cart_id,
+                    &line.sku,
+                    line.variant_id,
+                    extra,
+                    target,
+                )
+                .await;
+            self.after_adding(shopper_id, line.variant_id, held.id, &line.sku, written)
+                .await?;
+            Ok(InMemory::WrittenLocked)
         } else if wanted < line.quantity {
             let release = line.quantity - wanted;
             match self.writes.run(LineWrite { release, ..write }).await? {
@@ -359,7 +378,8 @@ impl CartService {
                     Ok(InMemory::Changed)
                 }
                 Written::Moved => {
-                    self.write_line(shopper_id, cart_id, &line.sku, target).await?;
+                    self.write_line(shopper_id, cart_id, &line.sku, target)
+                        .await?;
                     Ok(InMemory::WrittenLocked)
                 }
             }
@@ -430,6 +450,7 @@ impl CartService {
             quantity: extra,
             owner: cart_id.to_string(),
             hold_for: self.hold_for,
+            into_line: None,
         };
         let held = self.inventory.reserve(hold).await?;
         let written = self

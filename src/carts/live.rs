@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use super::{CartLine, Loaded};
 use crate::{
+    cart_lines::{write_lines, LineWrite, Written},
     commit_group::{failed_together, GroupJob},
     error::Error,
     locale::LocalePreference,
@@ -180,39 +181,6 @@ fn locales_of(preference: &LocalePreference) -> Vec<String> {
         .collect()
 }
 
-/// One line change of a live cart, for the commit group: the line of `variant_id` set to
-/// `quantity`, `release` units of the cart's holds on it given back, written only over the
-/// cart's `version`.
-#[derive(Debug, Clone)]
-pub struct LineWrite {
-    /// This write's own id (`carts.last_write`), to recognize it when its batch runs again.
-    pub id: Uuid,
-    pub cart_id: Uuid,
-    pub shopper_id: Uuid,
-    pub version: i64,
-    pub variant_id: Uuid,
-    pub quantity: u32,
-    pub release: u32,
-    /// Whether units were added (a recommendation signal).
-    pub carted: bool,
-}
-
-/// What became of a [`LineWrite`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// Written; `released` units of holds went back to stock.
-    Applied { released: i64 },
-    /// Found written already (its batch ran again after a commit whose answer was lost): how
-    /// many units it released is not known. (Had another process's line change been written
-    /// over it in between, it answers `Moved`, and an addition is then written a second time,
-    /// the locked way, over units held once: a lost commit answer and a change elsewhere in
-    /// the same milliseconds. Nothing is oversold by it: checkout holds again whatever part of a
-    /// line its holds do not cover, or refuses it.)
-    AlreadyApplied,
-    /// The cart moved on (changed elsewhere) or is gone: nothing was written.
-    Moved,
-}
-
 impl GroupJob for LineWrite {
     type Output = Written;
     type Error = Error;
@@ -244,109 +212,4 @@ impl GroupJob for LineWrite {
             }
         })
     }
-}
-
-/// Writes `jobs` (distinct carts) in one statement: each cart's version raised where it is
-/// still the job's, its line upserted or deleted, `release` units of its holds on the
-/// variant released newest first (as `carts::release` does) and the variants' held units
-/// lowered by what was released, and a recommendation signal for each addition (the first in
-/// the learner's window).
-async fn write_lines(
-    tx: &deadpool_postgres::Transaction<'_>,
-    jobs: &[&LineWrite],
-) -> Result<Vec<Written>, Error> {
-    let column = |f: fn(&LineWrite) -> i64| jobs.iter().map(|job| f(job)).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-    let carts: Vec<Uuid> = jobs.iter().map(|job| job.cart_id).collect();
-    let shoppers: Vec<Uuid> = jobs.iter().map(|job| job.shopper_id).collect();
-    let variants: Vec<Uuid> = jobs.iter().map(|job| job.variant_id).collect();
-    let carted: Vec<bool> = jobs.iter().map(|job| job.carted).collect();
-    let versions = column(|job| job.version);
-    let quantities = column(|job| i64::from(job.quantity));
-    let releases = column(|job| i64::from(job.release));
-    let rows = crate::db::PreparedClient::query(
-        tx,
-        &format!("WITH job AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::int8[],
-                                  $6::int8[], $7::bool[], $8::uuid[])
-                 WITH ORDINALITY AS j(cart_id, shopper_id, version, variant_id, quantity,
-                                      release, carted, write_id, n)
-         ),
-         bumped AS (
-             UPDATE carts c
-             SET version = c.version + 1, last_write = j.write_id, updated_at = now()
-             FROM job j
-             WHERE c.id = j.cart_id AND c.shopper_id = j.shopper_id AND c.version = j.version
-             RETURNING c.id
-         ),
-         ok AS (SELECT j.* FROM job j JOIN bumped b ON b.id = j.cart_id),
-         upserted AS (
-             INSERT INTO cart_lines (cart_id, variant_id, quantity)
-             SELECT cart_id, variant_id, quantity::int FROM ok WHERE quantity > 0
-             ON CONFLICT (cart_id, variant_id) DO UPDATE SET quantity = EXCLUDED.quantity
-         ),
-         deleted AS (
-             DELETE FROM cart_lines l USING ok
-             WHERE ok.quantity = 0 AND l.cart_id = ok.cart_id AND l.variant_id = ok.variant_id
-         ),
-         holds AS (
-             SELECT h.id, h.owner, h.variant_id, h.quantity, ok.release,
-                    sum(h.quantity) OVER (PARTITION BY h.owner, h.variant_id
-                                          ORDER BY h.created_at DESC, h.id) AS through
-             FROM ok JOIN stock_holds h
-               ON h.owner = ok.cart_id::text AND h.variant_id = ok.variant_id
-              AND h.released_at IS NULL
-             WHERE ok.release > 0
-         ),
-         taken AS (
-             SELECT id, least(quantity, release - (through - quantity))::int AS take
-             FROM holds WHERE through - quantity < release
-         ),
-         released AS (
-             UPDATE stock_holds h
-             SET released_at = CASE WHEN t.take = h.quantity THEN now() END,
-                 quantity = CASE WHEN t.take = h.quantity THEN h.quantity
-                                 ELSE h.quantity - t.take END
-             FROM taken t
-             WHERE h.id = t.id AND h.released_at IS NULL
-             RETURNING h.owner, h.variant_id, t.take
-         ),
-         lowered AS (
-             UPDATE variants v SET held = v.held - r.units
-             FROM (SELECT variant_id, sum(take)::int AS units FROM released GROUP BY variant_id) r
-             WHERE v.id = r.variant_id
-         ),
-         signals AS (
-             INSERT INTO reco_signals (shopper_id, product_id, kind)
-             SELECT ok.shopper_id, v.product_id, 'cart'
-             FROM ok JOIN variants v ON v.id = ok.variant_id
-             WHERE ok.carted AND {}
-         )
-         SELECT b.id IS NOT NULL,
-                coalesce((SELECT sum(r.take) FROM released r
-                           WHERE r.owner = j.cart_id::text), 0)::int8,
-                EXISTS (SELECT FROM carts c WHERE c.id = j.cart_id AND c.last_write = j.write_id)
-         FROM job j LEFT JOIN bumped b ON b.id = j.cart_id
-         ORDER BY j.n",
-            crate::recommendations::first_signal("ok.shopper_id", "v.product_id", "cart")
-        ),
-        &[
-            &carts, &shoppers, &versions, &variants, &quantities, &releases, &carted, &ids,
-        ],
-    )
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            if row.get::<_, bool>(0) {
-                Written::Applied {
-                    released: row.get(1),
-                }
-            } else if row.get::<_, bool>(2) {
-                Written::AlreadyApplied
-            } else {
-                Written::Moved
-            }
-        })
-        .collect())
 }

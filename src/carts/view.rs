@@ -181,7 +181,14 @@ pub async fn load(
     let lines = priced_lines(client, cart_id, preference, pricing, currency).await?;
     let destination: (Option<String>, Option<String>) = (cart.get(0), cart.get(1));
     let mut loaded = Loaded {
-        view: priced(cart_id, &region, currency, Vec::new(), (Decimal::ZERO, 0), (None, None)),
+        view: priced(
+            cart_id,
+            &region,
+            currency,
+            Vec::new(),
+            (Decimal::ZERO, 0),
+            (None, None),
+        ),
         version: cart.get("version"),
         region,
         currency,
@@ -371,4 +378,3 @@ pub fn priced(
         needs_shipping: !region.details.shipping_options.is_empty(),
     }
 }
-

@@ -212,10 +212,9 @@ pub async fn note(pool: &deadpool_postgres::Pool, shopper: Uuid, signal: Signal)
     let noted = async {
         let client = pool.get().await.map_err(|e| e.to_string())?;
         let (product, subject) = match signal {
-            Signal::Carted { variant } => (
-                "(SELECT product_id FROM variants WHERE id = $2)",
-                variant,
-            ),
+            Signal::Carted { variant } => {
+                ("(SELECT product_id FROM variants WHERE id = $2)", variant)
+            }
             Signal::Viewed { product } => ("$2::uuid", product),
         };
         let kind = match signal {

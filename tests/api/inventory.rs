@@ -86,6 +86,7 @@ fn reserve(sku: &str, owner: usize, hold_for: Duration) -> ReserveStock {
         quantity: 1,
         owner: format!("cart-{owner}"),
         hold_for,
+        into_line: None,
     }
 }
 

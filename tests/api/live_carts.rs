@@ -97,7 +97,11 @@ async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
             .map(|(sku, n)| (sku.clone(), i64::try_from(*n).expect("units")))
             .collect()
     };
-    assert_eq!(held(&first, &cart).await, units(&expected), "every unit held once");
+    assert_eq!(
+        held(&first, &cart).await,
+        units(&expected),
+        "every unit held once"
+    );
     // Each process answers its next change from the cart as it now is, not from its copy.
     for (app, sku, a, b) in [
         (&first, "TWO-PROC-B", 3 * ROUNDS, ROUNDS + 1),
@@ -128,7 +132,10 @@ async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
     );
     assert_eq!(
         held(&first, &cart).await,
-        vec![("TWO-PROC-A".to_owned(), 3 * i64::try_from(ROUNDS).expect("rounds") + 2)]
+        vec![(
+            "TWO-PROC-A".to_owned(),
+            3 * i64::try_from(ROUNDS).expect("rounds") + 2
+        )]
     );
 }
 
