@@ -203,8 +203,10 @@ impl StockCounters {
                     .await
             }
         });
-        let result: redis::RedisResult<Vec<Option<i64>>> =
-            futures_util::future::join_all(given).await.into_iter().collect();
+        let result: redis::RedisResult<Vec<Option<i64>>> = futures_util::future::join_all(given)
+            .await
+            .into_iter()
+            .collect();
         Self::record("stock_give_back", started, result.is_err());
         let skus: Vec<&str> = returned.iter().map(|(sku, _)| sku.as_ref()).collect();
         if let Err(error) = result {
