@@ -269,7 +269,8 @@ async fn sale_line(
     let row = tx
         .query_opt(
             "SELECT v.id, v.sku, p.id, p.seller_id, c.title, v.weight_grams, fp.amount,
-                    (SELECT email FROM shoppers WHERE id = $4)
+                    (SELECT email FROM shoppers WHERE id = $4),
+                    (SELECT seller.status = 'active' FROM sellers seller WHERE seller.id = p.seller_id)
              FROM flash_sales s
              JOIN variants v ON v.id = s.variant_id
              JOIN products p ON p.id = v.product_id
@@ -284,6 +285,12 @@ async fn sale_line(
         )
         .await?
         .ok_or(Error::NotFound("flash sale"))?;
+    if !row.get::<_, bool>(8) {
+        // Nobody could ship it: the store suspended the seller after the sale was scheduled.
+        return Err(Error::SellerUnavailable {
+            skus: vec![row.get(1)],
+        });
+    }
     let unit: Decimal = row.get::<_, Option<Decimal>>(6).ok_or_else(|| {
         Error::invalid_field(
             Code::NoSalePrice,

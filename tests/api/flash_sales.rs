@@ -949,3 +949,36 @@ async fn a_shopper_sending_too_many_joins_or_purchases_gets_429_with_retry_after
         assert_eq!(answer.status().as_u16(), expected, "attempt {attempt}");
     }
 }
+
+#[actix_web::test]
+async fn an_admitted_shopper_cannot_buy_from_a_seller_the_store_suspended_meanwhile() {
+    let app = spawn_app_with(|_| {}).await;
+    digital_region(&app).await;
+    let (seller_id, key) = app.seller("Flash seller suspended").await;
+    app.product(&key, &json!({
+        "default_locale": "en", "content": { "en": { "title": "Console" } },
+        "variants": [{ "sku": "SUSPENDED-1", "prices": { "EUR": "399.00" }, "stock": 5, "weight_grams": 3000 }]
+    }))
+    .await;
+    let sale = schedule(&app, &key, "SUSPENDED-1", 2, 1).await;
+    let (token, admission) = admitted(&app, &sale).await;
+    let suspend = format!("/api/v1/operator/sellers/{seller_id}/suspend");
+    assert_eq!(
+        app.call(Method::POST, &suspend, OPERATOR, None)
+            .await
+            .status(),
+        200
+    );
+
+    let refused = purchase(&app, &token, &sale, "suspended", &admission, 1, APPROVED).await;
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "seller_unavailable", "{body}");
+    assert_eq!(body["error"]["lines"], json!(["SUSPENDED-1"]), "{body}");
+    let orders = "SELECT count(*) FROM orders o JOIN order_lines l ON l.order_id = o.id
+                  JOIN flash_sales s ON s.variant_id = l.variant_id WHERE s.id = $1::text::uuid";
+    assert_eq!(scalar(&app, orders, &sale).await, 0, "nothing ordered");
+    // The test's database is its own: any payment at the sandbox would be this one.
+    let charged = "SELECT count(*) FROM sandbox_gateway_payments WHERE $1::text IS NOT NULL";
+    assert_eq!(scalar(&app, charged, &sale).await, 0, "nothing charged");
+}

@@ -214,7 +214,7 @@ pub struct Purchase {
         (status = 400, description = "`invalid_idempotency_key`: no `Idempotency-Key` of 1 to 255 printable characters; `malformed_json`", body = ErrorBody),
         (status = 402, description = "`payment_declined`: the unit and the admission go back", body = ErrorBody),
         (status = 403, description = "`not_admitted`, `invalid_admission` (forged, tampered, another shopper's or used)", body = ErrorBody),
-        (status = 409, description = "`sold_out`", body = ErrorBody),
+        (status = 409, description = "`sold_out`; `seller_unavailable`: the store suspended the sale's seller (`lines` names the SKU)", body = ErrorBody),
         (status = 410, description = "`admission_expired`", body = ErrorBody),
         (status = 422, description = "`per_shopper_limit_exceeded`, `no_sale_price`, `shipping_required`, `address_required`, `email_required`, `invalid_postal_code`, `idempotency_key_reused`, ...", body = ErrorBody),
         (status = 429, description = "`rate_limited`", body = ErrorBody)),
