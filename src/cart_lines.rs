@@ -6,9 +6,13 @@
 //! raised, its `last_write` set to the write's id); otherwise nothing of it is written, and the
 //! answer says whether the write was found already done (its own id) or the cart moved on.
 
+use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
-use crate::error::Error;
+use crate::{
+    commit_group::{failed_together, GroupJob},
+    error::Error,
+};
 
 /// One line change of a live cart: the line of `variant_id` set to
 /// `quantity`, `release` units of the cart's holds on it given back, written only over the
@@ -39,12 +43,49 @@ pub enum Written {
     /// the same milliseconds. Nothing is oversold by it: checkout holds again whatever part of a
     /// line its holds do not cover, or refuses it.)
     AlreadyApplied,
-    /// The cart moved on (changed elsewhere) or is gone: nothing was written.
+    /// The cart moved on (changed elsewhere), is gone, or its row was held by another
+    /// transaction: nothing was written.
     Moved,
 }
 
-/// Writes `jobs` (distinct carts) in one statement: each cart's version raised where it is
-/// still the job's, its line upserted or deleted, `release` units of its holds on the
+impl GroupJob for LineWrite {
+    type Output = Written;
+    type Error = Error;
+
+    fn batch_key(&self) -> Uuid {
+        self.cart_id
+    }
+
+    fn run<'a>(
+        &'a self,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Result<Written, Error>> {
+        Box::pin(async move {
+            let mut written = write_lines(tx, &[self]).await?;
+            written
+                .pop()
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("a line write went unanswered")))
+        })
+    }
+
+    fn run_together<'a>(
+        jobs: Vec<&'a Self>,
+        tx: &'a deadpool_postgres::Transaction<'_>,
+    ) -> LocalBoxFuture<'a, Vec<Result<Written, Error>>> {
+        Box::pin(async move {
+            match write_lines(tx, &jobs).await {
+                Ok(written) => written.into_iter().map(Ok).collect(),
+                Err(error) => failed_together(jobs.len(), Some(&error)),
+            }
+        })
+    }
+}
+
+/// Writes `jobs` (distinct carts) in one statement, never waiting for a cart's row: a cart
+/// whose row another transaction holds (a checkout, a change the locked way, another process)
+/// answers [`Written::Moved`] at once, so a shard's batch, which holds its SKUs' rows, never
+/// waits for a cart (no deadlock with a checkout holding the cart and waiting for the SKU).
+/// For each cart: its version raised where it is still the job's, its line upserted or deleted, `release` units of its holds on the
 /// variant released newest first (as `carts::release` does) and the variants' held units
 /// lowered by what was released, and a recommendation signal for each addition (the first in
 /// the learner's window).
@@ -75,6 +116,7 @@ pub async fn write_lines(
              SET version = c.version + 1, last_write = j.write_id, updated_at = now()
              FROM job j
              WHERE c.id = j.cart_id AND c.shopper_id = j.shopper_id AND c.version = j.version
+               AND c.id IN (SELECT id FROM carts WHERE id = ANY($1) FOR UPDATE SKIP LOCKED)
              RETURNING c.id
          ),
          ok AS (SELECT j.* FROM job j JOIN bumped b ON b.id = j.cart_id),

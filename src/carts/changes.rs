@@ -5,9 +5,10 @@
 //! process run one at a time, in arrival order (its `CartActor`), so a shopper's tabs do not
 //! queue on the row lock holding pooled connections, and sockets get the cart's states in the
 //! order the changes were made. A line change of a cart the actor holds in memory
-//! ([`LiveCart`]) is worked out and answered from memory and written through the commit group
-//! over the cart's version ([`LineWrite`]); any other change, and a line change whose cart moved
-//! on in another process, is made under the cart's row lock, which orders changes between
+//! ([`LiveCart`]) is worked out and answered from memory and written over the cart's version
+//! ([`LineWrite`]): an addition in its hold's transaction (the inventory shard's batch), a
+//! lowering through the commit group. Any other change, and a line change whose cart moved on
+//! in another process, is made under the cart's row lock, which orders changes between
 //! processes, and the cart is then loaded again.
 
 use std::time::Duration;
@@ -19,7 +20,7 @@ use agora_actors::{
 use uuid::Uuid;
 
 use super::{
-    live::{Held, LiveCart},
+    live::{Held, KnownLine, LiveCart},
     CartView, Destination, MAX_QUANTITY,
 };
 use crate::{
@@ -279,9 +280,9 @@ impl CartService {
         }
     }
 
-    /// Changes a line of `live`, writing it through the commit group over the cart's version
-    /// (an addition holds its units through the inventory shards first; a SKU the cart does not
-    /// know is read first); a cart that moved on elsewhere is written the locked way.
+    /// Changes a line of `live` over the cart's version (a SKU the cart does not know is read
+    /// first): an addition with its hold, a lowering through the commit group; a cart that
+    /// moved on elsewhere is written the locked way.
     async fn change_in_memory(
         &self,
         live: &mut LiveCart,
@@ -290,7 +291,6 @@ impl CartService {
         sku: &str,
         target: Target,
     ) -> Result<InMemory, Error> {
-        let shopper_id = live.shopper_id;
         let line = match live.line(sku) {
             Some(line) => line,
             None => live.remember(self.catalog_line(live, sku, preference).await?),
@@ -303,88 +303,101 @@ impl CartService {
         let write = LineWrite {
             id: Uuid::now_v7(),
             cart_id,
-            shopper_id,
+            shopper_id: live.shopper_id,
             version: live.cart.version,
             variant_id: line.variant_id,
             quantity: wanted,
             release: 0,
             carted: false,
         };
-        // Additions are written with their holds (below); the commit group writes the rest.
-        if wanted > line.quantity {
-            if !line.on_sale {
-                return Err(super::unknown_sku());
-            }
-            if line.quantity == 0 {
-                super::refuse_beyond_max_lines(live.line_count() as i64)?;
-            }
-            let extra = wanted - line.quantity;
-            // The hold and the line are written in one transaction, the shard's batch.
-            let hold = ReserveStock {
-                sku: line.sku.clone(),
-                quantity: extra,
-                owner: cart_id.to_string(),
-                hold_for: self.hold_for,
-                into_line: Some(LineIntent {
-                    cart_id,
-                    shopper_id,
-                    version: live.cart.version,
-                    write_id: write.id,
-                    quantity: wanted,
-                }),
+        match wanted.cmp(&line.quantity) {
+            std::cmp::Ordering::Greater => self.add_in_memory(live, &line, write, target).await,
+            std::cmp::Ordering::Less => self.lower_in_memory(live, &line, write, target).await,
+            std::cmp::Ordering::Equal => Ok(InMemory::Changed),
+        }
+    }
+
+    /// Adds units to a line of `live`: held through the inventory shards, the line written in
+    /// the hold's own transaction (the shard's batch) over the cart's version.
+    async fn add_in_memory(
+        &self,
+        live: &mut LiveCart,
+        line: &KnownLine,
+        write: LineWrite,
+        target: Target,
+    ) -> Result<InMemory, Error> {
+        if !line.on_sale {
+            return Err(super::unknown_sku());
+        }
+        if line.quantity == 0 {
+            super::refuse_beyond_max_lines(live.line_count() as i64)?;
+        }
+        let (cart_id, shopper_id) = (write.cart_id, write.shopper_id);
+        let extra = write.quantity - line.quantity;
+        let hold = ReserveStock {
+            sku: line.sku.clone(),
+            quantity: extra,
+            owner: cart_id.to_string(),
+            hold_for: self.hold_for,
+            into_line: Some(LineIntent {
+                cart_id,
+                shopper_id,
+                version: write.version,
+                write_id: write.id,
+                quantity: write.quantity,
+            }),
+        };
+        let held = self.inventory.reserve(hold).await?;
+        if held.line_written == Some(true) {
+            let more = Held::More {
+                units: extra,
+                until: held.expires_at,
             };
-            let held = self.inventory.reserve(hold).await?;
-            if held.line_written == Some(true) {
-                let until = held.expires_at;
-                live.set_line(
-                    line.variant_id,
-                    wanted,
-                    Held::More {
-                        units: extra,
-                        until,
-                    },
-                );
-                return Ok(InMemory::Changed);
+            live.set_line(line.variant_id, write.quantity, more);
+            return Ok(InMemory::Changed);
+        }
+        // The cart moved on elsewhere: the units are held, the line is written the locked way.
+        let (variant, sku) = (line.variant_id, line.sku.as_str());
+        let written = self
+            .write_added_units(shopper_id, cart_id, sku, variant, extra, target)
+            .await;
+        self.after_adding(shopper_id, variant, held.id, sku, written)
+            .await?;
+        Ok(InMemory::WrittenLocked)
+    }
+
+    /// Lowers (or removes) a line of `live` through the commit group over the cart's version,
+    /// its units released from the cart's holds in the same statement and then given back to
+    /// the SKU's counter.
+    async fn lower_in_memory(
+        &self,
+        live: &mut LiveCart,
+        line: &KnownLine,
+        write: LineWrite,
+        target: Target,
+    ) -> Result<InMemory, Error> {
+        let (wanted, release) = (write.quantity, line.quantity - write.quantity);
+        let (cart_id, shopper_id) = (write.cart_id, write.shopper_id);
+        match self.writes.run(LineWrite { release, ..write }).await? {
+            Written::Applied { released } => {
+                if released > 0 {
+                    self.counters.units_returned(&[(&line.sku, released)]).await;
+                }
+                live.set_line(line.variant_id, wanted, Held::Fewer { units: released });
+                Ok(InMemory::Changed)
             }
-            // The cart moved on elsewhere: the units are held, the line is written the locked way.
-            let written = self
-                .write_added_units(
-                    shopper_id,
-                    cart_id,
-                    &line.sku,
-                    line.variant_id,
-                    extra,
-                    target,
-                )
-                .await;
-            self.after_adding(shopper_id, line.variant_id, held.id, &line.sku, written)
-                .await?;
-            Ok(InMemory::WrittenLocked)
-        } else if wanted < line.quantity {
-            let release = line.quantity - wanted;
-            match self.writes.run(LineWrite { release, ..write }).await? {
-                Written::Applied { released } => {
-                    if released > 0 {
-                        self.counters.units_returned(&[(&line.sku, released)]).await;
-                    }
-                    live.set_line(line.variant_id, wanted, Held::Fewer { units: released });
-                    Ok(InMemory::Changed)
-                }
-                Written::AlreadyApplied => {
-                    // How many units went back is not known here: the counter is rebuilt.
-                    self.counters.stock_returned(&[&line.sku]).await;
-                    let units = i64::from(release);
-                    live.set_line(line.variant_id, wanted, Held::Fewer { units });
-                    Ok(InMemory::Changed)
-                }
-                Written::Moved => {
-                    self.write_line(shopper_id, cart_id, &line.sku, target)
-                        .await?;
-                    Ok(InMemory::WrittenLocked)
-                }
+            Written::AlreadyApplied => {
+                // How many units went back is not known here: the counter is rebuilt.
+                self.counters.stock_returned(&[&line.sku]).await;
+                let units = i64::from(release);
+                live.set_line(line.variant_id, wanted, Held::Fewer { units });
+                Ok(InMemory::Changed)
             }
-        } else {
-            Ok(InMemory::Changed)
+            Written::Moved => {
+                self.write_line(shopper_id, cart_id, &line.sku, target)
+                    .await?;
+                Ok(InMemory::WrittenLocked)
+            }
         }
     }
 

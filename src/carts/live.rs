@@ -1,41 +1,32 @@
-//! A cart kept in memory by its actor while it is in use, and its line changes written through
-//! the commit group.
+//! A cart kept in memory by its actor while it is in use.
 //!
 //! [`LiveCart`] is what a cart's actor (`agora_actors::cart`) keeps between changes: the cart
 //! as loaded from Postgres (lines priced for the shopper's locales, region, destination) and
-//! its version, changed in place by each line change, so a change reads nothing and its answer
-//! is rendered from memory. Its line changes are [`LineWrite`]s: the jobs of many carts are
-//! written by one set-based statement in one transaction of the commit group (the cart's
-//! version raised, the line upserted or deleted, released holds given back to stock, and the
-//! recommendation signal of an addition), each only over the version the actor read.
+//! its version, changed in place by each line change once written, so a change reads nothing
+//! and its answer is rendered from memory. The writes are
+//! [`LineWrite`](crate::cart_lines::LineWrite)s over the version the copy has (`changes.rs`
+//! makes them: an addition in its hold's transaction, a lowering through the commit group).
 //!
 //! Promises:
-//! - No write is lost between processes: a [`LineWrite`] whose cart moved on (another process
-//!   changed it) writes nothing and answers [`Written::Moved`]; the change is then made the
-//!   locked way (`changes.rs`) and the cart loaded again. Every other writer of a cart or its
-//!   lines raises its version (shipping, checkout emptying the ordered lines); every
-//!   announcement of a cart carries its version, and a process hearing of a newer one drops
-//!   its copy.
+//! - No write is lost between processes: a write whose cart moved on (another process
+//!   changed it) writes nothing; the change is then made the locked way (`changes.rs`) and the
+//!   cart loaded again. Every other writer of a cart or its lines raises its version
+//!   (shipping, checkout emptying the ordered lines); every announcement of a cart carries its
+//!   version, and a process hearing of a newer one drops its copy.
 //! - A live cart is at most [`CartSettings::state_ttl_ms`](crate::configuration::CartSettings)
 //!   old: its prices, titles and held units are read again after that (and whenever the
-//!   shopper's locales differ). Checkout reads and prices the cart from Postgres whatever the
-//!   copy says.
+//!   shopper's locales differ, or another shopper asks). Reading a cart (`GET`) and checkout
+//!   read Postgres whatever the copy says.
 //! - What a live cart says about its lines' quantities is what Postgres holds: it changes only
 //!   after its write committed.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures_util::future::LocalBoxFuture;
 use uuid::Uuid;
 
 use super::{CartLine, Loaded};
-use crate::{
-    cart_lines::{write_lines, LineWrite, Written},
-    commit_group::{failed_together, GroupJob},
-    error::Error,
-    locale::LocalePreference,
-};
+use crate::locale::LocalePreference;
 
 /// A cart as its actor keeps it between changes.
 pub struct LiveCart {
@@ -179,37 +170,4 @@ fn locales_of(preference: &LocalePreference) -> Vec<String> {
         .iter()
         .map(|locale| locale.as_str().to_owned())
         .collect()
-}
-
-impl GroupJob for LineWrite {
-    type Output = Written;
-    type Error = Error;
-
-    fn batch_key(&self) -> Uuid {
-        self.cart_id
-    }
-
-    fn run<'a>(
-        &'a self,
-        tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Result<Written, Error>> {
-        Box::pin(async move {
-            let mut written = write_lines(tx, &[self]).await?;
-            written
-                .pop()
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("a line write went unanswered")))
-        })
-    }
-
-    fn run_together<'a>(
-        jobs: Vec<&'a Self>,
-        tx: &'a deadpool_postgres::Transaction<'_>,
-    ) -> LocalBoxFuture<'a, Vec<Result<Written, Error>>> {
-        Box::pin(async move {
-            match write_lines(tx, &jobs).await {
-                Ok(written) => written.into_iter().map(Ok).collect(),
-                Err(error) => failed_together(jobs.len(), Some(&error)),
-            }
-        })
-    }
 }

@@ -86,10 +86,22 @@ async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
         assert_eq!(through_second.status(), 200);
     }
 
-    let expected = vec![
-        ("TWO-PROC-A".to_owned(), 3 * ROUNDS),
-        ("TWO-PROC-B".to_owned(), ROUNDS),
-    ];
+    // And an addition through one while the other lowers another line (the commit group).
+    const LOWERED: u64 = 10;
+    for round in 1..=LOWERED {
+        let (path, body) = (
+            format!("/api/v1/carts/{cart}/items/TWO-PROC-B"),
+            serde_json::json!({ "quantity": ROUNDS - round }),
+        );
+        let lower = second.call(Method::PATCH, &path, &token, Some(&body));
+        let (through_first, through_second) =
+            futures_util::join!(add(&first, &token, &cart, "TWO-PROC-A", 1), lower);
+        assert_eq!(through_first.status(), 200);
+        assert_eq!(through_second.status(), 200);
+    }
+    let (a, b) = (3 * ROUNDS + LOWERED, ROUNDS - LOWERED);
+
+    let expected = vec![("TWO-PROC-A".to_owned(), a), ("TWO-PROC-B".to_owned(), b)];
     assert_eq!(quantities(&first, &token, &cart).await, expected);
     let units = |lines: &[(String, u64)]| -> Vec<(String, i64)> {
         lines
@@ -104,8 +116,8 @@ async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
     );
     // Each process answers its next change from the cart as it now is, not from its copy.
     for (app, sku, a, b) in [
-        (&first, "TWO-PROC-B", 3 * ROUNDS, ROUNDS + 1),
-        (&second, "TWO-PROC-A", 3 * ROUNDS + 1, ROUNDS + 1),
+        (&first, "TWO-PROC-B", a, b + 1),
+        (&second, "TWO-PROC-A", a + 1, b + 1),
     ] {
         let response = add(app, &token, &cart, sku, 1).await;
         assert_eq!(response.status(), 200);
@@ -128,14 +140,11 @@ async fn a_cart_changed_through_two_processes_at_once_loses_neither_change() {
     let response = add(&first, &token, &cart, "TWO-PROC-A", 1).await;
     assert_eq!(
         lines_of(&response.json().await.expect("json")),
-        vec![("TWO-PROC-A".to_owned(), 3 * ROUNDS + 2)]
+        vec![("TWO-PROC-A".to_owned(), a + 2)]
     );
     assert_eq!(
         held(&first, &cart).await,
-        vec![(
-            "TWO-PROC-A".to_owned(),
-            3 * i64::try_from(ROUNDS).expect("rounds") + 2
-        )]
+        units(&[("TWO-PROC-A".to_owned(), a + 2)])
     );
 }
 
