@@ -8,7 +8,6 @@ use crate::db::PreparedClient;
 use uuid::Uuid;
 
 use crate::{
-    carts::{self},
     error::{Code, Error},
     payments::Authorization,
 };
@@ -168,42 +167,86 @@ pub async fn finish_all_paid(
         // Their confirmations, in the same transaction: one statement for the whole batch.
         crate::mail::confirm_paid(tx, &pending).await?;
     }
-    futures_util::future::try_join_all(paid.iter().map(|(order_id, _)| async {
-        match carts.get(order_id) {
-            Some(cart_id) => empty_ordered_lines(tx, *order_id, *cart_id).await.map(Some),
-            None => Ok(None),
-        }
-    }))
-    .await
+    let finished: Vec<(Uuid, Uuid)> = paid
+        .iter()
+        .filter_map(|(order_id, _)| carts.get(order_id).map(|cart| (*order_id, *cart)))
+        .collect();
+    empty_ordered_lines(tx, &finished).await?;
+    let order_ids: Vec<Uuid> = finished.iter().map(|(order_id, _)| *order_id).collect();
+    let mut outcomes = BTreeMap::new();
+    for order in views_of_just_paid(tx, &order_ids).await? {
+        let order_json = serde_json::to_value(&order).map_err(Error::internal)?;
+        outcomes.insert(order.id, CheckoutOutcome::Paid { order: order_json });
+    }
+    store_outcomes(tx, &outcomes).await?;
+    paid.iter()
+        .map(|(order_id, _)| match carts.contains_key(order_id) {
+            true => outcomes
+                .remove(order_id)
+                .map(Some)
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("order {order_id} vanished"))),
+            false => Ok(None),
+        })
+        .collect()
 }
 
-/// After an order is paid: its lines leave the cart, and its response is stored for the key.
-pub(super) async fn empty_ordered_lines(
+/// After orders are paid: their ordered lines leave their carts (each cart's version raised),
+/// with any hold a concurrent tab took for them meanwhile, for all of them in one statement.
+async fn empty_ordered_lines(
     tx: &impl PreparedClient,
-    order_id: Uuid,
-    cart_id: Uuid,
-) -> Result<CheckoutOutcome, Error> {
-    // The ordered lines leave the cart, with any hold a concurrent tab took for them meanwhile.
-    let ordered = tx
-        .query(
-            "WITH changed AS (UPDATE carts SET version = version + 1 WHERE id = $1)
-             DELETE FROM cart_lines WHERE cart_id = $1
-               AND variant_id IN (SELECT variant_id FROM order_lines WHERE order_id = $2)
-             RETURNING variant_id",
-            &[&cart_id, &order_id],
-        )
-        .await?;
-    for row in ordered {
-        carts::release(tx, cart_id, row.get(0), u32::MAX).await?;
+    orders_and_carts: &[(Uuid, Uuid)],
+) -> Result<(), Error> {
+    if orders_and_carts.is_empty() {
+        return Ok(());
     }
-    let order = view(tx, order_id, None)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("order {order_id} vanished")))?;
-    let outcome = CheckoutOutcome::Paid {
-        order: serde_json::to_value(&order).map_err(Error::internal)?,
-    };
-    store_outcome(tx, order_id, &outcome).await?;
-    Ok(outcome)
+    let (orders, carts): (Vec<Uuid>, Vec<Uuid>) = orders_and_carts.iter().copied().unzip();
+    tx.execute_planned_per_call(
+        "WITH x AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS x(order_id, cart_id)),
+         changed AS (UPDATE carts c SET version = c.version + 1 FROM x WHERE c.id = x.cart_id),
+         gone AS (
+             DELETE FROM cart_lines l USING x
+             WHERE l.cart_id = x.cart_id
+               AND l.variant_id IN (SELECT variant_id FROM order_lines WHERE order_id = x.order_id)
+             RETURNING l.cart_id, l.variant_id),
+         released AS (
+             UPDATE stock_holds h SET released_at = now()
+             FROM gone g
+             WHERE h.owner = g.cart_id::text AND h.variant_id = g.variant_id
+               AND h.released_at IS NULL
+             RETURNING h.variant_id, h.quantity)
+         UPDATE variants v SET held = v.held - r.units
+         FROM (SELECT variant_id, sum(quantity)::int4 AS units FROM released GROUP BY variant_id) r
+         WHERE v.id = r.variant_id",
+        &[&orders, &carts],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The outcomes of many orders stored with their idempotency keys, in one statement.
+async fn store_outcomes(
+    tx: &impl PreparedClient,
+    outcomes: &BTreeMap<Uuid, CheckoutOutcome>,
+) -> Result<(), Error> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut order_ids = Vec::with_capacity(outcomes.len());
+    let (mut statuses, mut bodies) = (Vec::new(), Vec::new());
+    for (order_id, outcome) in outcomes {
+        let (status, body) = outcome.stored();
+        order_ids.push(*order_id);
+        statuses.push(status);
+        bodies.push(body);
+    }
+    tx.execute_planned_per_call(
+        "UPDATE idempotency_keys k SET response_status = x.status, response_body = x.body
+         FROM unnest($1::uuid[], $2::int2[], $3::jsonb[]) AS x(order_id, status, body)
+         WHERE k.order_id = x.order_id",
+        &[&order_ids, &statuses, &bodies],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Counts an order that `finish_paid` or `finish_cancelled` finished, once that committed.

@@ -248,6 +248,18 @@ pub fn tax_shares(line_totals: &[Decimal], tax: Decimal, currency: Currency) -> 
     shares
 }
 
+/// The columns of an order and its payment, after `FROM orders o JOIN payments p` ([`order_of`]).
+const ORDER_COLUMNS: &str = "o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
+    o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
+    p.status, p.card_last4, p.refunded, o.shipping_address, o.contact_email, o.id";
+
+/// The columns of an order line ([`line_of`]).
+const LINE_COLUMNS: &str = "sku, title, seller_id, product_id, quantity, unit_price, line_total,
+    tax, shipped, cancelled, refunded, returned, order_id";
+
+/// The columns of a seller's part ([`part_of`]).
+const PART_COLUMNS: &str = "seller_id, status, subtotal, tax, refunded, order_id";
+
 /// The order as its shopper sees it, or `None` when it is not theirs (or does not exist);
 /// with no shopper (the operator), any order.
 pub async fn view(
@@ -257,27 +269,100 @@ pub async fn view(
 ) -> Result<Option<OrderView>, Error> {
     let Some(order) = client
         .query_opt(
-            "SELECT o.status, o.cart_id, o.region, o.currency, o.subtotal, o.tax_rate,
-                    o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
-                    p.status, p.card_last4, p.refunded, o.shipping_address, o.contact_email
-             FROM orders o JOIN payments p ON p.order_id = o.id
-             WHERE o.id = $1 AND ($2::uuid IS NULL OR o.shopper_id = $2)",
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders o JOIN payments p ON p.order_id = o.id
+                 WHERE o.id = $1 AND ($2::uuid IS NULL OR o.shopper_id = $2)"
+            ),
             &[&order_id, &shopper_id],
         )
         .await?
     else {
         return Ok(None);
     };
-    let currency = stored_currency(order.get(3))?;
     let lines = client
         .query(
-            "SELECT sku, title, seller_id, product_id, quantity, unit_price, line_total, tax,
-                    shipped, cancelled, refunded, returned
-             FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY line_no"),
             &[&order_id],
         )
-        .await?
-        .into_iter()
+        .await?;
+    let parts = client
+        .query(
+            &format!(
+                "SELECT {PART_COLUMNS} FROM order_parts WHERE order_id = $1 ORDER BY seller_id"
+            ),
+            &[&order_id],
+        )
+        .await?;
+    let after_sale = AfterSaleView::read(client, order_id, None).await?;
+    order_of(&order, &lines, &parts, after_sale).map(Some)
+}
+
+/// Orders just paid, as [`view`] shows them (nothing has happened after their sale yet), read
+/// for all of them at once: three statements for a batch instead of six per order.
+pub async fn views_of_just_paid(
+    client: &impl PreparedClient,
+    order_ids: &[Uuid],
+) -> Result<Vec<OrderView>, Error> {
+    if order_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let orders = client
+        .query(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM orders o JOIN payments p ON p.order_id = o.id
+                 WHERE o.id = ANY($1)"
+            ),
+            &[&order_ids],
+        )
+        .await?;
+    let lines = client
+        .query(
+            &format!(
+                "SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ANY($1)
+                 ORDER BY order_id, line_no"
+            ),
+            &[&order_ids],
+        )
+        .await?;
+    let parts = client
+        .query(
+            &format!(
+                "SELECT {PART_COLUMNS} FROM order_parts WHERE order_id = ANY($1)
+                 ORDER BY order_id, seller_id"
+            ),
+            &[&order_ids],
+        )
+        .await?;
+    let of = |rows: &[tokio_postgres::Row], column: usize, id: Uuid| {
+        rows.iter()
+            .filter(|row| row.get::<_, Uuid>(column) == id)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    orders
+        .iter()
+        .map(|order| {
+            let id: Uuid = order.get(17);
+            let nothing_yet = AfterSaleView {
+                shipments: Vec::new(),
+                refunds: Vec::new(),
+                returns: Vec::new(),
+            };
+            order_of(order, &of(&lines, 12, id), &of(&parts, 5, id), nothing_yet)
+        })
+        .collect()
+}
+
+/// An order from its [`ORDER_COLUMNS`] row, its lines' and parts' rows.
+fn order_of(
+    order: &tokio_postgres::Row,
+    lines: &[tokio_postgres::Row],
+    parts: &[tokio_postgres::Row],
+    after_sale: AfterSaleView,
+) -> Result<OrderView, Error> {
+    let currency = stored_currency(order.get(3))?;
+    let lines = lines
+        .iter()
         .map(|row| OrderLine {
             sku: row.get(0),
             title: row.get(1),
@@ -287,17 +372,11 @@ pub async fn view(
             unit_price: price(row.get(5), currency),
             line_total: price(row.get(6), currency),
             tax: price(row.get(7), currency),
-            progress: LineProgress::from_row(&row, 8),
+            progress: LineProgress::from_row(row, 8),
         })
         .collect();
-    let parts = client
-        .query(
-            "SELECT seller_id, status, subtotal, tax, refunded FROM order_parts
-             WHERE order_id = $1 ORDER BY seller_id",
-            &[&order_id],
-        )
-        .await?
-        .into_iter()
+    let parts = parts
+        .iter()
         .map(|row| OrderPart {
             seller_id: row.get(0),
             status: row.get(1),
@@ -306,11 +385,8 @@ pub async fn view(
             refunded: price(row.get(4), currency),
         })
         .collect();
-    let shipping = stored_shipping(order.get(8), currency)?;
-    let shipping_address = stored_address(order.get(15))?;
-    let after_sale = AfterSaleView::read(client, order_id, None).await?;
-    Ok(Some(OrderView {
-        id: order_id,
+    Ok(OrderView {
+        id: order.get(17),
         status: order.get(0),
         cart_id: order.get(1),
         region: order.get(2),
@@ -322,8 +398,8 @@ pub async fn view(
             included: order.get(6),
             amount: price(order.get(7), currency),
         },
-        shipping,
-        shipping_address,
+        shipping: stored_shipping(order.get(8), currency)?,
+        shipping_address: stored_address(order.get(15))?,
         contact_email: order.get(16),
         total: price(order.get(9), currency),
         parts,
@@ -335,7 +411,7 @@ pub async fn view(
         after_sale,
         created_at: order.get(10),
         updated_at: order.get(11),
-    }))
+    })
 }
 
 #[cfg(test)]
