@@ -14,9 +14,8 @@ use crate::{
     error::Error,
 };
 
-/// One line change of a live cart: the line of `variant_id` set to
-/// `quantity`, `release` units of the cart's holds on it given back, written only over the
-/// cart's `version`.
+/// One line change of a live cart: the line of `variant_id` set to `quantity`, `release` units
+/// of the cart's holds on it given back, written only over the cart's `version`.
 #[derive(Debug, Clone)]
 pub struct LineWrite {
     /// This write's own id (`carts.last_write`), to recognize it when its batch runs again.
@@ -36,12 +35,12 @@ pub struct LineWrite {
 pub enum Written {
     /// Written; `released` units of holds went back to stock.
     Applied { released: i64 },
-    /// Found written already (its batch ran again after a commit whose answer was lost): how
-    /// many units it released is not known. (Had another process's line change been written
-    /// over it in between, it answers `Moved`, and an addition is then written a second time,
-    /// the locked way, over units held once: a lost commit answer and a change elsewhere in
-    /// the same milliseconds. Nothing is oversold by it: checkout holds again whatever part of a
-    /// line its holds do not cover, or refuses it.)
+    /// Found written already (its commit-group batch ran again after a commit whose answer
+    /// was lost): how many units it released is not known. (Had another process's line change
+    /// been written over it in between, it answers `Moved` instead, and the change — through
+    /// the commit group always a lowering to a set quantity — is made again the locked way,
+    /// setting the quantity once more, as a later tab's would. A shard's batch never runs
+    /// twice: it fails as a whole.)
     AlreadyApplied,
     /// The cart moved on (changed elsewhere), is gone, or its row was held by another
     /// transaction: nothing was written.

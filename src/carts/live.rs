@@ -28,6 +28,9 @@ use uuid::Uuid;
 use super::{CartLine, Loaded};
 use crate::locale::LocalePreference;
 
+/// Most lines a live cart remembers that it does not have (oldest forgotten first).
+pub const MAX_REMEMBERED_LINES: usize = super::MAX_LINES as usize;
+
 /// A cart as its actor keeps it between changes.
 pub struct LiveCart {
     pub(super) shopper_id: Uuid,
@@ -36,7 +39,7 @@ pub struct LiveCart {
     loaded_at: Instant,
     pub(super) cart: Loaded,
     /// Lines it does not have (removed since it was loaded, or read for a change that added
-    /// none), kept to add without a read.
+    /// none), kept to add without a read; at most [`MAX_REMEMBERED_LINES`].
     removed: Vec<CartLine>,
 }
 
@@ -103,8 +106,15 @@ impl LiveCart {
             quantity: line.quantity,
             on_sale: line.on_sale,
         };
-        self.removed.push(line);
+        self.keep_removed(line);
         known
+    }
+
+    fn keep_removed(&mut self, line: CartLine) {
+        if self.removed.len() >= MAX_REMEMBERED_LINES {
+            self.removed.remove(0);
+        }
+        self.removed.push(line);
     }
 
     pub(super) fn line_count(&self) -> usize {
@@ -118,7 +128,8 @@ impl LiveCart {
         if let Some(at) = lines.iter().position(|l| l.variant_id == variant_id) {
             held.apply(&mut lines[at], quantity);
             if quantity == 0 {
-                self.removed.push(lines.remove(at));
+                let line = lines.remove(at);
+                self.keep_removed(line);
             }
         } else if let Some(at) = self.removed.iter().position(|l| l.variant_id == variant_id) {
             let mut line = self.removed.remove(at);
@@ -127,7 +138,7 @@ impl LiveCart {
                 // A line that comes back is added again, so it goes last, as Postgres orders it.
                 lines.push(line);
             } else {
-                self.removed.push(line);
+                self.keep_removed(line);
             }
         }
         self.cart.version += 1;
