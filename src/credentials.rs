@@ -211,6 +211,11 @@ mod tests {
         Arc::new(subject)
     }
 
+    /// Puts a shopper credential under `key`, read now, with no expiry of its own.
+    fn remember(cache: &Memory, key: &[u8]) {
+        cache.put(key, Uuid::nil(), shopper(Uuid::nil()), Instant::now(), None);
+    }
+
     fn cache(ttl_ms: u64) -> Memory {
         Memory::new(Duration::from_millis(ttl_ms), 2)
     }
@@ -218,22 +223,10 @@ mod tests {
     #[test]
     fn nothing_is_trusted_while_revocations_cannot_be_heard() {
         let cache = cache(60_000);
-        cache.put(
-            b"a",
-            Uuid::nil(),
-            shopper(Uuid::nil()),
-            Instant::now(),
-            None,
-        );
+        remember(&cache, b"a");
         assert!(cache.get(b"a").is_none(), "not listening: not remembered");
         cache.listening(true);
-        cache.put(
-            b"a",
-            Uuid::nil(),
-            shopper(Uuid::nil()),
-            Instant::now(),
-            None,
-        );
+        remember(&cache, b"a");
         assert!(cache.get(b"a").is_some());
         cache.listening(false);
         assert!(cache.get(b"a").is_none(), "cut off: forgotten");
@@ -263,13 +256,7 @@ mod tests {
     fn entries_expire_and_a_full_cache_starts_over() {
         let cache = cache(0);
         cache.listening(true);
-        cache.put(
-            b"a",
-            Uuid::nil(),
-            shopper(Uuid::nil()),
-            Instant::now(),
-            None,
-        );
+        remember(&cache, b"a");
         assert!(cache.get(b"a").is_none(), "a zero lifetime caches nothing");
         let cache = self::cache(60_000);
         cache.listening(true);

@@ -573,10 +573,10 @@ async fn reserve_batch(
         };
         let writes: Vec<&LineWrite> = lines.iter().map(|(_, write)| write).collect();
         let write = async {
-            match writes.is_empty() {
-                true => Ok(Vec::new()),
-                false => write_lines(&tx, &writes).await,
+            if writes.is_empty() {
+                return Ok(Vec::new());
             }
+            write_lines(&tx, &writes).await
         };
         let (_, updated, written) = futures_util::future::try_join3(insert, update, write).await?;
         for ((index, _), written) in lines.iter().zip(written) {

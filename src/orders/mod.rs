@@ -25,6 +25,8 @@ pub use finish::*;
 pub use place::*;
 pub use seller::*;
 
+use std::collections::HashMap;
+
 use crate::db::PreparedClient;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -253,11 +255,11 @@ const ORDER_COLUMNS: &str = "o.status, o.cart_id, o.region, o.currency, o.subtot
     o.tax_included, o.tax, o.shipping, o.total, o.created_at, o.updated_at,
     p.status, p.card_last4, p.refunded, o.shipping_address, o.contact_email, o.id";
 
-/// The columns of an order line ([`line_of`]).
+/// The columns of an order line ([`order_of`]); the order's id last.
 const LINE_COLUMNS: &str = "sku, title, seller_id, product_id, quantity, unit_price, line_total,
     tax, shipped, cancelled, refunded, returned, order_id";
 
-/// The columns of a seller's part ([`part_of`]).
+/// The columns of a seller's part ([`order_of`]); the order's id last.
 const PART_COLUMNS: &str = "seller_id, status, subtotal, tax, refunded, order_id";
 
 /// The order as its shopper sees it, or `None` when it is not theirs (or does not exist);
@@ -279,22 +281,16 @@ pub async fn view(
     else {
         return Ok(None);
     };
-    let lines = client
-        .query(
-            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = $1 ORDER BY line_no"),
-            &[&order_id],
-        )
-        .await?;
-    let parts = client
-        .query(
-            &format!(
-                "SELECT {PART_COLUMNS} FROM order_parts WHERE order_id = $1 ORDER BY seller_id"
-            ),
-            &[&order_id],
-        )
-        .await?;
+    let (mut lines, mut parts) = lines_and_parts(client, &[order_id]).await?;
     let after_sale = AfterSaleView::read(client, order_id, None).await?;
-    order_of(&order, &lines, &parts, after_sale).map(Some)
+    let (lines, parts) = (lines.remove(&order_id), parts.remove(&order_id));
+    order_of(
+        &order,
+        lines.unwrap_or_default(),
+        parts.unwrap_or_default(),
+        after_sale,
+    )
+    .map(Some)
 }
 
 /// Orders just paid, as [`view`] shows them (nothing has happened after their sale yet), read
@@ -315,6 +311,32 @@ pub async fn views_of_just_paid(
             &[&order_ids],
         )
         .await?;
+    let (mut lines, mut parts) = lines_and_parts(client, order_ids).await?;
+    orders
+        .iter()
+        .map(|order| {
+            let id: Uuid = order.get(17);
+            let nothing_yet = AfterSaleView {
+                shipments: Vec::new(),
+                refunds: Vec::new(),
+                returns: Vec::new(),
+            };
+            let (lines, parts) = (lines.remove(&id), parts.remove(&id));
+            order_of(
+                order,
+                lines.unwrap_or_default(),
+                parts.unwrap_or_default(),
+                nothing_yet,
+            )
+        })
+        .collect()
+}
+
+/// The lines (in order) and the sellers' parts of `order_ids`, by order.
+async fn lines_and_parts(
+    client: &impl PreparedClient,
+    order_ids: &[Uuid],
+) -> Result<(RowsByOrder, RowsByOrder), Error> {
     let lines = client
         .query(
             &format!(
@@ -333,31 +355,25 @@ pub async fn views_of_just_paid(
             &[&order_ids],
         )
         .await?;
-    let of = |rows: &[tokio_postgres::Row], column: usize, id: Uuid| {
-        rows.iter()
-            .filter(|row| row.get::<_, Uuid>(column) == id)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    orders
-        .iter()
-        .map(|order| {
-            let id: Uuid = order.get(17);
-            let nothing_yet = AfterSaleView {
-                shipments: Vec::new(),
-                refunds: Vec::new(),
-                returns: Vec::new(),
-            };
-            order_of(order, &of(&lines, 12, id), &of(&parts, 5, id), nothing_yet)
-        })
-        .collect()
+    Ok((by_order(lines, 12), by_order(parts, 5)))
+}
+
+type RowsByOrder = HashMap<Uuid, Vec<tokio_postgres::Row>>;
+
+/// `rows` grouped by the order id in `column`, each group in the rows' order.
+fn by_order(rows: Vec<tokio_postgres::Row>, column: usize) -> RowsByOrder {
+    let mut grouped = RowsByOrder::new();
+    for row in rows {
+        grouped.entry(row.get(column)).or_default().push(row);
+    }
+    grouped
 }
 
 /// An order from its [`ORDER_COLUMNS`] row, its lines' and parts' rows.
 fn order_of(
     order: &tokio_postgres::Row,
-    lines: &[tokio_postgres::Row],
-    parts: &[tokio_postgres::Row],
+    lines: Vec<tokio_postgres::Row>,
+    parts: Vec<tokio_postgres::Row>,
     after_sale: AfterSaleView,
 ) -> Result<OrderView, Error> {
     let currency = stored_currency(order.get(3))?;
