@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the alert rules (promtool), the quick start's own test, the unit and
 # integration tests against real Postgres and Redis (started project-local where none answer,
-# as scripts/run.sh does), then the contract run (schemathesis against a real server).
+# as scripts/run.sh does), then the contract run (schemathesis against a real server) and the
+# chaos suite's short run (a cluster of its own, broken on purpose).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/local-services.sh
@@ -30,8 +31,10 @@ scripts/test-quickstart.sh 2>&1 | tee -a "$log"
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 # The contract kept by a machine: schemathesis against /openapi.json on a real server.
 scripts/test-contract.sh 2>&1 | tee -a "$log"
+# Faults survived: servers killed, Postgres and Redis restarted, the gateway stalled.
+scripts/test-chaos.sh 2>&1 | tee -a "$log"
 
 # One closing line for the whole suite, summed over every runner above.
 awk '/^test result:/ { passed += $4; failed += $6 }
-     /^(quickstart|promtool|contract): [0-9]+ passed/ { passed += $2; failed += $4 }
+     /^(quickstart|promtool|contract|chaos): [0-9]+ passed/ { passed += $2; failed += $4 }
      END { printf "%d passed, %d failed\n", passed, failed }' "$log"

@@ -77,6 +77,7 @@ pub struct HttpSettings {
     pub keep_alive_secs: u64,
     pub client_request_timeout_ms: u64,
     pub max_connections_per_worker: usize,
+    pub max_requests_in_flight: usize,
     pub backlog: u32,
     /// Kernel send buffer of every accepted connection, in bytes (0: the kernel's autotuning).
     pub socket_send_buffer_bytes: usize,
@@ -343,6 +344,9 @@ impl Settings {
         self.http_addr()?;
         if self.http.max_body_bytes == 0 {
             return Err(invalid("http.max_body_bytes", "must be at least 1"));
+        }
+        if self.http.max_requests_in_flight == 0 {
+            return Err(invalid("http.max_requests_in_flight", "must be at least 1"));
         }
         if self.http.max_connections_per_worker == 0 {
             return Err(invalid(

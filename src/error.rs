@@ -365,6 +365,11 @@ impl From<deadpool_postgres::PoolError> for Error {
                 metrics::counter!("agora_db_pool_timeouts_total").increment(1);
                 Self::Unavailable("no database connection is free; retry shortly".into())
             }
+            // A new connection could not be made: Postgres is down, restarting or unreachable.
+            PoolError::Backend(error) => {
+                tracing::warn!(%error, "no new database connection");
+                Self::Unavailable("the database cannot be reached; retry shortly".into())
+            }
             other => Self::Internal(anyhow::Error::new(other).context("database pool")),
         }
     }
@@ -372,8 +377,28 @@ impl From<deadpool_postgres::PoolError> for Error {
 
 impl From<tokio_postgres::Error> for Error {
     fn from(error: tokio_postgres::Error) -> Self {
+        if postgres_went_away(&error) {
+            tracing::warn!(%error, "the database went away during a request");
+            return Self::Unavailable("the database cannot be reached; retry shortly".into());
+        }
         Self::Internal(anyhow::Error::new(error).context("database query"))
     }
+}
+
+/// Whether a query failed because Postgres is going or gone (its connection closed, a
+/// shutdown or crash recovery, a connection fault), not because of the query: a dependency
+/// outage, answered 503 like a pool that cannot connect. Whatever the transaction wrote was
+/// rolled back or, for a lost COMMIT, is found by a retry with the same idempotency key.
+fn postgres_went_away(error: &tokio_postgres::Error) -> bool {
+    let class = |prefix: &str| {
+        error
+            .code()
+            .is_some_and(|state| state.code().starts_with(prefix))
+    };
+    let broken_socket =
+        std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>());
+    // 57P01–57P05: admin/crash shutdown, cannot connect now; class 08: connection exception.
+    error.is_closed() || broken_socket || class("57P") || class("08")
 }
 
 #[cfg(test)]

@@ -468,10 +468,14 @@ fn serve(
     addr: std::net::SocketAddr,
 ) -> Result<(actix_web::dev::Server, u16), StartupError> {
     let max_body_bytes = http_settings.max_body_bytes;
+    let request_limit = web::Data::new(http::overload::RequestLimit::new(
+        http_settings.max_requests_in_flight,
+    ));
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(http::middleware::observe))
             .app_data(state.clone())
+            .app_data(request_limit.clone())
             .app_data(web::Data::new(LocalHub(hubs.start_local())))
             .configure(http::extract::configure(max_body_bytes))
             .configure(http::configure)

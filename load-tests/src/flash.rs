@@ -247,16 +247,7 @@ impl Crowd {
             "{}/api/v1/flash-sales/{}/purchase",
             shopper.target, self.sale
         );
-        let body = json!({
-            "admission_token": admission, "quantity": 1, "region": self.region,
-            "shipping": {
-                "address": { "name": "Load Tester", "line1": "1 Test Street",
-                             "city": "Testville", "postal_code": "12345", "country": "ZZ" },
-                "option": "flat"
-            },
-            "email": "flash-shopper@load.example",
-            "payment": { "card_number": "4242424242424242" }
-        });
+        let body = purchase_body(admission, self.region);
         let answer = self
             .send(visit, "purchase", || {
                 self.http
@@ -439,6 +430,21 @@ impl Crowd {
             tokio::time::sleep(POLL_EVERY).await;
         }
     }
+}
+
+/// A purchase of one unit with `admission`, shipped in the load-test store's `region`, paid
+/// with the sandbox's approved card.
+pub fn purchase_body(admission: &str, region: &str) -> Value {
+    json!({
+        "admission_token": admission, "quantity": 1, "region": region,
+        "shipping": {
+            "address": { "name": "Load Tester", "line1": "1 Test Street",
+                         "city": "Testville", "postal_code": "12345", "country": "ZZ" },
+            "option": "flat"
+        },
+        "email": "flash-shopper@load.example",
+        "payment": { "card_number": "4242424242424242" }
+    })
 }
 
 async fn guests(

@@ -10,7 +10,9 @@
 //! `reco-eval` measures recommendation quality against a popularity baseline and `reco-bench`
 //! times the recommendation endpoints. `loopback-floor` times the kernel alone delivering one
 //! message to each of N loopback connections (the least a fan-out can take on the machine).
-//! Each prints a JSON report.
+//! `chaos` starts a cluster of its own and runs races and sales through it while killing
+//! servers, restarting Postgres and Redis and stalling the gateway, then checks nothing was
+//! lost. Each prints a JSON report.
 
 // Scenarios check their outcome in Postgres with plain statements on one-off connections; the
 // timed paths use `agora::db::PreparedClient`, as the server does.
@@ -18,8 +20,10 @@
 
 mod browse;
 mod cart;
+mod chaos;
 mod flash;
 mod floor;
+mod overload;
 mod race;
 mod reco;
 mod reserve;
@@ -48,6 +52,13 @@ enum Scenario {
     SeedCatalog(SeedCatalogArgs),
     /// Time storefront listings and searches (pages of 50) against running servers.
     Browse(BrowseArgs),
+    /// Fault injection: races and sales through a cluster of its own while it kills servers,
+    /// restarts Postgres and Redis, flushes Redis and stalls the gateway; then checks that
+    /// nothing was oversold, lost, or charged twice.
+    Chaos(ChaosArgs),
+    /// A server offered several times its capacity (cart changes or checkouts), then its
+    /// capacity again: how it sheds, its memory, and how soon it is back to full throughput.
+    Overload(OverloadArgs),
     /// Cart churn: shoppers add and remove a unit of one hot SKU at a fixed total rate.
     Cart(CartArgs),
     /// A crowd racing for one hot SKU through the HTTP checkout; verified against Postgres.
@@ -89,7 +100,9 @@ async fn run(scenario: Scenario) -> anyhow::Result<()> {
     match scenario {
         Scenario::SeedCatalog(args) => args.run().await,
         Scenario::Browse(args) => args.run().await,
+        Scenario::Chaos(args) => args.run().await,
         Scenario::Cart(args) => args.run().await,
+        Scenario::Overload(args) => args.run().await,
         Scenario::CheckoutRace(args) => args.run().await,
         Scenario::FlashSale(args) => args.run().await,
         Scenario::RecoEval(args) => args.run().await,
@@ -244,6 +257,139 @@ impl CartArgs {
             anyhow::bail!("held stock does not match the carts");
         }
         Ok(())
+    }
+}
+
+/// The options of `chaos`.
+#[derive(Debug, clap::Args)]
+struct ChaosArgs {
+    /// The `agora` binary to run the cluster's servers with.
+    #[arg(long)]
+    agora: std::path::PathBuf,
+    /// `agora serve` processes in the cluster.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Seconds during which rounds start and faults are injected.
+    #[arg(long, default_value_t = 90)]
+    window_secs: u64,
+    /// Servers killed with SIGKILL during the window (each restarted after a moment).
+    #[arg(long, default_value_t = 24)]
+    kills: usize,
+    /// Rounds (a checkout race and a flash sale each), spread over the window.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+    /// Shoppers per round's checkout race, and the units they race for.
+    #[arg(long, default_value_t = 150)]
+    race_shoppers: usize,
+    #[arg(long, default_value_t = 50)]
+    race_stock: u32,
+    /// Shoppers per round's flash sale, and the units it sells.
+    #[arg(long, default_value_t = 100)]
+    sale_shoppers: usize,
+    #[arg(long, default_value_t = 30)]
+    sale_quantity: u32,
+    /// Longest wait, after the faults, for the cluster to settle before the checks count.
+    #[arg(long, default_value_t = 90)]
+    settle_secs: u64,
+    /// Keep the scratch directory (servers' logs, Postgres's data) after a passing run.
+    #[arg(long)]
+    keep_scratch: bool,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+}
+
+impl ChaosArgs {
+    /// Runs the suite; fails on any loss, or if fewer faults than asked for were injected.
+    async fn run(self) -> anyhow::Result<()> {
+        let options = chaos::Options {
+            agora: self.agora,
+            servers: self.servers.max(2),
+            window: std::time::Duration::from_secs(self.window_secs),
+            kills: self.kills,
+            rounds: self.rounds.max(1),
+            race_shoppers: self.race_shoppers,
+            race_stock: self.race_stock,
+            sale_shoppers: self.sale_shoppers,
+            sale_quantity: self.sale_quantity,
+            settle: std::time::Duration::from_secs(self.settle_secs),
+            keep_scratch: self.keep_scratch,
+        };
+        let report = chaos::run(&options).await?;
+        eprintln!(
+            "chaos: {:?} faults; race {:?}; sale {:?}; checks {:?}",
+            report.fault_counts, report.race.outcomes, report.flash_sale.outcomes, report.checks
+        );
+        publish(&report, self.report.as_deref())?;
+        let failures = report.failures(&options);
+        if !failures.is_empty() {
+            anyhow::bail!("chaos: {}", failures.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// The options of `overload`.
+#[derive(Debug, clap::Args)]
+struct OverloadArgs {
+    /// Base URL of the Agora process under test.
+    #[arg(long)]
+    target: String,
+    /// Its process id, to sample its resident memory.
+    #[arg(long)]
+    server_pid: u32,
+    /// The servers' `operator.token` (the scenario creates its region).
+    #[arg(long, env = "AGORA__OPERATOR__TOKEN")]
+    operator_token: String,
+    /// What each operation is.
+    #[arg(long, value_enum, default_value = "cart")]
+    operation: overload::Operation,
+    /// Operations per second offered before and after the overload: the server's capacity.
+    #[arg(long)]
+    rate: u32,
+    /// How many times `--rate` the overload offers.
+    #[arg(long, default_value_t = 3)]
+    multiple: u32,
+    /// Seconds of each phase (before, overload, after).
+    #[arg(long, default_value_t = 10)]
+    phase_secs: u64,
+    /// Shoppers (the most operations the client has in flight at once).
+    #[arg(long, default_value_t = 2000)]
+    shoppers: usize,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+}
+
+impl OverloadArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let result = overload::run(overload::Options {
+            target: self.target,
+            operator_token: self.operator_token,
+            server_pid: self.server_pid,
+            operation: self.operation,
+            rate: self.rate,
+            multiple: self.multiple,
+            phase: std::time::Duration::from_secs(self.phase_secs),
+            shoppers: self.shoppers,
+        })
+        .await?;
+        for phase in &result.phases {
+            eprintln!(
+                "{:>8}: offered {:.0}/s, served {:.0}/s (p99 {:.1} ms), shed {:.0}/s (p99 {:.1} ms), not started {}, max RSS {:.0} MiB, errors {:?}",
+                phase.name,
+                phase.offered_per_sec,
+                phase.served_per_sec,
+                phase.served_ms.p99,
+                phase.shed_per_sec,
+                phase.shed_ms.p99,
+                phase.not_started,
+                phase.max_resident_mib,
+                phase.errors
+            );
+        }
+        eprintln!("recovered after {:?} s", result.recovered_after_s);
+        publish(&result, self.report.as_deref())
     }
 }
 

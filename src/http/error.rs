@@ -69,9 +69,13 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // A fault of ours is an ERROR; a dependency or a limit that cannot serve now (503) is
+        // the operator's to watch, not a bug: WARN.
+        if let Self::Internal(_) = self {
             let chain = error_chain(self);
             tracing::error!(code = %self.code(), error = %chain, "request failed");
+        } else if status.is_server_error() {
+            tracing::warn!(code = %self.code(), error = %error_chain(self), "request failed");
         }
         debug_assert!(
             answers_with(self.code(), status),

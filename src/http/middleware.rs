@@ -8,7 +8,8 @@
 //! 401s per client address (`crate::unauthorized_budget`): a 401 about to be answered is
 //! counted, and answered 429 with `Retry-After` once the address has drawn its budget, and a
 //! request carrying credentials from an address this process found over budget is refused at
-//! once. Only those touch Redis; an authenticated request does not.
+//! once. Only those touch Redis; an authenticated request does not. Beyond the process's limit
+//! of requests in flight, a request is shed at once (`super::overload`).
 //!
 //! Requests so malformed that actix-http refuses them while parsing (a header value with a
 //! control character, a `Content-Length` that is not a number, a head too large) never reach
@@ -32,6 +33,7 @@ use tracing::Instrument;
 
 use super::{
     error::{ApiError, ErrorBody},
+    overload::{self, Admitted, RequestLimit},
     AppState,
 };
 use crate::error::Code;
@@ -89,6 +91,22 @@ pub async fn observe(
         }
         return Ok(response);
     }
+    let admitted = match req.app_data::<actix_web::web::Data<RequestLimit>>() {
+        Some(limit) => limit.admit(req.path()),
+        None => Some(Admitted::default()),
+    };
+    let _admitted = match admitted {
+        Some(admitted) => admitted,
+        None => {
+            let mut response = req.into_response(overload::shed());
+            // Counted, never logged: a crowd beyond capacity must not also flood the logs.
+            count_request(&method, "shed", response.status(), started);
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+            }
+            return Ok(response);
+        }
+    };
     let in_flight = metrics::gauge!("agora_http_requests_in_flight");
     in_flight.increment(1.0);
 
@@ -213,6 +231,18 @@ impl ResponseError for FrameworkError {
 
 /// Counts the request, times it and logs its end in its span.
 fn record(span: &tracing::Span, method: &str, route: &str, status: StatusCode, started: Instant) {
+    let elapsed = count_request(method, route, status, started);
+    span.record("route", route);
+    span.record("status", status.as_u16());
+    if status.is_server_error() {
+        tracing::warn!(parent: span, latency_ms = elapsed * 1e3, "request failed");
+    } else {
+        tracing::info!(parent: span, latency_ms = elapsed * 1e3, "request served");
+    }
+}
+
+/// The request's metrics, labelled by route pattern; answers its duration in seconds.
+fn count_request(method: &str, route: &str, status: StatusCode, started: Instant) -> f64 {
     let elapsed = started.elapsed().as_secs_f64();
     let labels = [
         ("method", method.to_owned()),
@@ -221,13 +251,7 @@ fn record(span: &tracing::Span, method: &str, route: &str, status: StatusCode, s
     ];
     metrics::counter!("agora_http_requests_total", &labels).increment(1);
     metrics::histogram!("agora_http_request_duration_seconds", &labels).record(elapsed);
-    span.record("route", route);
-    span.record("status", status.as_u16());
-    if status.is_server_error() {
-        tracing::warn!(parent: span, latency_ms = elapsed * 1e3, "request failed");
-    } else {
-        tracing::info!(parent: span, latency_ms = elapsed * 1e3, "request served");
-    }
+    elapsed
 }
 
 /// Rewrites an error response that is neither JSON nor a page (actix's own 404, 405, 408, ...)

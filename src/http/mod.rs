@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod middleware;
 pub mod negotiation;
 pub mod openapi;
+pub mod overload;
 pub mod pages;
 pub mod routes;
 
